@@ -1,0 +1,248 @@
+"""Billing models. The catalog (promotions, plans, charges, tiers) and subscriptions."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from billing.money import price_field_kwargs
+from billing.pricing import TierSpec, tier_errors
+from customers.models import Customer
+from customers.validators import validate_currency
+from metering.models import BillableMetric
+
+
+class Interval(models.TextChoices):
+    MONTH = "month", "Monthly"
+    YEAR = "year", "Yearly"
+
+
+class AppliesTo(models.TextChoices):
+    BASE_FEE = "base_fee", "Base fee only (usage billed during the promotion)"
+    PLAN = "plan", "Whole plan (base fee and usage)"
+
+
+class ChargeModel(models.TextChoices):
+    STANDARD = "standard", "Standard (per unit)"
+    GRADUATED = "graduated", "Graduated tiers"
+    VOLUME = "volume", "Volume tiers"
+    PACKAGE = "package", "Package"
+
+
+class CommitmentCovers(models.TextChoices):
+    BASE_FEE = "base_fee", "Base fee"
+    ALL = "all", "Base fee and usage"
+
+
+class Promotion(models.Model):
+    """A percentage off for a number of days from the start of a subscription (e.g. a trial)."""
+
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=255)
+    percent_off = models.DecimalField(max_digits=5, decimal_places=2)
+    duration_days = models.PositiveIntegerField()
+    applies_to = models.CharField(max_length=16, choices=AppliesTo.choices, default=AppliesTo.BASE_FEE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(percent_off__gte=0, percent_off__lte=100), name="promotion_percent_0_100"
+            ),
+            models.CheckConstraint(condition=Q(duration_days__gt=0), name="promotion_duration_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+class PlanQuerySet(models.QuerySet["Plan"]):
+    def current(self) -> PlanQuerySet:
+        return self.filter(is_current=True)
+
+
+class Plan(models.Model):
+    """A price plan. Plans are versioned: repricing a plan that has subscriptions adds a version.
+
+    Subscriptions point at the exact version they were sold; `code` names the plan family and
+    resolves to its current version.
+    """
+
+    code = models.SlugField(max_length=64)
+    version = models.PositiveIntegerField(default=1)
+    is_current = models.BooleanField(default=True, help_text="New subscriptions get this version.")
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    interval = models.CharField(max_length=8, choices=Interval.choices, default=Interval.MONTH)
+    currency = models.CharField(max_length=3, default="USD", validators=[validate_currency])
+    base_fee = models.DecimalField(**price_field_kwargs(), default=0)
+    pay_in_advance = models.BooleanField(
+        default=False, help_text="Bill the base fee at the start of its period instead of the end."
+    )
+    promotion = models.ForeignKey(
+        Promotion, on_delete=models.PROTECT, null=True, blank=True, related_name="plans",
+        help_text="Attached to every new subscription (e.g. the free trial).",
+    )
+    # Default commitment terms, copied onto each new subscription's commitment.
+    commitment_amount = models.DecimalField(**price_field_kwargs(), null=True, blank=True)
+    commitment_months = models.PositiveSmallIntegerField(null=True, blank=True)
+    commitment_covers = models.CharField(
+        max_length=16, choices=CommitmentCovers.choices, default=CommitmentCovers.BASE_FEE
+    )
+    commitment_auto_renew = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PlanQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["code", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["code", "version"], name="plan_code_version_unique"),
+            models.UniqueConstraint(
+                fields=["code"], condition=Q(is_current=True), name="plan_one_current_version"
+            ),
+            models.CheckConstraint(condition=Q(base_fee__gte=0), name="plan_base_fee_not_negative"),
+            models.CheckConstraint(
+                condition=Q(commitment_amount__isnull=True, commitment_months__isnull=True)
+                | Q(commitment_amount__gt=0, commitment_months__gt=0),
+                name="plan_commitment_complete",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        suffix = "" if self.version == 1 else f" v{self.version}"
+        return f"{self.name} ({self.code}{suffix})"
+
+    @property
+    def has_commitment(self) -> bool:
+        return self.commitment_amount is not None
+
+    def clean(self) -> None:
+        if (self.commitment_amount is None) != (self.commitment_months is None):
+            raise ValidationError("A commitment needs both an amount and a number of months.")
+
+
+class Charge(models.Model):
+    """The price of one billable metric within a plan."""
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="charges")
+    metric = models.ForeignKey(BillableMetric, on_delete=models.PROTECT, related_name="charges")
+    position = models.PositiveSmallIntegerField(default=0)
+    model = models.CharField(max_length=16, choices=ChargeModel.choices, default=ChargeModel.STANDARD)
+    unit_amount = models.DecimalField(
+        **price_field_kwargs(), default=0, help_text="Standard model: price per unit."
+    )
+    package_size = models.PositiveIntegerField(null=True, blank=True)
+    package_amount = models.DecimalField(**price_field_kwargs(), null=True, blank=True)
+    free_units = models.DecimalField(**price_field_kwargs(), default=0)
+    usage_limit = models.DecimalField(
+        **price_field_kwargs(), null=True, blank=True,
+        help_text="Usage above this is not billed but flagged (plan limit).",
+    )
+
+    class Meta:
+        ordering = ["plan", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "metric"], name="charge_one_per_metric"),
+            models.CheckConstraint(condition=Q(unit_amount__gte=0), name="charge_unit_amount_not_negative"),
+            models.CheckConstraint(condition=Q(free_units__gte=0), name="charge_free_units_not_negative"),
+            models.CheckConstraint(
+                condition=Q(usage_limit__isnull=True) | Q(usage_limit__gte=0),
+                name="charge_usage_limit_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=~Q(model="package") | Q(package_size__gt=0, package_amount__gte=0),
+                name="charge_package_size_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric.code} ({self.get_model_display()})"
+
+    def clean(self) -> None:
+        if self.model == ChargeModel.PACKAGE and (not self.package_size or self.package_amount is None):
+            raise ValidationError("A package charge needs a package size above 0 and a package amount.")
+
+
+class Tier(models.Model):
+    """One tier of a graduated or volume charge; `up_to` is inclusive, empty on the last tier."""
+
+    charge = models.ForeignKey(Charge, on_delete=models.CASCADE, related_name="tiers")
+    position = models.PositiveSmallIntegerField(default=0)
+    up_to = models.DecimalField(**price_field_kwargs(), null=True, blank=True)
+    unit_amount = models.DecimalField(**price_field_kwargs(), default=0)
+    flat_amount = models.DecimalField(**price_field_kwargs(), default=0)
+
+    class Meta:
+        ordering = ["charge", "position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(up_to__isnull=True) | Q(up_to__gt=0), name="tier_up_to_positive"
+            ),
+            models.CheckConstraint(condition=Q(unit_amount__gte=0), name="tier_unit_amount_not_negative"),
+            models.CheckConstraint(condition=Q(flat_amount__gte=0), name="tier_flat_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"up to {self.up_to}" if self.up_to is not None else "and above"
+
+    def spec(self) -> TierSpec:
+        return TierSpec(up_to=self.up_to, unit_amount=self.unit_amount, flat_amount=self.flat_amount)
+
+
+def validate_charge_tiers(model: str, tiers: list[TierSpec]) -> None:
+    """Raise ValidationError unless the tiers fit the charge model (used by admin and API)."""
+    if model in {ChargeModel.GRADUATED, ChargeModel.VOLUME}:
+        errors = tier_errors(tiers)
+        if errors:
+            raise ValidationError([f"tier {i + 1}: {message}" for i, _field, message in errors])
+
+
+class BillingTime(models.TextChoices):
+    CALENDAR = "calendar", "Calendar (periods start on the 1st)"
+    ANNIVERSARY = "anniversary", "Anniversary (periods start on the subscription's day)"
+
+
+class SubscriptionStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACTIVE = "active", "Active"
+    TERMINATED = "terminated", "Terminated"
+
+
+class Subscription(models.Model):
+    """A customer on a plan version from `subscription_at` until it is terminated."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    external_id = models.CharField(max_length=255, unique=True)
+    subscription_at = models.DateTimeField(help_text="Start of the subscription.")
+    billing_time = models.CharField(
+        max_length=16, choices=BillingTime.choices, default=BillingTime.CALENDAR
+    )
+    status = models.CharField(
+        max_length=16, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE
+    )
+    terminated_at = models.DateTimeField(null=True, blank=True)
+    promotion = models.ForeignKey(
+        Promotion, on_delete=models.PROTECT, null=True, blank=True, related_name="subscriptions",
+        help_text="Copied from the plan at creation; runs from subscription_at.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-subscription_at", "id"]
+        indexes = [models.Index(fields=["customer", "status"], name="subscription_customer_status")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(terminated_at__isnull=True) | Q(terminated_at__gte=models.F("subscription_at")),
+                name="subscription_terminates_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id

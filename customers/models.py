@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.db import models
+from django.db.models.functions import Lower
+
+from customers.validators import validate_currency, validate_timezone
+
+
+class Customer(models.Model):
+    """A customer of the operator: the party that is billed."""
+
+    external_id = models.CharField(max_length=255, unique=True, help_text="The operator's own id.")
+    name = models.CharField(max_length=255, blank=True)
+    email = models.EmailField(blank=True)
+    currency = models.CharField(max_length=3, default="USD", validators=[validate_currency])
+    timezone = models.CharField(
+        max_length=64, default="UTC", validators=[validate_timezone],
+        help_text="IANA time zone; billing periods start at midnight here.",
+    )
+    # Billing details, snapshotted onto invoices when they are finalized.
+    legal_name = models.CharField(max_length=255, blank=True)
+    tax_identification_number = models.CharField(max_length=64, blank=True)
+    address_line1 = models.CharField(max_length=255, blank=True)
+    address_line2 = models.CharField(max_length=255, blank=True)
+    city = models.CharField(max_length=128, blank=True)
+    zipcode = models.CharField(max_length=32, blank=True)
+    state = models.CharField(max_length=128, blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 alpha-2 code.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["external_id"]
+        indexes = [models.Index(Lower("name"), name="customer_name_lower")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.external_id})" if self.name else self.external_id
+
+
+API_KEY_PREFIX = "bk_"
+
+
+def hash_api_key(raw_key: str) -> str:
+    # API keys are 256-bit random tokens, so a fast hash is enough: there is nothing to
+    # brute-force, and the lookup runs on every request.
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def active(self) -> ApiKeyQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(models.Model):
+    """A key for /api/v1. Only its SHA-256 is stored; the key itself is shown once."""
+
+    name = models.CharField(max_length=128)
+    prefix = models.CharField(max_length=16, help_text="The first characters, to recognise a key.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def generate() -> str:
+        return API_KEY_PREFIX + secrets.token_urlsafe(32)
