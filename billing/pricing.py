@@ -105,9 +105,8 @@ def _graduated(tiers: Sequence[TierSpec], q: Decimal) -> tuple[TierLine, ...]:
             units = min(units, tier.up_to - lower)
         # A tier's flat fee is due once the quantity reaches it: always for the first tier.
         flat = tier.flat_amount if (i == 0 or q > lower) else ZERO
-        lines.append(
-            TierLine(i + 1, lower, tier.up_to, units, tier.unit_amount, flat, units * tier.unit_amount + flat)
-        )
+        amount = units * tier.unit_amount + flat
+        lines.append(TierLine(i + 1, lower, tier.up_to, units, tier.unit_amount, flat, amount))
         if tier.up_to is None:
             break
         lower = tier.up_to
@@ -122,7 +121,8 @@ def _volume(tiers: Sequence[TierSpec], q: Decimal) -> tuple[TierLine, ...]:
         contains = not found and (tier.up_to is None or q <= tier.up_to)
         units = q if contains else ZERO
         flat = tier.flat_amount if contains else ZERO
-        lines.append(TierLine(i + 1, lower, tier.up_to, units, tier.unit_amount, flat, units * tier.unit_amount + flat))
+        amount = units * tier.unit_amount + flat
+        lines.append(TierLine(i + 1, lower, tier.up_to, units, tier.unit_amount, flat, amount))
         found = found or contains
         if tier.up_to is None:
             break
