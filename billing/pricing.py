@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, Decimal, localcontext
 
-from billing.money import ZERO, quantize_money
+from billing.money import ZERO, format_decimal, quantize_money
 
 STANDARD = "standard"
 GRADUATED = "graduated"
@@ -85,7 +85,7 @@ def tier_errors(tiers: Sequence[TierSpec]) -> list[tuple[int, str, str]]:
         elif i == last:
             errors.append((i, "up_to", TIER_LAST_BOUNDED))
         elif previous is not None and tier.up_to <= previous:
-            message = TIER_NOT_POSITIVE if i == 0 else TIER_NOT_ASCENDING.format(previous=previous)
+            message = TIER_NOT_POSITIVE if i == 0 else TIER_NOT_ASCENDING.format(previous=format_decimal(previous))
             errors.append((i, "up_to", message))
         if tier.unit_amount < 0:
             errors.append((i, "unit_amount", NEGATIVE_PRICE))
@@ -132,6 +132,13 @@ def _volume(tiers: Sequence[TierSpec], q: Decimal) -> tuple[TierLine, ...]:
 
 def price_charge(charge: ChargeSpec, quantity: Decimal, currency: str) -> PricedCharge:
     """Price `quantity` units under `charge`; the amount is rounded once, here."""
+    # Columns hold 30 digits (20 + 10 places) and a product doubles that: compute with room to
+    # spare so no intermediate is silently rounded by the default 28-digit context.
+    with localcontext(prec=80):
+        return _price_charge(charge, quantity, currency)
+
+
+def _price_charge(charge: ChargeSpec, quantity: Decimal, currency: str) -> PricedCharge:
     limit_exceeded = charge.usage_limit is not None and quantity > charge.usage_limit
     billed = max(ZERO, quantity)
     if charge.usage_limit is not None:

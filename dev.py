@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""The two commands of the README's quick start, for a fresh machine with Python 3.11+.
+
+    python3 dev.py run     # install, then start the app (SQLite + django-q2's ORM broker by default)
+    python3 dev.py test    # install, then run the whole test suite (uses DATABASE_URL when set)
+
+Both create `.venv/` beside this file and install the project from pyproject.toml into it
+(again only when pyproject.toml has changed). Extra arguments go to pytest (`test`) or to
+`manage.py start` (`run`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+STAMP = VENV / ".installed-from"
+
+
+def install() -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file may be run by an older python3
+        sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}.")
+    if not PYTHON.exists():
+        print(f"Creating {VENV.relative_to(ROOT)}/ …", flush=True)
+        venv.create(VENV, with_pip=True)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text().strip() == wanted:
+        return
+    print("Installing dependencies from pyproject.toml …", flush=True)
+    subprocess.run(
+        [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[dev]"],
+        cwd=ROOT, check=True,
+    )
+    STAMP.write_text(wanted)
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test"}:
+        sys.exit(__doc__)
+    command, extra = sys.argv[1], sys.argv[2:]
+    install()
+    os.chdir(ROOT)
+    args = {
+        "run": [str(PYTHON), "manage.py", "start", *extra],
+        "test": [str(PYTHON), "-m", "pytest", *extra],
+    }[command]
+    # exec: Ctrl-C and the exit code go straight to the app or pytest.
+    os.execv(str(PYTHON), args)
+
+
+if __name__ == "__main__":
+    main()
