@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from billing.money import price_field_kwargs
+from billing.money import format_decimal, price_field_kwargs
 from billing.pricing import TierSpec, tier_errors
 from customers.models import Customer
 from customers.validators import validate_currency
@@ -188,7 +188,7 @@ class Tier(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"up to {self.up_to}" if self.up_to is not None else "and above"
+        return f"up to {format_decimal(self.up_to)}" if self.up_to is not None else "and above"
 
     def spec(self) -> TierSpec:
         return TierSpec(up_to=self.up_to, unit_amount=self.unit_amount, flat_amount=self.flat_amount)
