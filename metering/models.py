@@ -52,3 +52,66 @@ class BillableMetric(models.Model):
     @property
     def needs_numeric_field(self) -> bool:
         return self.aggregation in {Aggregation.SUM, Aggregation.MAX, Aggregation.LATEST}
+
+
+class Event(models.Model):
+    """A usage event, append-only. Unique per (customer, transaction_id): sending it again is a no-op.
+
+    `value` is the metric's numeric property, extracted at ingestion for sum/max/latest so the
+    aggregation reads a column instead of JSON. `payload_hash` identifies what the client sent,
+    to tell a retry (same hash: 200) from a reused transaction id (different hash: 409).
+    """
+
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="+", db_index=False)
+    metric = models.ForeignKey(BillableMetric, on_delete=models.PROTECT, related_name="+", db_index=False)
+    transaction_id = models.CharField(max_length=255)
+    timestamp = models.DateTimeField()
+    properties = models.JSONField(default=dict, blank=True)
+    value = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
+    external_subscription_id = models.CharField(max_length=255, blank=True)
+    payload_hash = models.CharField(max_length=64)
+    received_at = models.DateTimeField()
+    is_late = models.BooleanField(
+        default=False, help_text="Arrived after its period's invoice was finalized; billed on the next one."
+    )
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "transaction_id"], name="event_transaction_unique"),
+        ]
+        indexes = [
+            # Serves every window aggregation: customer + metric + [start, end).
+            models.Index(fields=["customer", "metric", "timestamp"], name="event_window"),
+        ]
+
+    def __str__(self) -> str:
+        return self.transaction_id
+
+    @property
+    def code(self) -> str:
+        return self.metric.code
+
+
+class DistinctValue(models.Model):
+    """The maintained set behind unique_count: one row per customer, metric, month and value.
+
+    `month` is yyyymm in the customer's time zone and bit d-1 of `days` is set when the value was
+    seen on day d of that month. Ingestion ORs bits in (idempotent, so retries and concurrent
+    writers are harmless). Any window made of whole local days is answered from here:
+    COUNT(*) of rows whose `days` meet the window's day mask, without rescanning events.
+    """
+
+    pk = models.CompositePrimaryKey("customer_id", "metric_id", "month", "value")
+    # The primary key's index leads with customer and metric; no separate indexes needed.
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="+", db_index=False)
+    metric = models.ForeignKey(BillableMetric, on_delete=models.PROTECT, related_name="+", db_index=False)
+    month = models.PositiveIntegerField()
+    value = models.CharField(max_length=255)
+    days = models.IntegerField()
+
+    class Meta:
+        verbose_name = "distinct value"
+
+    def __str__(self) -> str:
+        return f"{self.value} ({self.month})"

@@ -1,0 +1,16 @@
+"""/api/v1 routes (Lago-compatible paths, no trailing slashes)."""
+
+from django.urls import path
+
+from billing.api import customers, events, subscriptions, usage
+
+urlpatterns = [
+    path("events", events.EventCreateView.as_view(), name="events"),
+    path("events/batch", events.EventBatchView.as_view(), name="events-batch"),
+    path("events/<str:transaction_id>", events.EventDetailView.as_view(), name="event-detail"),
+    path("customers", customers.CustomersView.as_view(), name="customers"),
+    path("customers/<str:external_id>", customers.CustomerDetailView.as_view(), name="customer-detail"),
+    path("customers/<str:external_id>/current_usage", usage.CurrentUsageView.as_view(), name="current-usage"),
+    path("subscriptions", subscriptions.SubscriptionsView.as_view(), name="subscriptions"),
+    path("subscriptions/<str:external_id>", subscriptions.SubscriptionDetailView.as_view(), name="subscription-detail"),
+]

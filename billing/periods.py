@@ -1,0 +1,110 @@
+"""Billing periods (pure): half-open [start, end) of whole local days, as aware UTC datetimes.
+
+- `calendar` periods start on the 1st of the month (or January 1st for yearly fees);
+  `anniversary` periods start on the subscription's day of month (or date, yearly), clamped to
+  the month's last day (a subscription on Jan 31 renews Feb 28, Mar 31, …).
+- Usage is always billed monthly; the base fee follows the plan's interval.
+- Days are calendar days in the customer's time zone. The day a subscription starts counts
+  whole; the day it is terminated counts whole unless the termination falls exactly on its
+  first instant (the end bound is exclusive). So no event of a subscribed day is ever outside
+  every period.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from metering.days import day_start, is_day_start, local_date
+
+CALENDAR = "calendar"
+ANNIVERSARY = "anniversary"
+MONTH = "month"
+YEAR = "year"
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime
+    end: datetime
+    full_start: datetime  # the whole period this one belongs to (for proration)
+    full_end: datetime
+    start_day: date  # local dates, [start_day, end_day)
+    end_day: date
+    full_start_day: date
+    full_end_day: date
+
+    @property
+    def days(self) -> int:
+        return (self.end_day - self.start_day).days
+
+    @property
+    def full_days(self) -> int:
+        return (self.full_end_day - self.full_start_day).days
+
+    @property
+    def is_partial(self) -> bool:
+        return self.days != self.full_days
+
+
+def _clamped(year: int, month: int, day: int) -> date:
+    return date(year, month, min(day, calendar.monthrange(year, month)[1]))
+
+
+def _add_months(year: int, month: int, n: int) -> tuple[int, int]:
+    index = year * 12 + (month - 1) + n
+    return index // 12, index % 12 + 1
+
+
+def full_period_days(anchor: date, billing_time: str, interval: str, day: date) -> tuple[date, date]:
+    """The whole period [start, end) of local dates that contains `day`."""
+    if interval == MONTH:
+        anchor_day = 1 if billing_time == CALENDAR else anchor.day
+        start = _clamped(day.year, day.month, anchor_day)
+        if day < start:
+            y, m = _add_months(day.year, day.month, -1)
+            start = _clamped(y, m, anchor_day)
+        y, m = _add_months(start.year, start.month, 1)
+        return start, _clamped(y, m, anchor_day)
+    if interval == YEAR:
+        month, anchor_day = (1, 1) if billing_time == CALENDAR else (anchor.month, anchor.day)
+        start = _clamped(day.year, month, anchor_day)
+        if day < start:
+            start = _clamped(day.year - 1, month, anchor_day)
+        return start, _clamped(start.year + 1, month, anchor_day)
+    raise ValueError(f"unknown interval {interval!r}")
+
+
+def end_day(moment: datetime, tz: str) -> date:
+    """The exclusive end day of something that stops at `moment` (its day counts unless it is midnight)."""
+    day = local_date(moment, tz)
+    return day if is_day_start(moment, tz) else day + timedelta(days=1)
+
+
+def period_containing(
+    *,
+    subscription_at: datetime,
+    terminated_at: datetime | None,
+    billing_time: str,
+    interval: str,
+    tz: str,
+    at: datetime,
+) -> Period:
+    """The subscription's period (of `interval`) that contains the moment `at`, clipped to its life."""
+    first_day = local_date(subscription_at, tz)
+    day = max(local_date(at, tz), first_day)
+    full_start, full_end = full_period_days(first_day, billing_time, interval, day)
+    start, end = max(full_start, first_day), full_end
+    if terminated_at is not None:
+        end = max(start, min(end, end_day(terminated_at, tz)))
+    return Period(
+        start=day_start(start, tz),
+        end=day_start(end, tz),
+        full_start=day_start(full_start, tz),
+        full_end=day_start(full_end, tz),
+        start_day=start,
+        end_day=end,
+        full_start_day=full_start,
+        full_end_day=full_end,
+    )

@@ -1,0 +1,73 @@
+"""Subscription services: create and terminate."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+
+from billing.models import Plan, Subscription, SubscriptionStatus
+from customers.models import Customer
+
+CURRENCY_MISMATCH = "plan {plan!r} is priced in {plan_currency}, customer {customer!r} is billed in {currency}"
+EXTERNAL_ID_TAKEN = "already used by subscription of customer {customer!r} on plan {plan!r}"
+
+
+class SubscriptionError(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+@transaction.atomic
+def subscription_create(
+    *,
+    customer: Customer,
+    plan: Plan,
+    external_id: str,
+    subscription_at: datetime,
+    billing_time: str,
+    now: datetime,
+) -> tuple[Subscription, bool]:
+    """Subscribe the customer to the plan's current version; the plan's promotion is attached.
+
+    Idempotent: the same external_id for the same customer and plan returns the existing
+    subscription (created = False).
+    """
+    existing = Subscription.objects.select_related("plan", "customer").filter(external_id=external_id).first()
+    if existing is not None:
+        if existing.customer_id == customer.pk and existing.plan.code == plan.code:
+            return existing, False
+        raise SubscriptionError(
+            "external_id", EXTERNAL_ID_TAKEN.format(customer=existing.customer.external_id, plan=existing.plan.code)
+        )
+    if plan.currency != customer.currency:
+        raise SubscriptionError(
+            "plan_code",
+            CURRENCY_MISMATCH.format(
+                plan=plan.code, plan_currency=plan.currency, customer=customer.external_id, currency=customer.currency
+            ),
+        )
+    subscription = Subscription.objects.create(
+        customer=customer,
+        plan=plan,
+        external_id=external_id,
+        subscription_at=subscription_at,
+        billing_time=billing_time,
+        status=SubscriptionStatus.ACTIVE if subscription_at <= now else SubscriptionStatus.PENDING,
+        promotion=plan.promotion,
+    )
+    return subscription, True
+
+
+@transaction.atomic
+def subscription_terminate(*, subscription: Subscription, at: datetime) -> Subscription:
+    """End the subscription at `at` (idempotent: a terminated subscription is returned unchanged)."""
+    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    if subscription.status == SubscriptionStatus.TERMINATED:
+        return subscription
+    subscription.status = SubscriptionStatus.TERMINATED
+    subscription.terminated_at = max(at, subscription.subscription_at)
+    subscription.save(update_fields=["status", "terminated_at", "updated_at"])
+    return subscription

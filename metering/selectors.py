@@ -1,0 +1,149 @@
+"""Aggregation of a billable metric over a customer's events in a half-open window [start, end).
+
+- count, sum, max, latest read the events table through its (customer, metric, timestamp) index.
+- unique_count reads the maintained DistinctValue sets when the window is made of whole days in
+  the customer's time zone (billing periods and promotion windows always are); any other window
+  is counted exactly from the raw events.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Case, Count, F, IntegerField, Max, QuerySet, Sum, Value, When
+from django.db.models.fields.json import KeyTransform
+
+from customers.models import Customer
+from metering.days import is_day_start, local_date, month_key
+from metering.ingest import distinct_property
+from metering.models import Aggregation, BillableMetric, DistinctValue, Event
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Usage:
+    quantity: Decimal
+    events_count: int
+
+
+Window = tuple[datetime, datetime]
+
+
+def window_events(
+    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, exclude: Window | None = None
+) -> QuerySet[Event]:
+    """The customer's events of the metric in [start, end), minus those in `exclude` if given."""
+    events = Event.objects.filter(customer=customer, metric=metric, timestamp__gte=start, timestamp__lt=end)
+    if exclude is not None:
+        events = events.exclude(timestamp__gte=exclude[0], timestamp__lt=exclude[1])
+    return events
+
+
+def month_masks(first: date, stop: date, skip: tuple[date, date] | None = None) -> list[tuple[int, int]]:
+    """(yyyymm, day-bit mask) for each month that the local days [first, stop) touch, minus `skip`."""
+    masks: dict[int, int] = {}
+    day = first
+    while day < stop:
+        if skip is None or not (skip[0] <= day < skip[1]):
+            key = month_key(day)
+            masks[key] = masks.get(key, 0) | (1 << (day.day - 1))
+        day += timedelta(days=1)
+    return sorted(masks.items())
+
+
+def _full_month_mask(month: int) -> int:
+    return (1 << calendar.monthrange(month // 100, month % 100)[1]) - 1
+
+
+def _masks(customer: Customer, start: datetime, end: datetime, exclude: Window | None) -> list[tuple[int, int]]:
+    tz = customer.timezone
+    skip = None if exclude is None else (local_date(exclude[0], tz), local_date(exclude[1], tz))
+    return month_masks(local_date(start, tz), local_date(end, tz), skip)
+
+
+def _window_sets(
+    customer: Customer, metric: BillableMetric, start: datetime, end: datetime, exclude: Window | None = None
+) -> QuerySet[DistinctValue]:
+    """Set rows with a value seen on some day of the window (which must be whole local days)."""
+    masks = _masks(customer, start, end, exclude)
+    rows = DistinctValue.objects.filter(customer=customer, metric=metric, month__in=[m for m, _ in masks])
+    partial = [(m, mask) for m, mask in masks if mask != _full_month_mask(m)]
+    if not partial:
+        return rows  # whole months: every row counts, no bit test
+    hit = Case(
+        *[When(month=m, then=F("days").bitand(mask)) for m, mask in masks],
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+    return rows.annotate(hit=hit).exclude(hit=0)
+
+
+def _is_day_window(customer: Customer, *moments: datetime) -> bool:
+    return all(is_day_start(moment, customer.timezone) for moment in moments)
+
+
+def unique_count(
+    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, exclude: Window | None = None
+) -> int:
+    if start >= end:
+        return 0
+    if not _is_day_window(customer, start, end, *(exclude or ())):
+        return len(_raw_distinct(customer, metric, start, end, exclude))
+    rows = _window_sets(customer, metric, start, end, exclude)
+    if len(_masks(customer, start, end, exclude)) <= 1:
+        return rows.count()  # one row per value within a month
+    return rows.values("value").distinct().count()
+
+
+def distinct_values(
+    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, exclude: Window | None = None
+) -> Iterator[str]:
+    """The distinct values a unique_count counts in the window, sorted (for audits)."""
+    if start >= end:
+        return
+    if not _is_day_window(customer, start, end, *(exclude or ())):
+        yield from sorted(_raw_distinct(customer, metric, start, end, exclude))
+        return
+    rows = _window_sets(customer, metric, start, end, exclude)
+    yield from rows.order_by("value").values_list("value", flat=True).distinct().iterator(chunk_size=10_000)
+
+
+def _raw_distinct(
+    customer: Customer, metric: BillableMetric, start: datetime, end: datetime, exclude: Window | None
+) -> set[str]:
+    values = set()
+    raw_values = window_events(customer=customer, metric=metric, start=start, end=end, exclude=exclude).values_list(
+        KeyTransform(metric.field, "properties"), flat=True
+    )
+    for raw in raw_values.iterator(chunk_size=10_000):
+        value = distinct_property(raw)
+        if value is not None:
+            values.add(value)
+    return values
+
+
+def aggregate(
+    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, exclude: Window | None = None
+) -> Usage:
+    """The metric's quantity for the customer over [start, end) (minus `exclude`), and its event count."""
+    events = window_events(customer=customer, metric=metric, start=start, end=end, exclude=exclude)
+    agg = metric.aggregation
+    if agg == Aggregation.COUNT:
+        count = events.count()
+        return Usage(Decimal(count), count)
+    if agg in (Aggregation.SUM, Aggregation.MAX):
+        row = events.aggregate(n=Count("id"), total=Sum("value"), top=Max("value"))
+        quantity = row["total"] if agg == Aggregation.SUM else row["top"]
+        return Usage(quantity if quantity is not None else ZERO, row["n"])
+    if agg == Aggregation.LATEST:
+        latest = events.order_by("-timestamp", "-id").values_list("value", flat=True).first()
+        return Usage(latest if latest is not None else ZERO, events.count())
+    if agg == Aggregation.UNIQUE_COUNT:
+        count = unique_count(customer=customer, metric=metric, start=start, end=end, exclude=exclude)
+        return Usage(Decimal(count), events.count())
+    raise ValueError(f"unknown aggregation {agg!r}")
