@@ -9,6 +9,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, permissions
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
@@ -48,6 +49,16 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         if header in response:
             out[header] = response[header]
     return out
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    """Describes the Bearer API key in the OpenAPI schema."""
+
+    target_class = "customers.authentication.ApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "description": "An API key from create_api_key or the admin."}
 
 
 class ApiView(APIView):

@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "sequences",
     "nested_admin",
@@ -113,6 +114,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Lago-compatible usage events, customers, subscriptions, current usage and invoices.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's files ship with the app (no CDN): the docs work offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Billing (DESIGN §3–§4) ---------------------------------------------------------------
