@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from billing.money import format_decimal, price_field_kwargs
+from billing.money import amount_field_kwargs, format_decimal, price_field_kwargs
 from billing.pricing import TierSpec, tier_errors
 from customers.models import Customer
 from customers.validators import validate_currency
@@ -218,7 +218,9 @@ class Subscription(models.Model):
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
-    external_id = models.CharField(max_length=255, unique=True)
+    external_id = models.CharField(
+        max_length=255, help_text="Unique among live subscriptions; a plan change keeps it (as in Lago)."
+    )
     subscription_at = models.DateTimeField(help_text="Start of the subscription.")
     billing_time = models.CharField(
         max_length=16, choices=BillingTime.choices, default=BillingTime.CALENDAR
@@ -229,15 +231,30 @@ class Subscription(models.Model):
     terminated_at = models.DateTimeField(null=True, blank=True)
     promotion = models.ForeignKey(
         Promotion, on_delete=models.PROTECT, null=True, blank=True, related_name="subscriptions",
-        help_text="Copied from the plan at creation; runs from subscription_at.",
+        help_text="Copied from the plan at creation (or from the previous plan's subscription).",
+    )
+    promotion_start = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Where the promotion window starts: subscription_at, or the first subscription's start "
+        "after plan changes (a trial is given once).",
+    )
+    previous = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="next",
+        help_text="The subscription this one replaced on a plan change.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-subscription_at", "id"]
-        indexes = [models.Index(fields=["customer", "status"], name="subscription_customer_status")]
+        indexes = [
+            models.Index(fields=["customer", "status"], name="subscription_customer_status"),
+            models.Index(fields=["external_id"], name="subscription_external_id"),
+        ]
         constraints = [
+            models.UniqueConstraint(
+                fields=["external_id"], condition=~Q(status="terminated"), name="subscription_external_id_live_unique"
+            ),
             models.CheckConstraint(
                 condition=Q(terminated_at__isnull=True) | Q(terminated_at__gte=models.F("subscription_at")),
                 name="subscription_terminates_after_start",
@@ -246,3 +263,97 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return self.external_id
+
+
+class InvoiceType(models.TextChoices):
+    PERIOD = "period", "Period (usage and base fee in arrears)"
+    ADVANCE = "advance", "Base fee in advance"
+    COMMITMENT = "commitment", "Commitment prepayment"
+
+
+class InvoiceStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    FINALIZED = "finalized", "Finalized"
+    PAID = "paid", "Paid"
+    VOID = "void", "Void"
+
+
+class Invoice(models.Model):
+    """One invoice per subscription, type and period (database-unique).
+
+    Built as a draft (recomputed while the grace period runs), finalized with a gap-free number
+    and a snapshot of the customer's billing details, then paid or voided. A finalized invoice
+    never changes (services refuse it; the admin shows it read-only).
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="invoices")
+    invoice_type = models.CharField(max_length=16, choices=InvoiceType.choices, default=InvoiceType.PERIOD)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT)
+    number = models.CharField(max_length=32, null=True, blank=True, unique=True)
+    currency = models.CharField(max_length=3)
+    total = models.DecimalField(**amount_field_kwargs(), default=0)
+    issued_on = models.DateField(null=True, blank=True, help_text="Finalization date.")
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.TextField(blank=True)
+    customer_snapshot = models.JSONField(default=dict, blank=True, help_text="Billing details at finalization.")
+    seller_name = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-period_start", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "invoice_type", "period_start"], name="invoice_one_per_subscription_period"
+            ),
+            models.CheckConstraint(condition=Q(period_start__lt=models.F("period_end")), name="invoice_period_ordered"),
+            models.CheckConstraint(
+                condition=Q(status="draft") | Q(number__isnull=False), name="invoice_numbered_once_finalized"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "period_start"], name="invoice_customer_period"),
+            models.Index(fields=["status", "period_end"], name="invoice_status_period_end"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number or f"Draft {self.pk} ({self.period_start:%Y-%m-%d})"
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == InvoiceStatus.DRAFT
+
+
+class LineKind(models.TextChoices):
+    BASE_FEE = "base_fee", "Base fee"
+    USAGE = "usage", "Usage"
+    PROMOTION = "promotion", "Promotion"
+    COMMITMENT = "commitment", "Commitment"
+    COMMITMENT_DRAWDOWN = "commitment_drawdown", "Commitment drawdown"
+    LATE_USAGE = "late_usage", "Late usage"
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveSmallIntegerField(default=0)
+    kind = models.CharField(max_length=24, choices=LineKind.choices)
+    description = models.CharField(max_length=255)
+    metric = models.ForeignKey(BillableMetric, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    quantity = models.DecimalField(**price_field_kwargs(), default=0)
+    unit_amount = models.DecimalField(**price_field_kwargs(), null=True, blank=True)
+    amount = models.DecimalField(**amount_field_kwargs())
+    currency = models.CharField(max_length=3)
+    period_start = models.DateTimeField(help_text="What the line covers (a late_usage line: its old period).")
+    period_end = models.DateTimeField()
+    details = models.JSONField(default=dict, blank=True, help_text="Tier breakdown and measured quantities.")
+
+    class Meta:
+        ordering = ["invoice", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.amount} {self.currency}"

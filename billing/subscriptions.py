@@ -11,6 +11,7 @@ from customers.models import Customer
 
 CURRENCY_MISMATCH = "plan {plan!r} is priced in {plan_currency}, customer {customer!r} is billed in {currency}"
 EXTERNAL_ID_TAKEN = "already used by subscription of customer {customer!r} on plan {plan!r}"
+PLAN_CHANGE_BEFORE_START = "a plan change cannot take effect before the current subscription started"
 
 
 class SubscriptionError(Exception):
@@ -33,15 +34,31 @@ def subscription_create(
     """Subscribe the customer to the plan's current version; the plan's promotion is attached.
 
     Idempotent: the same external_id for the same customer and plan returns the existing
-    subscription (created = False).
+    subscription (created = False). The same external_id with another plan is a plan change
+    (as in Lago): the live subscription is terminated at `subscription_at` and a new one starts
+    there, carrying the promotion window of the first one, so a trial is given only once.
     """
-    existing = Subscription.objects.select_related("plan", "customer").filter(external_id=external_id).first()
+    existing = (
+        Subscription.objects.select_for_update()
+        .select_related("plan", "customer", "promotion")
+        .exclude(status=SubscriptionStatus.TERMINATED)
+        .filter(external_id=external_id)
+        .first()
+    )
+    previous = None
+    promotion, promotion_start = plan.promotion, subscription_at
     if existing is not None:
-        if existing.customer_id == customer.pk and existing.plan.code == plan.code:
+        if existing.customer_id != customer.pk:
+            raise SubscriptionError(
+                "external_id", EXTERNAL_ID_TAKEN.format(customer=existing.customer.external_id, plan=existing.plan.code)
+            )
+        if existing.plan.code == plan.code:
             return existing, False
-        raise SubscriptionError(
-            "external_id", EXTERNAL_ID_TAKEN.format(customer=existing.customer.external_id, plan=existing.plan.code)
-        )
+        if subscription_at < existing.subscription_at:
+            raise SubscriptionError("subscription_at", PLAN_CHANGE_BEFORE_START)
+        previous = subscription_terminate(subscription=existing, at=subscription_at)
+        promotion = existing.promotion
+        promotion_start = existing.promotion_start or existing.subscription_at
     if plan.currency != customer.currency:
         raise SubscriptionError(
             "plan_code",
@@ -56,7 +73,9 @@ def subscription_create(
         subscription_at=subscription_at,
         billing_time=billing_time,
         status=SubscriptionStatus.ACTIVE if subscription_at <= now else SubscriptionStatus.PENDING,
-        promotion=plan.promotion,
+        promotion=promotion,
+        promotion_start=promotion_start if promotion is not None else None,
+        previous=previous,
     )
     return subscription, True
 

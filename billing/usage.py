@@ -56,7 +56,7 @@ def promotion_window(subscription: Subscription) -> PromotionWindow | None:
     promotion = subscription.promotion
     if promotion is None:
         return None
-    first_day = local_date(subscription.subscription_at, subscription.customer.timezone)
+    first_day = local_date(subscription.promotion_start or subscription.subscription_at, subscription.customer.timezone)
     return PromotionWindow(
         code=promotion.code,
         name=promotion.name,
@@ -78,8 +78,13 @@ def usage_period(subscription: Subscription, at: datetime) -> Period:
     )
 
 
-def measure_period(subscription: Subscription, plan: Plan, period: Period) -> list[tuple[int, MeasuredCharge, int]]:
-    """(charge id, measured quantities, events count) for each charge of the plan over the period."""
+def measure_period(
+    subscription: Subscription, plan: Plan, period: Period, *, count_events: bool = True
+) -> list[tuple[int, MeasuredCharge, int]]:
+    """(charge id, measured quantities, events count) for each charge of the plan over the period.
+
+    Invoicing passes count_events=False: counting a large period's events costs a scan.
+    """
     customer = subscription.customer
     tz = customer.timezone
     promotion = promotion_window(subscription)
@@ -88,11 +93,18 @@ def measure_period(subscription: Subscription, plan: Plan, period: Period) -> li
         outside = (day_start(promotion.start_day, tz), day_start(promotion.end_day, tz))
     measured = []
     for charge in plan.charges.all():
-        usage = aggregate(customer=customer, metric=charge.metric, start=period.start, end=period.end)
+        usage = aggregate(
+            customer=customer, metric=charge.metric, start=period.start, end=period.end, count_events=count_events
+        )
         q_out = None
         if outside is not None:
             q_out = aggregate(
-                customer=customer, metric=charge.metric, start=period.start, end=period.end, exclude=outside
+                customer=customer,
+                metric=charge.metric,
+                start=period.start,
+                end=period.end,
+                exclude=outside,
+                count_events=False,
             ).quantity
         measured.append(
             (

@@ -49,7 +49,9 @@ def owner_resolver(payloads: Iterable[Any]) -> Callable[[str | None, str | None]
     }
     subscriptions = {
         s.external_id: s
+        # Oldest first, so after a plan change the live subscription (the newest) wins.
         for s in Subscription.objects.filter(external_id__in=subscription_refs)
+        .order_by("subscription_at", "id")
         .select_related("customer")
         .only("id", "external_id", "customer__id", "customer__external_id", "customer__timezone")
     }

@@ -53,6 +53,7 @@ class Command(BaseCommand):
         call_command("load_catalog", stdout=self.stdout)
         if not options["no_demo"]:
             call_command("demo", stdout=self.stdout)
+        call_command("setup_schedules", stdout=self.stdout)
         password = self.ensure_admin()
 
         host, port = options["host"], options["port"]

@@ -1,0 +1,199 @@
+"""Invoicing: build, recompute, finalize, void and pay invoices (DESIGN §3 "Invoices").
+
+A period invoice of subscription S for usage period P holds:
+- the usage of P, priced per charge, and plan-scope promotion discounts;
+- the base fee in arrears for the fee period that ends with P (monthly plans: every period;
+  yearly plans: the last month of the year; a termination: the prorated final part);
+- `late_usage` lines: for each earlier finalized period of S that could still receive events,
+  its usage measured now minus what was billed for it (by its invoice and earlier late lines).
+  Late events are simply counted in the old period again, so nothing is lost (they are always
+  in some period's measurement) and nothing is billed twice (only the difference is billed);
+Plans with `pay_in_advance` get their base fee on an `advance` invoice at the start of each fee
+period instead.
+
+Invoices are drafts until the grace period (BILLING_GRACE_PERIOD_HOURS) after their period has
+passed; drafts are recomputed on every close run, finalized ones never change.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from sequences import get_next_value
+
+from billing.invoice_lines import DraftLine, compute_advance_lines, compute_period_lines
+from billing.models import (
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    InvoiceType,
+    Subscription,
+)
+from billing.money import ZERO
+from billing.periods import MONTH, Period, period_containing
+from billing.selectors import plans_with_charges
+from metering.days import local_date
+from metering.models import BillableMetric
+
+NOT_A_DRAFT = "invoice {invoice} is {status}; only drafts can change"
+CANNOT_VOID = "invoice {invoice} is {status}; only finalized invoices can be voided"
+CANNOT_PAY = "invoice {invoice} is {status}; only finalized invoices can be marked paid"
+VOID_REASON_REQUIRED = "a reason is required to void an invoice"
+
+
+class InvoiceError(Exception):
+    pass
+
+
+# --- writing invoices -----------------------------------------------------------------------
+
+
+def _write_lines(invoice: Invoice, lines: list[DraftLine]) -> bool:
+    """Replace the draft's lines; returns whether anything changed."""
+    metric_ids = dict(
+        BillableMetric.objects.filter(code__in={ln.metric_code for ln in lines}).values_list("code", "id")
+    )
+    existing = [
+        DraftLine(
+            kind=ln.kind,
+            description=ln.description,
+            quantity=ln.quantity,
+            amount=ln.amount,
+            unit_amount=ln.unit_amount,
+            metric_code=ln.metric.code if ln.metric else None,
+            period_start=ln.period_start,
+            period_end=ln.period_end,
+            details=ln.details,
+        ).key()
+        for ln in invoice.lines.select_related("metric").order_by("position", "id")
+    ]
+    if existing == [ln.key() for ln in lines] and invoice.total == sum((ln.amount for ln in lines), ZERO):
+        return False
+    invoice.lines.all().delete()
+    InvoiceLine.objects.bulk_create(
+        InvoiceLine(
+            invoice=invoice,
+            position=i,
+            kind=ln.kind,
+            description=ln.description[:255],
+            metric_id=metric_ids.get(ln.metric_code) if ln.metric_code else None,
+            quantity=ln.quantity,
+            unit_amount=ln.unit_amount,
+            amount=ln.amount,
+            currency=invoice.currency,
+            period_start=ln.period_start,
+            period_end=ln.period_end,
+            details=ln.details,
+        )
+        for i, ln in enumerate(lines)
+    )
+    invoice.total = sum((ln.amount for ln in lines), ZERO)
+    invoice.save(update_fields=["total", "updated_at"])
+    return True
+
+
+def customer_snapshot(invoice: Invoice) -> dict[str, str]:
+    c = invoice.customer
+    return {
+        "external_id": c.external_id,
+        "name": c.name,
+        "legal_name": c.legal_name,
+        "email": c.email,
+        "tax_identification_number": c.tax_identification_number,
+        "address_line1": c.address_line1,
+        "address_line2": c.address_line2,
+        "city": c.city,
+        "zipcode": c.zipcode,
+        "state": c.state,
+        "country": c.country,
+        "currency": c.currency,
+        "timezone": c.timezone,
+    }
+
+
+def _lock(invoice: Invoice) -> Invoice:
+    return Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+
+
+@transaction.atomic
+def invoice_finalize(*, invoice: Invoice, now: datetime) -> Invoice:
+    """Give the draft its gap-free number and the customer's billing details; it is final."""
+    invoice = _lock(invoice)
+    if invoice.status != InvoiceStatus.DRAFT:
+        raise InvoiceError(NOT_A_DRAFT.format(invoice=invoice, status=invoice.status))
+    year = now.year
+    # django-sequences: a row-locked counter inside this transaction, so numbers are gap-free
+    # (a rollback gives the number back) and two finalizers never share one.
+    invoice.number = f"INV-{year}-{get_next_value(f'invoice-{year}'):06d}"
+    invoice.status = InvoiceStatus.FINALIZED
+    invoice.finalized_at = now
+    invoice.issued_on = local_date(now, invoice.customer.timezone)
+    invoice.customer_snapshot = customer_snapshot(invoice)
+    invoice.seller_name = settings.BILLING_SELLER_NAME
+    invoice.save()
+    return invoice
+
+
+@transaction.atomic
+def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> Invoice:
+    invoice = _lock(invoice)
+    if invoice.status != InvoiceStatus.FINALIZED:
+        raise InvoiceError(CANNOT_VOID.format(invoice=invoice, status=invoice.status))
+    if not reason.strip():
+        raise InvoiceError(VOID_REASON_REQUIRED)
+    invoice.status = InvoiceStatus.VOID
+    invoice.voided_at = now
+    invoice.void_reason = reason.strip()
+    invoice.save(update_fields=["status", "voided_at", "void_reason", "updated_at"])
+    return invoice
+
+
+@transaction.atomic
+def invoice_mark_paid(*, invoice: Invoice, now: datetime) -> Invoice:
+    invoice = _lock(invoice)
+    if invoice.status != InvoiceStatus.FINALIZED:
+        raise InvoiceError(CANNOT_PAY.format(invoice=invoice, status=invoice.status))
+    invoice.status = InvoiceStatus.PAID
+    invoice.paid_at = now
+    invoice.save(update_fields=["status", "paid_at", "updated_at"])
+    return invoice
+
+
+def subscription_with_plan(subscription_id: int, *, lock: bool) -> Subscription:
+    qs = Subscription.objects.select_related("customer", "promotion")
+    if lock:
+        qs = qs.select_for_update(of=("self",))
+    subscription = qs.get(pk=subscription_id)
+    subscription.plan = plans_with_charges().get(pk=subscription.plan_id)
+    return subscription
+
+
+def _period_of(subscription: Subscription, invoice: Invoice) -> Period:
+    interval = subscription.plan.interval if invoice.invoice_type == InvoiceType.ADVANCE else MONTH
+    return period_containing(
+        subscription_at=subscription.subscription_at,
+        terminated_at=subscription.terminated_at,
+        billing_time=subscription.billing_time,
+        interval=interval,
+        tz=subscription.customer.timezone,
+        at=invoice.period_start,
+    )
+
+
+@transaction.atomic
+def invoice_recompute(*, invoice: Invoice) -> bool:
+    """Recompute a draft from the events now stored; returns whether it changed."""
+    subscription = subscription_with_plan(invoice.subscription_id, lock=True)
+    invoice = _lock(invoice)
+    if invoice.status != InvoiceStatus.DRAFT:
+        raise InvoiceError(NOT_A_DRAFT.format(invoice=invoice, status=invoice.status))
+    if invoice.invoice_type == InvoiceType.COMMITMENT:
+        return False  # a prepayment's amount is fixed at creation
+    period = _period_of(subscription, invoice)
+    if invoice.invoice_type == InvoiceType.ADVANCE:
+        lines = compute_advance_lines(subscription, subscription.plan, period)
+    else:
+        lines = compute_period_lines(subscription, subscription.plan, period, exclude_invoice=invoice.pk)
+    return _write_lines(invoice, lines)

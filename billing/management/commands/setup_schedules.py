@@ -1,0 +1,32 @@
+"""Create or update the django-q2 schedules (idempotent; they show in the admin under Task queue)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django_q.models import Schedule
+
+SCHEDULES = [
+    # (name, function, schedule type, minutes)
+    ("Close ended billing periods", "billing.tasks.close_ended_periods", Schedule.MINUTES, 60),
+]
+
+
+def ensure_schedules() -> list[tuple[str, bool]]:
+    results = []
+    for name, func, schedule_type, minutes in SCHEDULES:
+        _, created = Schedule.objects.update_or_create(
+            name=name,
+            defaults={"func": func, "schedule_type": schedule_type, "minutes": minutes, "repeats": -1},
+        )
+        results.append((name, created))
+    return results
+
+
+class Command(BaseCommand):
+    help = "Create the scheduled tasks (period close, commitment processing) if missing."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        for name, created in ensure_schedules():
+            self.stdout.write(f"  schedule {name!r}: {'created' if created else 'up to date'}")
