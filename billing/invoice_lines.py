@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 
-from billing.lines import LineDraft, MeasuredCharge, base_fee_lines, usage_lines
+from billing.commitments import drawdown_lines
+from billing.lines import DraftLine, LineDraft, MeasuredCharge, base_fee_lines, usage_lines
 from billing.models import (
     Invoice,
     InvoiceLine,
@@ -26,32 +26,6 @@ from billing.selectors import charge_spec
 from billing.usage import measure_period, promotion_window
 
 ONE_MICROSECOND = timedelta(microseconds=1)
-
-
-@dataclass(frozen=True)
-class DraftLine:
-    kind: str
-    description: str
-    quantity: Decimal
-    amount: Decimal
-    period_start: datetime
-    period_end: datetime
-    unit_amount: Decimal | None = None
-    metric_code: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def key(self) -> tuple[Any, ...]:
-        return (
-            self.kind,
-            self.description,
-            self.quantity,
-            self.unit_amount,
-            self.amount,
-            self.metric_code,
-            self.period_start,
-            self.period_end,
-            self.details,
-        )
 
 
 # --- computing lines ------------------------------------------------------------------------
@@ -230,11 +204,12 @@ def compute_period_lines(
             ]
     lines += _usage_drafts(subscription, plan, period)
     lines += _late_drafts(subscription, plan, period, exclude_invoice)
+    lines += drawdown_lines(subscription=subscription, lines=lines, period_start=period.start, period_end=period.end)
     return lines
 
 
 def compute_advance_lines(subscription: Subscription, plan: Plan, fee_period: Period) -> list[DraftLine]:
-    return [
+    lines = [
         _to_draft(line, fee_period, {})
         for line in base_fee_lines(
             plan_name=plan.name,
@@ -244,3 +219,7 @@ def compute_advance_lines(subscription: Subscription, plan: Plan, fee_period: Pe
             promotion=promotion_window(subscription),
         )
     ]
+    lines += drawdown_lines(
+        subscription=subscription, lines=lines, period_start=fee_period.start, period_end=fee_period.end
+    )
+    return lines

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
-from sequences import get_next_value
 
+from billing.commitments import drawdown_record, drawdown_reverse
 from billing.invoice_lines import DraftLine, compute_advance_lines, compute_period_lines
 from billing.models import (
     Invoice,
@@ -32,9 +31,9 @@ from billing.models import (
     Subscription,
 )
 from billing.money import ZERO
+from billing.numbering import assign_number
 from billing.periods import MONTH, Period, period_containing
 from billing.selectors import plans_with_charges
-from metering.days import local_date
 from metering.models import BillableMetric
 
 NOT_A_DRAFT = "invoice {invoice} is {status}; only drafts can change"
@@ -94,45 +93,23 @@ def _write_lines(invoice: Invoice, lines: list[DraftLine]) -> bool:
     return True
 
 
-def customer_snapshot(invoice: Invoice) -> dict[str, str]:
-    c = invoice.customer
-    return {
-        "external_id": c.external_id,
-        "name": c.name,
-        "legal_name": c.legal_name,
-        "email": c.email,
-        "tax_identification_number": c.tax_identification_number,
-        "address_line1": c.address_line1,
-        "address_line2": c.address_line2,
-        "city": c.city,
-        "zipcode": c.zipcode,
-        "state": c.state,
-        "country": c.country,
-        "currency": c.currency,
-        "timezone": c.timezone,
-    }
-
-
 def _lock(invoice: Invoice) -> Invoice:
     return Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
 
 
 @transaction.atomic
-def invoice_finalize(*, invoice: Invoice, now: datetime) -> Invoice:
-    """Give the draft its gap-free number and the customer's billing details; it is final."""
+def invoice_finalize(*, invoice: Invoice, now: datetime, recompute: bool = True) -> Invoice:
+    """Make a draft final: recompute it from the events now stored (unless the caller just did,
+    in this transaction), give it its gap-free number and the customer's billing details, and
+    record its commitment drawdown in the ledger."""
+    subscription = subscription_with_plan(invoice.subscription_id, lock=True)
     invoice = _lock(invoice)
     if invoice.status != InvoiceStatus.DRAFT:
         raise InvoiceError(NOT_A_DRAFT.format(invoice=invoice, status=invoice.status))
-    year = now.year
-    # django-sequences: a row-locked counter inside this transaction, so numbers are gap-free
-    # (a rollback gives the number back) and two finalizers never share one.
-    invoice.number = f"INV-{year}-{get_next_value(f'invoice-{year}'):06d}"
-    invoice.status = InvoiceStatus.FINALIZED
-    invoice.finalized_at = now
-    invoice.issued_on = local_date(now, invoice.customer.timezone)
-    invoice.customer_snapshot = customer_snapshot(invoice)
-    invoice.seller_name = settings.BILLING_SELLER_NAME
-    invoice.save()
+    if recompute and invoice.invoice_type != InvoiceType.COMMITMENT:
+        _write_lines(invoice, _fresh_lines(subscription, invoice))
+    assign_number(invoice=invoice, now=now)
+    drawdown_record(invoice=invoice)
     return invoice
 
 
@@ -147,6 +124,7 @@ def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> Invoice:
     invoice.voided_at = now
     invoice.void_reason = reason.strip()
     invoice.save(update_fields=["status", "voided_at", "void_reason", "updated_at"])
+    drawdown_reverse(invoice=invoice)
     return invoice
 
 
@@ -191,9 +169,11 @@ def invoice_recompute(*, invoice: Invoice) -> bool:
         raise InvoiceError(NOT_A_DRAFT.format(invoice=invoice, status=invoice.status))
     if invoice.invoice_type == InvoiceType.COMMITMENT:
         return False  # a prepayment's amount is fixed at creation
+    return _write_lines(invoice, _fresh_lines(subscription, invoice))
+
+
+def _fresh_lines(subscription: Subscription, invoice: Invoice) -> list[DraftLine]:
     period = _period_of(subscription, invoice)
     if invoice.invoice_type == InvoiceType.ADVANCE:
-        lines = compute_advance_lines(subscription, subscription.plan, period)
-    else:
-        lines = compute_period_lines(subscription, subscription.plan, period, exclude_invoice=invoice.pk)
-    return _write_lines(invoice, lines)
+        return compute_advance_lines(subscription, subscription.plan, period)
+    return compute_period_lines(subscription, subscription.plan, period, exclude_invoice=invoice.pk)

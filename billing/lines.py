@@ -13,9 +13,10 @@ each fee line rounded once. Used by current usage, the invoice preview and invoi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from billing.money import ZERO, quantize_money
 from billing.periods import Period
@@ -51,6 +52,34 @@ class LineDraft:
     unit_amount: Decimal | None = None
     metric_code: str | None = None
     priced: PricedCharge | None = None
+
+
+@dataclass(frozen=True)
+class DraftLine:
+    """A line as stored on an invoice: what it covers and its details (tiers, quantities)."""
+
+    kind: str
+    description: str
+    quantity: Decimal
+    amount: Decimal
+    period_start: datetime
+    period_end: datetime
+    unit_amount: Decimal | None = None
+    metric_code: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def key(self) -> tuple[Any, ...]:
+        return (
+            self.kind,
+            self.description,
+            self.quantity,
+            self.unit_amount,
+            self.amount,
+            self.metric_code,
+            self.period_start,
+            self.period_end,
+            self.details,
+        )
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,8 @@ def _create_or_recompute(
         return
     due = period.end if invoice_type == InvoiceType.PERIOD else period.start
     if now >= due + grace():
-        report.finalized.append(invoice_finalize(invoice=invoice, now=now))
+        # Lines were computed a moment ago in this transaction, under the subscription's lock.
+        report.finalized.append(invoice_finalize(invoice=invoice, now=now, recompute=False))
 
 
 def close_subscription(

@@ -6,8 +6,10 @@ from datetime import datetime
 
 from django.db import transaction
 
+from billing.commitments import commitment_from_plan
 from billing.models import Plan, Subscription, SubscriptionStatus
 from customers.models import Customer
+from metering.days import local_date
 
 CURRENCY_MISMATCH = "plan {plan!r} is priced in {plan_currency}, customer {customer!r} is billed in {currency}"
 EXTERNAL_ID_TAKEN = "already used by subscription of customer {customer!r} on plan {plan!r}"
@@ -39,7 +41,8 @@ def subscription_create(
     there, carrying the promotion window of the first one, so a trial is given only once.
     """
     existing = (
-        Subscription.objects.select_for_update()
+        # of=self: the promotion join is nullable, and PostgreSQL cannot lock an outer join's side.
+        Subscription.objects.select_for_update(of=("self",))
         .select_related("plan", "customer", "promotion")
         .exclude(status=SubscriptionStatus.TERMINATED)
         .filter(external_id=external_id)
@@ -77,6 +80,7 @@ def subscription_create(
         promotion_start=promotion_start if promotion is not None else None,
         previous=previous,
     )
+    commitment_from_plan(subscription=subscription, today=local_date(now, customer.timezone))
     return subscription, True
 
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Case, Count, F, IntegerField, Max, QuerySet, Sum, Value, When
+from django.db.models import Case, Count, F, IntegerField, Max, QuerySet, Value, When
 from django.db.models.fields.json import KeyTransform
 
+from config.db import exact_sum
 from customers.models import Customer
 from metering.days import is_day_start, local_date, month_key
 from metering.ingest import distinct_property
@@ -128,22 +129,34 @@ def _raw_distinct(
 
 
 def aggregate(
-    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, exclude: Window | None = None
+    *,
+    customer: Customer,
+    metric: BillableMetric,
+    start: datetime,
+    end: datetime,
+    exclude: Window | None = None,
+    count_events: bool = True,
 ) -> Usage:
-    """The metric's quantity for the customer over [start, end) (minus `exclude`), and its event count."""
+    """The metric's quantity for the customer over [start, end) (minus `exclude`), and its event count.
+
+    With count_events=False the count is 0 for unique_count and latest (saving a scan of the
+    window's events); count, sum and max get it for free.
+    """
     events = window_events(customer=customer, metric=metric, start=start, end=end, exclude=exclude)
     agg = metric.aggregation
     if agg == Aggregation.COUNT:
         count = events.count()
         return Usage(Decimal(count), count)
-    if agg in (Aggregation.SUM, Aggregation.MAX):
-        row = events.aggregate(n=Count("id"), total=Sum("value"), top=Max("value"))
-        quantity = row["total"] if agg == Aggregation.SUM else row["top"]
-        return Usage(quantity if quantity is not None else ZERO, row["n"])
+    if agg == Aggregation.SUM:
+        total = exact_sum(events, "value")
+        return Usage(total if total is not None else ZERO, events.count() if count_events else 0)
+    if agg == Aggregation.MAX:
+        row = events.aggregate(n=Count("id"), top=Max("value"))  # MAX returns a stored value: exact
+        return Usage(row["top"] if row["top"] is not None else ZERO, row["n"])
     if agg == Aggregation.LATEST:
         latest = events.order_by("-timestamp", "-id").values_list("value", flat=True).first()
-        return Usage(latest if latest is not None else ZERO, events.count())
+        return Usage(latest if latest is not None else ZERO, events.count() if count_events else 0)
     if agg == Aggregation.UNIQUE_COUNT:
         count = unique_count(customer=customer, metric=metric, start=start, end=end, exclude=exclude)
-        return Usage(Decimal(count), events.count())
+        return Usage(Decimal(count), events.count() if count_events else 0)
     raise ValueError(f"unknown aggregation {agg!r}")

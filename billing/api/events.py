@@ -9,6 +9,8 @@ to the customer (metering knows no subscriptions), then hands validated events t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +20,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing.models import Subscription, SubscriptionStatus
+from billing.models import Invoice, InvoiceStatus, InvoiceType, Subscription, SubscriptionStatus
 from config.api import ApiView, error_response, not_found, validation_error
 from customers.models import Customer
 from metering.ingest import EventConflict, Owner, ValidEvent, store_events, validate_event
@@ -128,7 +130,39 @@ def event_json(event: Event, *, external_customer_id: str, fallback_subscription
     }
 
 
+def flag_late(events: list[ValidEvent]) -> list[ValidEvent]:
+    """Mark events whose period is already invoiced (finalized): they will be billed as late usage.
+
+    The flag informs (API response, admin filter); billing does not depend on it: every close
+    re-measures recent finalized periods, so an event is billed even if it raced a finalization.
+    """
+    if not events:
+        return events
+    earliest = min(e.timestamp for e in events)
+    closed: dict[int, list[tuple[datetime, datetime]]] = {}
+    rows = (
+        Invoice.objects.filter(
+            customer_id__in={e.owner.customer_id for e in events},
+            invoice_type=InvoiceType.PERIOD,
+            period_end__gt=earliest,
+        )
+        .exclude(status=InvoiceStatus.DRAFT)
+        .values_list("customer_id", "period_start", "period_end")
+    )
+    for customer_id, start, end in rows:
+        closed.setdefault(customer_id, []).append((start, end))
+    if not closed:
+        return events
+    return [
+        replace(e, is_late=True)
+        if any(start <= e.timestamp < end for start, end in closed.get(e.owner.customer_id, ()))
+        else e
+        for e in events
+    ]
+
+
 def _store(valid: list[ValidEvent]) -> list[dict[str, Any]] | Response:
+    valid = flag_late(valid)
     try:
         stored = store_events(valid, received_at=timezone.now())
     except EventConflict as exc:

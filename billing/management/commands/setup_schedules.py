@@ -10,6 +10,8 @@ from django_q.models import Schedule
 SCHEDULES = [
     # (name, function, schedule type, minutes)
     ("Close ended billing periods", "billing.tasks.close_ended_periods", Schedule.MINUTES, 60),
+    # Daily; it also runs hourly-safe, so an hourly cadence catches time zones east of UTC early.
+    ("Process commitments", "billing.tasks.process_due_commitments", Schedule.MINUTES, 60 * 24),
 ]
 
 
