@@ -19,6 +19,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from simple_history.utils import bulk_create_with_history
 
 from billing.catalog_schema import (
     Catalog,
@@ -156,7 +157,8 @@ def _load_plan(plan: PlanDef, report: LoadReport) -> None:
     if current.pricing() != plan.pricing() and stored.subscriptions.exists():
         # Never reprice what was sold: the old version keeps its subscribers.
         latest = Plan.objects.filter(code=plan.code).order_by("-version").values_list("version", flat=True)[0]
-        Plan.objects.filter(pk=stored.pk).update(is_current=False)
+        stored.is_current = False
+        stored.save(update_fields=["is_current", "updated_at"])  # save(), not update(): keeps its history
         _create_plan(plan, version=latest + 1)
         report.add("plan", plan.code, f"new version {latest + 1}")
         return
@@ -199,9 +201,12 @@ def _create_charges(plan: Plan, charges: tuple[ChargeDef, ...]) -> None:
             unit_amount=c.unit_amount, package_size=c.package_size, package_amount=c.package_amount,
             free_units=c.free_units, usage_limit=c.usage_limit,
         )
-        Tier.objects.bulk_create(
-            Tier(charge=charge, position=k, up_to=t.up_to, unit_amount=t.unit_amount, flat_amount=t.flat_amount)
-            for k, t in enumerate(c.tiers)
+        bulk_create_with_history(
+            [
+                Tier(charge=charge, position=k, up_to=t.up_to, unit_amount=t.unit_amount, flat_amount=t.flat_amount)
+                for k, t in enumerate(c.tiers)
+            ],
+            Tier,
         )
 
 

@@ -6,12 +6,21 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from simple_history.models import HistoricalRecords
 
 from billing.money import amount_field_kwargs, format_decimal, price_field_kwargs
 from billing.pricing import TierSpec, tier_errors
 from customers.models import Customer
 from customers.validators import validate_currency
 from metering.models import BillableMetric
+
+
+def history_user(instance: object = None, request: object = None, **kwargs: object) -> object | None:
+    """Who made a change, for django-simple-history: a staff user, never an API client."""
+    from django.contrib.auth.models import AbstractBaseUser
+
+    user = getattr(request, "user", None)
+    return user if isinstance(user, AbstractBaseUser) else None
 
 
 class Interval(models.TextChoices):
@@ -46,6 +55,7 @@ class Promotion(models.Model):
     applies_to = models.CharField(max_length=16, choices=AppliesTo.choices, default=AppliesTo.BASE_FEE)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(get_user=history_user)  # shown in the admin's History view
 
     class Meta:
         ordering = ["code"]
@@ -96,6 +106,7 @@ class Plan(models.Model):
     commitment_auto_renew = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(get_user=history_user)  # shown in the admin's History view
 
     objects = PlanQuerySet.as_manager()
 
@@ -144,6 +155,7 @@ class Charge(models.Model):
         **price_field_kwargs(), null=True, blank=True,
         help_text="Usage above this is not billed but flagged (plan limit).",
     )
+    history = HistoricalRecords(get_user=history_user)  # shown in the admin's History view
 
     class Meta:
         ordering = ["plan", "position", "id"]
@@ -177,6 +189,7 @@ class Tier(models.Model):
     up_to = models.DecimalField(**price_field_kwargs(), null=True, blank=True)
     unit_amount = models.DecimalField(**price_field_kwargs(), default=0)
     flat_amount = models.DecimalField(**price_field_kwargs(), default=0)
+    history = HistoricalRecords(get_user=history_user)  # shown in the admin's History view
 
     class Meta:
         ordering = ["charge", "position", "id"]
@@ -391,6 +404,7 @@ class Commitment(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(get_user=history_user)  # shown in the admin's History view
 
     class Meta:
         ordering = ["-term_start", "-id"]

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django_q",
     "sequences",
     "nested_admin",
+    "simple_history",
     "customers",
     "metering",
     "billing",
@@ -42,6 +43,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
