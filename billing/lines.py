@@ -20,7 +20,7 @@ from typing import Any
 
 from billing.money import ZERO, quantize_money
 from billing.periods import Period
-from billing.pricing import ChargeSpec, PricedCharge, price_charge
+from billing.pricing import STANDARD, ChargeSpec, PricedCharge, price_charge
 
 BASE_FEE = "base_fee"
 USAGE = "usage"
@@ -146,6 +146,7 @@ def usage_lines(
                 kind=USAGE,
                 description=c.metric_name,
                 quantity=c.quantity,
+                unit_amount=c.charge.unit_amount if c.charge.model == STANDARD else None,
                 amount=priced.amount,
                 metric_code=c.metric_code,
                 priced=priced,

@@ -36,11 +36,12 @@ def assign_number(*, invoice: Invoice, now: datetime) -> Invoice:
     django-sequences keeps a row-locked counter per year inside this transaction, so numbers
     are gap-free (a rollback gives the number back) and two finalizers never share one.
     """
-    year = now.year
+    # The number's year is the issue date's (the customer's day), so they never disagree.
+    invoice.issued_on = local_date(now, invoice.customer.timezone)
+    year = invoice.issued_on.year
     invoice.number = f"INV-{year}-{get_next_value(f'invoice-{year}'):06d}"
     invoice.status = InvoiceStatus.FINALIZED
     invoice.finalized_at = now
-    invoice.issued_on = local_date(now, invoice.customer.timezone)
     invoice.customer_snapshot = customer_snapshot(invoice)
     invoice.seller_name = settings.BILLING_SELLER_NAME
     invoice.save()

@@ -1,0 +1,585 @@
+"""Admin for invoices: the list, the read-only invoice page, its document, and the invoicing actions.
+
+- Invoices are made by closing periods (billing.period_close), never typed in: there is no add
+  page, every field and line is read-only, and no invoice page has a Save button. A draft, too,
+  changes only by "Recompute selected drafts" (billing.invoicing.invoice_recompute); a finalized
+  invoice never changes at all (DESIGN §3).
+- Only a draft may be deleted (it has no number yet, so nothing leaves a gap, and the next close
+  run builds it again); the bulk delete action is removed.
+- Actions call the invoicing services and report what they did with counts; what a service
+  refuses (e.g. voiding a paid invoice) is listed by invoice with a warning. Finalizing goes
+  through invoice_finalize, which recomputes the draft from the events stored now before it
+  numbers it (oldest period first, so numbers follow the periods). Voiding asks for a reason on
+  a confirmation page first.
+- "View invoice" opens the HTML document (billing.documents) at …/<id>/document/.
+- "Close ended periods" (on the list) runs billing.period_close.close_periods now, as the hourly
+  schedule and `manage.py close_period` do, and reports what it created and finalized.
+- The period columns and the period filter use local days in each customer's time zone: a
+  period shows as its first and last day (the stored bounds are half-open [start, end)).
+
+Imported at the end of billing.admin, so it registers with the rest of billing's admin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.translation import ngettext
+
+from billing.admin_customers import PlanCodeFilter
+from billing.documents import (
+    billing_details,
+    customer_block,
+    format_day,
+    format_money,
+    format_price,
+    format_quantity,
+    render_invoice_html,
+    tier_rows,
+)
+from billing.invoicing import InvoiceError, invoice_finalize, invoice_mark_paid, invoice_recompute, invoice_void
+from billing.models import Invoice, InvoiceLine, InvoiceStatus
+from billing.period_close import close_periods
+from billing.price_calculator import money
+from customers.models import Customer
+from metering.days import day_start, local_date
+
+# Messages are constants so tests can match them.
+INVOICES_FINALIZED = ("%(count)d invoice was finalized.", "%(count)d invoices were finalized.")
+INVOICES_PAID = ("%(count)d invoice was marked paid.", "%(count)d invoices were marked paid.")
+INVOICES_VOIDED = ("%(count)d invoice was voided.", "%(count)d invoices were voided.")
+DRAFTS_RECOMPUTED = (
+    "%(count)d draft was recomputed: %(changed)d changed, %(unchanged)d unchanged.",
+    "%(count)d drafts were recomputed: %(changed)d changed, %(unchanged)d unchanged.",
+)
+MORE_REFUSED = "… and %(count)d more were refused."
+NOTHING_TO_VOID = "None of the selected invoices can be voided: only finalized invoices can."
+VOID_REASON_MISSING = "Give a reason: an invoice is never voided without one."
+CLOSE_SUMMARY = (
+    "Closed ended periods: %(created)d invoices created, %(recomputed)d drafts recomputed, "
+    "%(finalized)d finalized, %(unchanged)d unchanged, %(errors)d errors."
+)
+CLOSE_ERROR = "Close failed for %(error)s"
+LOCKED_NOTE = (
+    "Invoices are computed, never edited: a draft changes only by “Recompute selected drafts” (or when "
+    "it is finalized, which recomputes it one last time), and a finalized invoice never changes: a wrong "
+    "one is voided. Late usage of a finalized period is billed on the customer's next invoice."
+)
+
+# Refusals listed one by one before they are summed up in a count.
+REFUSALS_LISTED = 10
+# Customers with invoices listed in the customer filter; with more, search by name or id.
+CUSTOMERS_LISTED = 30
+# Months offered by the period filter, newest first.
+MONTHS_LISTED = 36
+
+
+def _admin_url(name: str, *args: Any) -> str | None:
+    try:
+        return reverse(f"admin:{name}", args=args)
+    except NoReverseMatch:  # not in this admin site
+        return None
+
+
+def period_days(invoice: Invoice) -> tuple[date, date]:
+    """The first and last day (inclusive) of the invoice's period, in the customer's time zone."""
+    tz = invoice.customer.timezone
+    return local_date(invoice.period_start, tz), local_date(invoice.period_end, tz) - timedelta(days=1)
+
+
+# --- Filters ------------------------------------------------------------------------------------
+
+
+class InvoicePlanFilter(PlanCodeFilter):
+    """By the plan family (code) of the invoice's subscription, whatever the version."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value():
+            return queryset.filter(subscription__plan__code=self.value())
+        return queryset
+
+
+def _month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+class PeriodMonthFilter(admin.SimpleListFilter):
+    """Invoices whose period starts in a month, in each customer's own time zone.
+
+    A period starts at local midnight, so the October period of a customer in Tokyo starts on
+    September 30 in UTC: comparing UTC months would file it under September. The filter instead
+    compares each customer's period start with that month's bounds in the customer's zone (one
+    condition per time zone in use, which are few).
+    """
+
+    title = "period"
+    parameter_name = "period"
+
+    def _month(self) -> date | None:
+        value = self.value()
+        if not value:
+            return None
+        try:
+            year, month = (int(part) for part in value.split("-"))
+            if not 1 < year < 9999:  # keeps the month after it a valid date too
+                raise ValueError(value)
+            return date(year, month, 1)
+        except ValueError as exc:
+            raise IncorrectLookupParameters(f"period must be YYYY-MM, not {value!r}") from exc
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        ordered = Invoice.objects.values_list("period_start", "customer__timezone")
+        first = ordered.order_by("period_start").first()
+        last = ordered.order_by("-period_start").first()
+        if first is None or last is None:
+            return []
+        month = _month_start(local_date(last[0], last[1]))
+        stop = _month_start(local_date(first[0], first[1]))
+        choices = []
+        while month >= stop and len(choices) < MONTHS_LISTED:
+            choices.append((f"{month:%Y-%m}", f"{month:%B %Y}"))
+            month = _month_start(month - timedelta(days=1))
+        return choices
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> QuerySet[Invoice]:
+        month = self._month()
+        if month is None:
+            return queryset
+        following = _next_month(month)
+        zones = Customer.objects.order_by().values_list("timezone", flat=True).distinct()
+        condition = Q(pk__in=[])
+        for tz in zones:
+            condition |= Q(
+                customer__timezone=tz,
+                period_start__gte=day_start(month, tz),
+                period_start__lt=day_start(following, tz),
+            )
+        return queryset.filter(condition)
+
+
+class InvoiceCustomerFilter(admin.SimpleListFilter):
+    """By customer (external id). Lists the invoiced customers while they are few; past
+    CUSTOMERS_LISTED only the chosen one is shown, and search finds the others by name or id."""
+
+    title = "customer"
+    parameter_name = "customer"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        invoiced = (
+            Customer.objects.filter(Exists(Invoice.objects.filter(customer=OuterRef("pk"))))
+            .order_by("external_id")
+            .only("external_id", "name")
+        )
+        customers = list(invoiced[: CUSTOMERS_LISTED + 1])
+        if len(customers) > CUSTOMERS_LISTED:
+            customers = list(invoiced.filter(external_id=self.value())) if self.value() else []
+        return [(c.external_id, str(c)) for c in customers]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> QuerySet[Invoice]:
+        if self.value():
+            return queryset.filter(customer__external_id=self.value())
+        return queryset
+
+
+# --- Lines --------------------------------------------------------------------------------------
+
+
+class InvoiceLineInline(admin.TabularInline):
+    """The invoice's lines, read-only always: they are computed from usage, never typed."""
+
+    model = InvoiceLine
+    extra = 0
+    max_num = 0
+    can_delete = False
+    fields = ("kind", "description", "quantity_display", "unit_price_display", "amount_display", "tiers_display")
+    readonly_fields = fields
+    ordering = ("position", "id")
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The lines are part of the invoice: whoever may see the invoice sees them.
+        return request.user.has_perm("billing.view_invoice") or request.user.has_perm("billing.change_invoice")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="quantity")
+    def quantity_display(self, obj: InvoiceLine) -> str:
+        return format_quantity(obj.quantity)
+
+    @admin.display(description="unit price")
+    def unit_price_display(self, obj: InvoiceLine) -> str:
+        return format_price(obj.unit_amount, obj.currency) if obj.unit_amount is not None else "—"
+
+    @admin.display(description="amount")
+    def amount_display(self, obj: InvoiceLine) -> str:
+        return format_money(obj.amount, obj.currency)
+
+    @admin.display(description="tiers")
+    def tiers_display(self, obj: InvoiceLine) -> str:
+        rows = tier_rows(obj)
+        if not rows:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"),
+            "{}: {} × {} = {}",
+            ((row["label"], row["units"], row["unit_price"], row["amount"]) for row in rows),
+        )
+
+
+# --- Forms --------------------------------------------------------------------------------------
+
+
+class VoidReasonForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Shown on the voided invoice and kept with it.",
+        error_messages={"required": VOID_REASON_MISSING},
+    )
+
+
+# --- Invoices -----------------------------------------------------------------------------------
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    list_display = (
+        "number_display",
+        "customer_display",
+        "subscription_display",
+        "invoice_type",
+        "period_start_display",
+        "period_end_display",
+        "status",
+        "total_display",
+        "issued_on",
+    )
+    list_filter = ("status", "invoice_type", PeriodMonthFilter, InvoicePlanFilter, InvoiceCustomerFilter)
+    list_select_related = ("customer", "subscription__plan")
+    search_fields = ("number", "customer__external_id", "customer__name")
+    search_help_text = "Invoice number, or the customer's external id or name."
+    ordering = ("-period_start", "-id")
+    show_full_result_count = False
+    inlines = [InvoiceLineInline]
+    actions = ("finalize_selected", "mark_paid_selected", "recompute_selected", "void_selected")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "number_display",
+                    "status",
+                    "invoice_type",
+                    "customer",
+                    "subscription_display",
+                    "period_display",
+                    "currency",
+                    "total_display",
+                    "issued_on",
+                ),
+                "description": LOCKED_NOTE,
+            },
+        ),
+        ("Lifecycle", {"fields": ("finalized_at", "paid_at", "voided_at", "void_reason")}),
+        ("Billing details", {"fields": ("seller_display", "billing_details_display")}),
+        ("History", {"fields": ("period_start", "period_end", "created_at", "updated_at"), "classes": ("collapse",)}),
+    )
+    readonly_fields = (
+        "number_display",
+        "status",
+        "invoice_type",
+        "customer",
+        "subscription_display",
+        "period_display",
+        "currency",
+        "total_display",
+        "issued_on",
+        "finalized_at",
+        "paid_at",
+        "voided_at",
+        "void_reason",
+        "seller_display",
+        "billing_details_display",
+        "period_start",
+        "period_end",
+        "created_at",
+        "updated_at",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Invoice]:
+        return super().get_queryset(request).select_related("customer", "subscription__plan")
+
+    # --- columns and fields ---
+
+    @admin.display(description="number", ordering="number")
+    def number_display(self, obj: Invoice) -> str:
+        return obj.number or f"Draft #{obj.pk}"
+
+    @admin.display(description="customer", ordering="customer__external_id")
+    def customer_display(self, obj: Invoice) -> str:
+        return str(obj.customer)
+
+    @admin.display(description="subscription (plan)", ordering="subscription__external_id")
+    def subscription_display(self, obj: Invoice) -> str:
+        subscription = obj.subscription
+        plan = subscription.plan
+        label = f"{subscription.external_id} ({plan.code} v{plan.version})"
+        url = _admin_url("billing_subscription_change", subscription.pk)
+        return format_html('<a href="{}">{}</a>', url, label) if url else label
+
+    @admin.display(description="period start", ordering="period_start")
+    def period_start_display(self, obj: Invoice) -> date:
+        return period_days(obj)[0]
+
+    @admin.display(description="period end", ordering="period_end")
+    def period_end_display(self, obj: Invoice) -> date:
+        return period_days(obj)[1]
+
+    @admin.display(description="period")
+    def period_display(self, obj: Invoice) -> str:
+        first, last = period_days(obj)
+        return f"{format_day(first)} – {format_day(last)} (days in {obj.customer.timezone})"
+
+    @admin.display(description="total", ordering="total")
+    def total_display(self, obj: Invoice) -> str:
+        return f"{money(obj.total, obj.currency)} {obj.currency}"
+
+    @admin.display(description="seller")
+    def seller_display(self, obj: Invoice) -> str:
+        if obj.is_draft:
+            return "Set at finalization"
+        return obj.seller_name
+
+    @admin.display(description="bill to")
+    def billing_details_display(self, obj: Invoice) -> str:
+        block = customer_block(billing_details(obj))
+        lines = [block["display_name"], block["trading_name"], *block["address"], block["email"]]
+        if block["tax_identification_number"]:
+            lines.append(f"Tax ID: {block['tax_identification_number']}")
+        note = "The customer's current details; they are snapshotted at finalization." if obj.is_draft else ""
+        html = format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines if line))
+        return format_html("{}<br><span class='help'>{}</span>", html, note) if note else html
+
+    # --- permissions ---
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # invoices come from closing periods
+
+    def has_change_permission(self, request: HttpRequest, obj: Invoice | None = None) -> bool:
+        # Model-level change permission (obj None) is what the actions and "Close ended periods"
+        # need. No single invoice is editable on its page: finalized ones never change, drafts
+        # only through recompute, so the page shows it read-only, without a Save button.
+        if obj is not None:
+            return False
+        return super().has_change_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Invoice | None = None) -> bool:
+        if obj is not None and obj.status != InvoiceStatus.DRAFT:
+            return False  # a numbered invoice is kept forever: void it instead
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        # The bulk delete would reach finalized invoices; drafts are deleted from their page.
+        actions.pop("delete_selected", None)
+        return actions
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Invoice | None = None) -> Sequence[str]:
+        return self.readonly_fields
+
+    # --- pages ---
+
+    def get_urls(self) -> list[URLPattern]:
+        opts = self.opts
+        prefix = f"{opts.app_label}_{opts.model_name}"
+        return [
+            path(
+                "close-periods/",
+                self.admin_site.admin_view(self.close_periods_view),
+                name=f"{prefix}_close_periods",
+            ),
+            path(
+                "<path:object_id>/document/",
+                self.admin_site.admin_view(self.document_view),
+                name=f"{prefix}_document",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "can_close_periods": self.has_change_permission(request)}
+        return super().changelist_view(request, extra_context)
+
+    def document_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The invoice as its self-contained HTML document (billing.documents)."""
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_permission(request, obj):
+            raise PermissionDenied
+        response = HttpResponse(render_invoice_html(obj), content_type="text/html; charset=utf-8")
+        filename = obj.number or f"draft-{obj.pk}"
+        response["Content-Disposition"] = f'inline; filename="{filename}.html"'
+        return response
+
+    def close_periods_view(self, request: HttpRequest) -> HttpResponse:
+        """Confirm (GET), then run close_periods now (POST) and report its summary."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        changelist_url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
+        if request.method == "POST":
+            report = close_periods(now=timezone.now())
+            counts = {
+                "created": len(report.created),
+                "recomputed": len(report.recomputed),
+                "finalized": len(report.finalized),
+                "unchanged": report.unchanged,
+                "errors": len(report.errors),
+            }
+            self.message_user(
+                request, CLOSE_SUMMARY % counts, messages.WARNING if report.errors else messages.SUCCESS
+            )
+            self._report_refusals(request, report.errors, CLOSE_ERROR)
+            return HttpResponseRedirect(changelist_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Close ended periods",
+            "opts": self.opts,
+            "changelist_url": changelist_url,
+            "has_view_permission": True,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/billing/invoice/close_periods.html", context)
+
+    # --- actions ---
+
+    def _report_refusals(self, request: HttpRequest, refusals: list[str], template: str = "%(error)s") -> None:
+        for refusal in refusals[:REFUSALS_LISTED]:
+            self.message_user(request, template % {"error": refusal}, messages.WARNING)
+        if len(refusals) > REFUSALS_LISTED:
+            self.message_user(request, MORE_REFUSED % {"count": len(refusals) - REFUSALS_LISTED}, messages.WARNING)
+
+    def _report(self, request: HttpRequest, done: int, counted: tuple[str, str], refusals: list[str]) -> None:
+        self.message_user(
+            request, ngettext(*counted, done) % {"count": done}, messages.SUCCESS if done else messages.WARNING
+        )
+        self._report_refusals(request, refusals)
+
+    @admin.action(description="Finalize selected drafts", permissions=["change"])
+    def finalize_selected(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+        frozen_now = timezone.now()
+        done, refusals = 0, []
+        # Oldest period first, so the gap-free numbers follow the periods.
+        for invoice in queryset.order_by("period_start", "id"):
+            try:
+                invoice_finalize(invoice=invoice, now=frozen_now)
+            except InvoiceError as exc:
+                refusals.append(str(exc))
+            else:
+                done += 1
+        self._report(request, done, INVOICES_FINALIZED, refusals)
+
+    @admin.action(description="Mark selected as paid", permissions=["change"])
+    def mark_paid_selected(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+        frozen_now = timezone.now()
+        done, refusals = 0, []
+        for invoice in queryset.order_by("period_start", "id"):
+            try:
+                invoice_mark_paid(invoice=invoice, now=frozen_now)
+            except InvoiceError as exc:
+                refusals.append(str(exc))
+            else:
+                done += 1
+        self._report(request, done, INVOICES_PAID, refusals)
+
+    @admin.action(description="Recompute selected drafts", permissions=["change"])
+    def recompute_selected(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+        changed = unchanged = 0
+        refusals = []
+        for invoice in queryset.order_by("period_start", "id"):
+            try:
+                if invoice_recompute(invoice=invoice):
+                    changed += 1
+                else:
+                    unchanged += 1
+            except (InvoiceError, ValueError) as exc:  # ValueError: a stored charge the engine cannot price
+                refusals.append(str(exc) if isinstance(exc, InvoiceError) else f"invoice {invoice}: {exc}")
+        done = changed + unchanged
+        self.message_user(
+            request,
+            ngettext(*DRAFTS_RECOMPUTED, done) % {"count": done, "changed": changed, "unchanged": unchanged},
+            messages.SUCCESS if done else messages.WARNING,
+        )
+        self._report_refusals(request, refusals)
+
+    def _void_row(self, invoice: Invoice) -> dict[str, Any]:
+        first, last = period_days(invoice)
+        return {
+            "invoice": invoice,
+            "url": _admin_url("billing_invoice_change", invoice.pk),
+            "customer": str(invoice.customer),
+            "period": f"{format_day(first)} – {format_day(last)}",
+            "total": format_money(invoice.total, invoice.currency),
+            "status": invoice.get_status_display(),
+        }
+
+    @admin.action(description="Void selected invoices", permissions=["change"])
+    def void_selected(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> HttpResponse | None:
+        """Ask for a reason on a confirmation page, then void the finalized invoices selected."""
+        invoices = list(queryset.order_by("period_start", "id"))
+        voidable = [invoice for invoice in invoices if invoice.status == InvoiceStatus.FINALIZED]
+        if not voidable:
+            self.message_user(request, NOTHING_TO_VOID, messages.WARNING)
+            return None
+        form = VoidReasonForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            frozen_now = timezone.now()
+            done, refusals = 0, []
+            for invoice in invoices:
+                try:
+                    invoice_void(invoice=invoice, reason=form.cleaned_data["reason"], now=frozen_now)
+                except InvoiceError as exc:
+                    refusals.append(str(exc))
+                else:
+                    done += 1
+            self._report(request, done, INVOICES_VOIDED, refusals)
+            return None
+        refused = [invoice for invoice in invoices if invoice.status != InvoiceStatus.FINALIZED]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Void invoices",
+            "opts": self.opts,
+            "form": form,
+            "voidable": [self._void_row(invoice) for invoice in voidable],
+            "refused": [self._void_row(invoice) for invoice in refused],
+            "selected_ids": [invoice.pk for invoice in invoices],
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "action_name": "void_selected",
+            "changelist_url": reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/billing/invoice/void_confirmation.html", context)
