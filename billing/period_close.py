@@ -57,8 +57,9 @@ def _ended_periods(subscription: Subscription, after: datetime | None, now: date
             tz=subscription.customer.timezone,
             at=cursor,
         )
-        # past the end (empty after a termination) or not over yet
-        if period.start >= period.end or period.end > now:
+        # Past the end (after a termination the clipped last period comes back, or an empty
+        # one), or not over yet.
+        if period.end <= cursor or period.start >= period.end or period.end > now:
             return periods
         if after is None or period.start >= after:
             periods.append(period)
@@ -78,7 +79,7 @@ def _advance_periods(subscription: Subscription, after: datetime | None, now: da
             tz=subscription.customer.timezone,
             at=cursor,
         )
-        if period.start > now or period.start >= period.end:
+        if period.end <= cursor or period.start > now or period.start >= period.end:
             break
         if after is None or period.start >= after:
             periods.append(period)
