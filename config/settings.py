@@ -135,7 +135,8 @@ BILLING_SELLER_NAME = env_str("BILLING_SELLER_NAME", "Segment Demo Inc.")
 # --- django-q2 ----------------------------------------------------------------------------
 REDIS_URL = env_optional_url("REDIS_URL")
 Q_CLUSTER: dict[str, object] = {
-    "name": "billing",
+    # Clusters with the same name share one queue: several machines, one Redis.
+    "name": env_str("Q_CLUSTER_NAME", "billing"),
     "workers": env_int("Q_WORKERS", 2, minimum=1, maximum=64),
     "timeout": 1800,
     "retry": 3600,
