@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -24,12 +25,36 @@ PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 STAMP = VENV / ".installed-from"
 
 
+SYSTEM_LIBRARIES = {"libpango-1.0.so.0": "libpango-1.0-0", "libpangoft2-1.0.so.0": "libpangoft2-1.0-0"}
+
+
+def install_system_libraries() -> None:
+    """WeasyPrint (PDF invoices) needs Pango; install it with apt-get where we can."""
+    if sys.platform != "linux":
+        return
+    try:
+        found = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return
+    missing = [pkg for lib, pkg in SYSTEM_LIBRARIES.items() if lib not in found]
+    if not missing:
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print(f"Installing {', '.join(missing)} (for PDF invoices) …", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=False, env=env)
+    else:
+        print(f"PDF invoices need the system packages: {' '.join(missing)} (not installed).", flush=True)
+
+
 def install() -> None:
     if sys.version_info < (3, 11):  # noqa: UP036 - this file may be run by an older python3
         sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}.")
     if not PYTHON.exists():
         print(f"Creating {VENV.relative_to(ROOT)}/ …", flush=True)
         venv.create(VENV, with_pip=True)
+    install_system_libraries()
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text().strip() == wanted:
         return

@@ -532,6 +532,7 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
 
 
 from billing import (  # noqa: E402 - registered after the catalog admins they build on
+    admin_commitments,  # noqa: F401  (commitment and ledger admins)
     admin_customers,  # noqa: F401  (customer and subscription admins)
     admin_invoices,  # noqa: F401  (invoice admin, document and actions)
 )

@@ -183,6 +183,10 @@ def drawdown_record(*, invoice: Invoice) -> LedgerEntry | None:
     if line is None:
         return None
     commitment = Commitment.objects.select_for_update().get(pk=line.details["commitment"])
+    recorded = LedgerEntry.objects.filter(invoice=invoice, kind=LedgerKind.DRAWDOWN).first()
+    if recorded is not None:
+        # Already in the balance: checking it against the balance again would count it twice.
+        return recorded
     if balance(commitment) + line.amount < 0:
         raise CommitmentError(f"drawdown of {-line.amount} exceeds the balance of {commitment}")
     entry, _ = LedgerEntry.objects.get_or_create(
@@ -217,7 +221,11 @@ def adjustment_create(*, commitment: Commitment, amount: Decimal, reason: str, u
         raise CommitmentError(ADJUSTMENT_ZERO)
     current = balance(commitment)
     if current + amount < 0:
-        raise CommitmentError(ADJUSTMENT_BELOW_ZERO.format(balance=current, currency=commitment.currency))
+        raise CommitmentError(
+            ADJUSTMENT_BELOW_ZERO.format(
+                balance=quantize_money(current, commitment.currency), currency=commitment.currency
+            )
+        )
     return LedgerEntry.objects.create(
         commitment=commitment, kind=LedgerKind.ADJUSTMENT, amount=amount, reason=reason.strip(), created_by=user
     )
@@ -288,7 +296,18 @@ def _process_one(commitment_id: int, today: date, report: CommitmentReport) -> N
         live = subscription.status != SubscriptionStatus.TERMINATED or (
             subscription.terminated_at is not None and subscription.terminated_at > commitment.term_end
         )
-        if commitment.auto_renew and live:
+        # A successor set up by hand (e.g. new terms for next year) replaces the automatic renewal,
+        # which would overlap it (or collide with it on the same start, every day, forever).
+        succeeded = (
+            Commitment.objects.filter(
+                subscription=subscription,
+                status__in=[CommitmentStatus.PENDING, CommitmentStatus.ACTIVE],
+                term_start__gte=commitment.term_end,
+            )
+            .exclude(pk=commitment.pk)
+            .exists()
+        )
+        if commitment.auto_renew and live and not succeeded:
             renewal = Commitment.objects.create(
                 subscription=subscription,
                 amount=commitment.amount,

@@ -17,16 +17,19 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from django.db import connection, transaction
 
 from metering.days import local_date, month_key
-from metering.models import Aggregation, BillableMetric, DistinctValue, Event
+from metering.models import Aggregation, BillableMetric, DistinctValue, Event, EventKey
 
 MAX_FUTURE = timedelta(minutes=5)
 MAX_DISTINCT_LENGTH = 255
+# Event.value is numeric(30, 10): 20 integer digits, 10 decimal places.
+VALUE_QUANTUM = Decimal("1e-10")
+VALUE_LIMIT = Decimal("1e20")
 
 REQUIRED = "is required"
 NOT_A_STRING = "must be a string"
@@ -111,7 +114,13 @@ def numeric_property(value: Any) -> Decimal | None:
             number = Decimal(str(value).strip())
         except InvalidOperation:
             return None
-        return number if number.is_finite() and number.adjusted() < 20 else None
+        if not number.is_finite() or number.adjusted() >= 20:
+            return None
+        # 99999999999999999999.99999999999 has 20 integer digits but rounds to 21 in the column:
+        # bound the value as stored, or PostgreSQL fails the whole batch with "numeric field overflow".
+        with localcontext(prec=40):
+            stored = number.quantize(VALUE_QUANTUM, rounding=ROUND_HALF_UP)  # as PostgreSQL rounds
+        return number if stored.copy_abs() < VALUE_LIMIT else None  # copy_abs: no rounding to 28 digits
     return None
 
 
@@ -244,6 +253,11 @@ def store_events(events: list[ValidEvent], *, received_at: datetime) -> list[Eve
 
     Raises EventConflict (and stores nothing) if a transaction id was already used, in the
     database or earlier in the batch, for a different event.
+
+    The idempotency key goes in first (EventKey, INSERT … ON CONFLICT DO NOTHING RETURNING):
+    only events whose key was new are stored. A concurrent writer of the same key waits on the
+    key's unique index until the first commits, then finds it taken; so each event is stored
+    once however many clients send it at the same time.
     """
     with transaction.atomic():
         first: dict[tuple[int, str], int] = {}
@@ -256,9 +270,22 @@ def store_events(events: list[ValidEvent], *, received_at: datetime) -> list[Eve
         if conflicts:
             raise EventConflict(conflicts, [events[i].transaction_id for i in conflicts])
 
-        # Sorted, so concurrent batches take their unique-index locks in one order (no deadlocks).
-        new = sorted((events[i] for i in first.values()), key=lambda e: (e.owner.customer_id, e.transaction_id))
-        Event.objects.bulk_create(
+        # Sorted, so concurrent batches take their key locks in one order (no deadlocks).
+        unique = sorted((events[i] for i in first.values()), key=lambda e: (e.owner.customer_id, e.transaction_id))
+        inserted = _insert_keys(unique)
+        seen = [ev for ev in unique if (ev.owner.customer_id, ev.transaction_id) not in inserted]
+        stored_keys = _fetch_keys(seen)
+        conflicts = [
+            i
+            for i, ev in enumerate(events)
+            if (ev.owner.customer_id, ev.transaction_id) in stored_keys
+            and stored_keys[(ev.owner.customer_id, ev.transaction_id)].payload_hash != ev.payload_hash
+        ]
+        if conflicts:
+            raise EventConflict(conflicts, [events[i].transaction_id for i in conflicts])
+
+        new = [ev for ev in unique if (ev.owner.customer_id, ev.transaction_id) in inserted]
+        rows = Event.objects.bulk_create(
             [
                 Event(
                     customer_id=ev.owner.customer_id,
@@ -274,43 +301,73 @@ def store_events(events: list[ValidEvent], *, received_at: datetime) -> list[Eve
                 )
                 for ev in new
             ],
-            ignore_conflicts=True,
             batch_size=1000,
         )
-        stored = _fetch(first.keys())
-        conflicts = [
-            i
-            for i, ev in enumerate(events)
-            if stored[(ev.owner.customer_id, ev.transaction_id)].payload_hash != ev.payload_hash
-        ]
-        if conflicts:
-            raise EventConflict(conflicts, [events[i].transaction_id for i in conflicts])
+        stored: dict[tuple[int, str], Event] = {}
+        for ev, row in zip(new, rows, strict=True):
+            row.metric = ev.metric
+            stored[(ev.owner.customer_id, ev.transaction_id)] = row
+        stored.update(_fetch_events(stored_keys.values()))
         _add_distinct_values(
-            (
-                ev.owner.customer_id,
-                ev.owner.timezone,
-                ev.metric.pk,
-                stored[(ev.owner.customer_id, ev.transaction_id)].timestamp,
-                ev.distinct,
-            )
+            (ev.owner.customer_id, ev.owner.timezone, ev.metric.pk, ev.timestamp, ev.distinct)
             for ev in new
             if ev.distinct is not None
         )
         return [stored[(ev.owner.customer_id, ev.transaction_id)] for ev in events]
 
 
-def _fetch(keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], Event]:
-    keys = list(keys)
+def _insert_keys(events: list[ValidEvent]) -> set[tuple[int, str]]:
+    """Insert the events' idempotency keys; return the keys that were new."""
+    table = EventKey._meta.db_table
+    adapt = connection.ops.adapt_datetimefield_value
+    inserted: set[tuple[int, str]] = set()
+    for start in range(0, len(events), 500):
+        chunk = events[start : start + 500]
+        params: list[Any] = []
+        for ev in chunk:
+            params.extend((ev.owner.customer_id, ev.transaction_id, ev.payload_hash, ev.metric.pk, adapt(ev.timestamp)))
+        placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
+        sql = (
+            f'INSERT INTO {table} (customer_id, transaction_id, payload_hash, metric_id, "timestamp") '
+            f"VALUES {placeholders} ON CONFLICT (customer_id, transaction_id) DO NOTHING "
+            "RETURNING customer_id, transaction_id"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            inserted.update((int(c), t) for c, t in cursor.fetchall())
+    return inserted
+
+
+def _fetch_keys(events: list[ValidEvent]) -> dict[tuple[int, str], EventKey]:
     by_customer: dict[int, list[str]] = {}
-    for customer_id, transaction_id in keys:
-        by_customer.setdefault(customer_id, []).append(transaction_id)
-    found: dict[tuple[int, str], Event] = {}
+    for ev in events:
+        by_customer.setdefault(ev.owner.customer_id, []).append(ev.transaction_id)
+    found: dict[tuple[int, str], EventKey] = {}
     for customer_id, transaction_ids in by_customer.items():
         for start in range(0, len(transaction_ids), 1000):
             chunk = transaction_ids[start : start + 1000]
-            for event in Event.objects.filter(customer_id=customer_id, transaction_id__in=chunk).select_related(
-                "metric"
-            ):
+            for key in EventKey.objects.filter(customer_id=customer_id, transaction_id__in=chunk):
+                found[(customer_id, key.transaction_id)] = key
+    return found
+
+
+def _fetch_events(keys: Iterable[EventKey]) -> dict[tuple[int, str], Event]:
+    """The stored events of these keys, read through the window index (customer, metric, timestamp)."""
+    groups: dict[tuple[int, int], list[EventKey]] = {}
+    for key in keys:
+        groups.setdefault((key.customer_id, key.metric_id), []).append(key)
+    found: dict[tuple[int, str], Event] = {}
+    for (customer_id, metric_id), group in groups.items():
+        for start in range(0, len(group), 500):
+            chunk = group[start : start + 500]
+            wanted = {k.transaction_id for k in chunk}
+            rows = Event.objects.filter(
+                customer_id=customer_id,
+                metric_id=metric_id,
+                timestamp__in={k.timestamp for k in chunk},
+                transaction_id__in=wanted,
+            ).select_related("metric")
+            for event in rows:
                 found[(customer_id, event.transaction_id)] = event
     return found
 

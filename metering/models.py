@@ -55,7 +55,7 @@ class BillableMetric(models.Model):
 
 
 class Event(models.Model):
-    """A usage event, append-only. Unique per (customer, transaction_id): sending it again is a no-op.
+    """A usage event, append-only. Once per (customer, transaction_id) (see EventKey): resending is a no-op.
 
     `value` is the metric's numeric property, extracted at ingestion for sum/max/latest so the
     aggregation reads a column instead of JSON. `payload_hash` identifies what the client sent,
@@ -77,9 +77,9 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["-timestamp", "-id"]
-        constraints = [
-            models.UniqueConstraint(fields=["customer", "transaction_id"], name="event_transaction_unique"),
-        ]
+        # No unique constraint here: on PostgreSQL this table is partitioned by month (see
+        # migration 0004), where a unique index must include the timestamp. Idempotency by
+        # (customer, transaction_id) is the primary key of EventKey instead.
         indexes = [
             # Serves every window aggregation: customer + metric + [start, end).
             models.Index(fields=["customer", "metric", "timestamp"], name="event_window"),
@@ -91,6 +91,31 @@ class Event(models.Model):
     @property
     def code(self) -> str:
         return self.metric.code
+
+
+class EventKey(models.Model):
+    """The idempotency key of an event: one row per (customer, transaction_id), never partitioned.
+
+    Ingestion inserts the key first (ON CONFLICT DO NOTHING); only events whose key was new are
+    stored, so an event is stored once however many times, and by however many clients, it is
+    sent. `payload_hash` tells a retry from a reused id; `metric` and `timestamp` find the
+    stored event through the events' window index (and its partition).
+    """
+
+    pk = models.CompositePrimaryKey("customer_id", "transaction_id")
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="+", db_index=False)
+    transaction_id = models.CharField(max_length=255)
+    payload_hash = models.CharField(max_length=64)
+    metric = models.ForeignKey(BillableMetric, on_delete=models.PROTECT, related_name="+", db_index=False)
+    timestamp = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "event key"
+        # GET /api/v1/events/<transaction_id> without a customer (as Lago's SDK asks it).
+        indexes = [models.Index(fields=["transaction_id"], name="eventkey_transaction")]
+
+    def __str__(self) -> str:
+        return self.transaction_id
 
 
 class DistinctValue(models.Model):

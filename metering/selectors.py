@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from django.db import connections
 from django.db.models import Case, Count, F, IntegerField, Max, QuerySet, Value, When
 from django.db.models.fields.json import KeyTransform
+from django.db.models.functions import Collate
 
 from config.db import exact_sum
 from customers.models import Customer
@@ -111,7 +113,10 @@ def distinct_values(
         yield from sorted(_raw_distinct(customer, metric, start, end, exclude))
         return
     rows = _window_sets(customer, metric, start, end, exclude)
-    yield from rows.order_by("value").values_list("value", flat=True).distinct().iterator(chunk_size=10_000)
+    # By code point, as sorted() orders the raw path: PostgreSQL would otherwise sort by the
+    # database's locale (en_US puts "_bot" before "42" and "alice" before "Bob").
+    order = Collate("value", "C") if connections[rows.db].vendor == "postgresql" else F("value")
+    yield from rows.order_by(order).values_list("value", flat=True).distinct().iterator(chunk_size=10_000)
 
 
 def _raw_distinct(

@@ -24,7 +24,7 @@ from billing.models import Invoice, InvoiceStatus, InvoiceType, Subscription, Su
 from config.api import ApiView, error_response, not_found, validation_error
 from customers.models import Customer
 from metering.ingest import EventConflict, Owner, ValidEvent, store_events, validate_event
-from metering.models import BillableMetric, Event
+from metering.models import BillableMetric, Event, EventKey
 
 UNKNOWN_CUSTOMER = "unknown customer {ref!r}"
 UNKNOWN_SUBSCRIPTION = "unknown subscription {ref!r}"
@@ -310,15 +310,24 @@ class EventDetailView(ApiView):
         responses={200: EventOutputEnvelope},
     )
     def get(self, request: Request, transaction_id: str) -> Response:
-        events = Event.objects.filter(transaction_id=transaction_id).select_related("metric", "customer")
+        keys = EventKey.objects.filter(transaction_id=transaction_id)
         customer_ref = request.query_params.get("external_customer_id")
         if customer_ref:
-            events = events.filter(customer__external_id=customer_ref)
-        found = list(events[:2])
+            keys = keys.filter(customer__external_id=customer_ref)
+        found_keys = list(keys[:2])
+        if not found_keys:
+            return not_found("event")
+        if len(found_keys) > 1:
+            return validation_error({"external_customer_id": [AMBIGUOUS_TRANSACTION]})
+        key = found_keys[0]
+        found = list(
+            Event.objects.filter(
+                customer_id=key.customer_id, metric_id=key.metric_id, timestamp=key.timestamp,
+                transaction_id=transaction_id,
+            ).select_related("metric", "customer")[:1]
+        )
         if not found:
             return not_found("event")
-        if len(found) > 1:
-            return validation_error({"external_customer_id": [AMBIGUOUS_TRANSACTION]})
         event = found[0]
         fallback = _active_subscription_ids({event.customer_id}).get(event.customer_id, "")
         return Response(

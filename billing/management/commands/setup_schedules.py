@@ -12,6 +12,7 @@ SCHEDULES = [
     ("Close ended billing periods", "billing.tasks.close_ended_periods", Schedule.MINUTES, 60),
     # Daily; it also runs hourly-safe, so an hourly cadence catches time zones east of UTC early.
     ("Process commitments", "billing.tasks.process_due_commitments", Schedule.MINUTES, 60 * 24),
+    ("Create event partitions ahead", "metering.tasks.create_event_partitions", Schedule.MINUTES, 60 * 24),
 ]
 
 
