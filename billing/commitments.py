@@ -211,6 +211,25 @@ def drawdown_reverse(*, invoice: Invoice) -> LedgerEntry | None:
     )
 
 
+def prepayment_reverse(*, invoice: Invoice) -> LedgerEntry | None:
+    """When a prepayment invoice is voided, the commitment it paid for is canceled and what is
+    left of its balance is taken back (an unpaid credit must not be drawn)."""
+    commitment = Commitment.objects.select_for_update().filter(invoice=invoice).first()
+    if commitment is None:
+        return None
+    left = balance(commitment)
+    entry = None
+    if left > 0:
+        entry = LedgerEntry.objects.create(
+            commitment=commitment, kind=LedgerKind.ADJUSTMENT, amount=-left, invoice=invoice,
+            reason=f"Prepayment {invoice.number} voided: unused balance taken back",
+        )
+    commitment.status = CommitmentStatus.CANCELED
+    commitment.auto_renew = False
+    commitment.save(update_fields=["status", "auto_renew", "updated_at"])
+    return entry
+
+
 @transaction.atomic
 def adjustment_create(*, commitment: Commitment, amount: Decimal, reason: str, user: object | None) -> LedgerEntry:
     commitment = Commitment.objects.select_for_update().get(pk=commitment.pk)

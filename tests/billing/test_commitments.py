@@ -21,6 +21,7 @@ import pytest
 import time_machine
 from django.core.management import call_command
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from billing.commitments import (
@@ -42,8 +43,11 @@ from billing.models import (
     InvoiceType,
     LedgerEntry,
     LedgerKind,
+    Plan,
     Subscription,
 )
+from billing.subscriptions import subscription_create
+from customers.models import Customer
 from customers.services import api_key_create
 from metering.days import day_start
 
@@ -451,3 +455,20 @@ def test_next_term_set_up_by_hand_replaces_the_automatic_renewal(api: Api) -> No
     assert first.status == CommitmentStatus.EXPIRED
     assert next_year.status == CommitmentStatus.ACTIVE and next_year.invoice.total == Decimal("150.00")
     assert Commitment.objects.count() == 2
+
+
+def test_voiding_a_prepayment_invoice_cancels_its_commitment_and_takes_back_the_credit() -> None:
+    call_command("load_catalog", stdout=StringIO())
+    customer = Customer.objects.create(external_id="void-prepay")
+    plan = Plan.objects.get(code="team-annual", is_current=True)
+    frozen_now = timezone.now()
+    subscription_create(
+        customer=customer, plan=plan, external_id="vp", subscription_at=frozen_now,
+        billing_time="calendar", now=frozen_now,
+    )
+    prepayment = Invoice.objects.get(invoice_type=InvoiceType.COMMITMENT)
+    invoice_void(invoice=prepayment, reason="customer never paid", now=frozen_now)
+    commitment = Commitment.objects.get()
+    assert commitment.status == CommitmentStatus.CANCELED
+    assert balance(commitment) == 0
+    assert commitment.entries.get(kind=LedgerKind.ADJUSTMENT).amount == Decimal("-1440.00")
