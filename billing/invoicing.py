@@ -21,7 +21,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from billing.commitments import drawdown_record, drawdown_reverse
+from billing.commitments import drawdown_record, drawdown_reverse, prepayment_reverse
 from billing.invoice_lines import DraftLine, compute_advance_lines, compute_period_lines
 from billing.models import (
     Invoice,
@@ -125,6 +125,8 @@ def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> Invoice:
     invoice.void_reason = reason.strip()
     invoice.save(update_fields=["status", "voided_at", "void_reason", "updated_at"])
     drawdown_reverse(invoice=invoice)
+    if invoice.invoice_type == InvoiceType.COMMITMENT:
+        prepayment_reverse(invoice=invoice)
     return invoice
 
 
