@@ -41,7 +41,7 @@ from billing.models import (
 )
 from billing.money import ZERO, quantize_money
 from billing.numbering import assign_number
-from billing.periods import _add_months, _clamped
+from billing.periods import _add_months, _clamped, end_day
 from config.db import exact_sum
 from metering.days import day_start, local_date
 
@@ -275,8 +275,12 @@ def _last_period_invoiced(commitment: Commitment) -> bool:
     """Whether the invoice of the term's last period is final (so its drawdown is in the ledger)."""
     subscription = commitment.subscription
     end = commitment.term_end
-    if subscription.terminated_at is not None and subscription.terminated_at < end:
-        end = subscription.terminated_at
+    if subscription.terminated_at is not None:
+        tz = subscription.customer.timezone
+        # The subscription's last period ends at the start of its termination day.
+        end = min(end, day_start(end_day(subscription.terminated_at, tz), tz))
+        if end <= max(commitment.term_start, subscription.subscription_at):
+            return True  # it ended before this term billed anything
     return (
         Invoice.objects.filter(
             subscription=subscription, invoice_type=InvoiceType.PERIOD, period_start__lt=end, period_end__gte=end

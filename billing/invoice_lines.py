@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +22,7 @@ from billing.models import (
 from billing.money import ZERO, format_decimal
 from billing.periods import MONTH, Period, period_containing
 from billing.quotes import tier_line_dict
-from billing.selectors import charge_spec
+from billing.selectors import charge_spec, plans_with_charges
 from billing.usage import measure_period, promotion_window
 
 ONE_MICROSECOND = timedelta(microseconds=1)
@@ -111,11 +111,46 @@ def _quantities(details: dict[str, Any]) -> tuple[Decimal, Decimal | None]:
     return Decimal(details.get("quantity", "0")), (Decimal(q_out) if q_out is not None else None)
 
 
+def _replaced_chain(subscription: Subscription, plan: Plan, horizon: datetime) -> list[tuple[Subscription, Plan]]:
+    """The subscription and those it replaced by plan changes that ended after `horizon`, with plans.
+
+    Late events for a replaced plan's last periods are billed on the new plan's invoices: the
+    replaced subscription is terminated and gets no more invoices of its own.
+    """
+    chain = [(subscription, plan)]
+    previous_id = subscription.previous_id
+    while previous_id is not None:
+        previous = Subscription.objects.select_related("customer", "promotion").get(pk=previous_id)
+        if previous.terminated_at is not None and previous.terminated_at <= horizon:
+            break
+        chain.append((previous, plans_with_charges().get(pk=previous.plan_id)))
+        previous_id = previous.previous_id
+    return chain
+
+
 def _late_drafts(
     subscription: Subscription, plan: Plan, period: Period, exclude_invoice: int | None
 ) -> list[DraftLine]:
     """late_usage lines for earlier finalized periods whose usage grew after they were invoiced."""
     horizon = period.start - timedelta(days=settings.BILLING_EVENT_MAX_AGE_DAYS + 1)
+    chain = _replaced_chain(subscription, plan, horizon)
+    # Lines for an old period may sit on any invoice of the chain (late lines go on the newest).
+    chain_ids = [owner.pk for owner, _ in chain]
+    drafts: list[DraftLine] = []
+    for owner, owner_plan in reversed(chain):  # oldest first, as the lines of one invoice read
+        drafts += _late_drafts_of(owner, owner_plan, chain_ids, period, horizon, exclude_invoice)
+    return drafts
+
+
+def _late_drafts_of(
+    subscription: Subscription,
+    plan: Plan,
+    chain_ids: list[int],
+    period: Period,
+    horizon: datetime,
+    exclude_invoice: int | None,
+) -> list[DraftLine]:
+    """late_usage lines for the finalized periods of `subscription` (one of the chain) before `period`."""
     earlier = Invoice.objects.filter(
         subscription=subscription,
         invoice_type=InvoiceType.PERIOD,
@@ -135,7 +170,7 @@ def _late_drafts(
         )
         billed_lines = (
             InvoiceLine.objects.filter(
-                invoice__subscription=subscription,
+                invoice__subscription__in=chain_ids,
                 kind__in=[LineKind.USAGE, LineKind.LATE_USAGE],
                 period_start=old.period_start,
             )

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, Max, OuterRef
+from django.db.models import Exists, OuterRef
 
 from billing.invoice_lines import DraftLine, compute_advance_lines, compute_period_lines
 from billing.invoicing import _write_lines, invoice_finalize, subscription_with_plan
@@ -135,6 +135,18 @@ def _create_or_recompute(
         report.finalized.append(invoice_finalize(invoice=invoice, now=now, recompute=False))
 
 
+def _invoiced_period_starts(subscription: Subscription, invoice_type: str) -> tuple[set[datetime], set[datetime]]:
+    """Starts of the periods that have a draft invoice, and of those whose invoice is final."""
+    drafts: set[datetime] = set()
+    done: set[datetime] = set()
+    rows = Invoice.objects.filter(subscription=subscription, invoice_type=invoice_type).values_list(
+        "period_start", "status"
+    )
+    for start, status in rows:
+        (drafts if status == InvoiceStatus.DRAFT else done).add(start)
+    return drafts, done
+
+
 def close_subscription(
     *,
     subscription_id: int,
@@ -153,11 +165,14 @@ def close_subscription(
     with transaction.atomic():
         subscription = subscription_with_plan(subscription_id, lock=True)
         plan = subscription.plan
-        last = Invoice.objects.filter(subscription=subscription, invoice_type=InvoiceType.PERIOD)
-        drafts = list(last.filter(status=InvoiceStatus.DRAFT).order_by("period_start"))
-        done_until = last.exclude(status=InvoiceStatus.DRAFT).aggregate(m=Max("period_end"))["m"]
-        for period in _ended_periods(subscription, done_until, now):
-            if not _in_month(period, month) and not any(d.period_start == period.start for d in drafts):
+        # Skip the periods whose invoice is final, not everything before the latest final one:
+        # a run with --period may have closed a later month first, and the months before it
+        # still need their invoices. (Walking a subscription's periods is cheap, pure date math.)
+        drafts, done = _invoiced_period_starts(subscription, InvoiceType.PERIOD)
+        for period in _ended_periods(subscription, None, now):
+            if period.start in done:
+                continue
+            if not _in_month(period, month) and period.start not in drafts:
                 continue
             _create_or_recompute(
                 subscription,
@@ -169,10 +184,11 @@ def close_subscription(
                 dry_run,
             )
         if plan.pay_in_advance:
-            advance = Invoice.objects.filter(subscription=subscription, invoice_type=InvoiceType.ADVANCE)
-            advance_until = advance.exclude(status=InvoiceStatus.DRAFT).aggregate(m=Max("period_end"))["m"]
-            for period in _advance_periods(subscription, advance_until, now):
-                if not _in_month(period, month):
+            advance_drafts, advance_done = _invoiced_period_starts(subscription, InvoiceType.ADVANCE)
+            for period in _advance_periods(subscription, None, now):
+                if period.start in advance_done:
+                    continue
+                if not _in_month(period, month) and period.start not in advance_drafts:
                     continue
                 _create_or_recompute(
                     subscription,
@@ -191,8 +207,12 @@ def close_subscription(
 def subscriptions_to_close(*, customer_external_id: str | None = None) -> Iterable[int]:
     """Ids of subscriptions that may have periods to invoice: all but terminated ones whose
     final period has a finalized invoice."""
+    # The last period ends at the local start of the termination day: within a day (26 hours,
+    # with a DST change) before terminated_at, and no earlier period ends that close to it.
     final_invoiced = Invoice.objects.filter(
-        subscription=OuterRef("pk"), invoice_type=InvoiceType.PERIOD, period_end__gte=OuterRef("terminated_at")
+        subscription=OuterRef("pk"),
+        invoice_type=InvoiceType.PERIOD,
+        period_end__gt=OuterRef("terminated_at") - timedelta(hours=26),
     ).exclude(status=InvoiceStatus.DRAFT)
     # Live subscriptions have no terminated_at, so the comparison is never true for them.
     qs = Subscription.objects.exclude(Exists(final_invoiced))

@@ -5,18 +5,19 @@
   the month's last day (a subscription on Jan 31 renews Feb 28, Mar 31, …).
 - Usage is always billed monthly; the base fee follows the plan's interval.
 - Days are calendar days in the customer's time zone. The day a subscription starts counts
-  whole; the day it is terminated counts whole unless the termination falls exactly on its
-  first instant (the end bound is exclusive). So no event of a subscribed day is ever outside
-  every period.
+  whole; the day it ends (the exclusive bound) does not (DESIGN §3), so a subscription
+  terminated on Oct 16 at 10:00 is billed for Oct 1–15, and events of Oct 16 are not billed
+  by it (a plan change starts the next plan at that day's midnight, which bills them). A
+  subscription terminated at its own start instant never ran: it has no days.
 """
 
 from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
-from metering.days import day_start, is_day_start, local_date
+from metering.days import day_start, local_date
 
 CALENDAR = "calendar"
 ANNIVERSARY = "anniversary"
@@ -77,9 +78,9 @@ def full_period_days(anchor: date, billing_time: str, interval: str, day: date) 
 
 
 def end_day(moment: datetime, tz: str) -> date:
-    """The exclusive end day of something that stops at `moment` (its day counts unless it is midnight)."""
-    day = local_date(moment, tz)
-    return day if is_day_start(moment, tz) else day + timedelta(days=1)
+    """The exclusive end day of something that stops at `moment`: the day it ends does not count
+    (DESIGN §3), wherever in that day it falls."""
+    return local_date(moment, tz)
 
 
 def period_containing(
@@ -97,7 +98,9 @@ def period_containing(
     full_start, full_end = full_period_days(first_day, billing_time, interval, day)
     start, end = max(full_start, first_day), full_end
     if terminated_at is not None:
-        end = max(start, min(end, end_day(terminated_at, tz)))
+        # Terminated at (or before) its start instant, it never ran: no day at all, even if
+        # that instant is not a midnight (a same-day plan change replaces it from its start).
+        end = start if terminated_at <= subscription_at else max(start, min(end, end_day(terminated_at, tz)))
     return Period(
         start=day_start(start, tz),
         end=day_start(end, tz),

@@ -9,7 +9,7 @@ from django.db import transaction
 from billing.commitments import commitment_from_plan
 from billing.models import Plan, Subscription, SubscriptionStatus
 from customers.models import Customer
-from metering.days import local_date
+from metering.days import day_start, local_date
 
 CURRENCY_MISMATCH = "plan {plan!r} is priced in {plan_currency}, customer {customer!r} is billed in {currency}"
 EXTERNAL_ID_TAKEN = "already used by subscription of customer {customer!r} on plan {plan!r}"
@@ -37,8 +37,9 @@ def subscription_create(
 
     Idempotent: the same external_id for the same customer and plan returns the existing
     subscription (created = False). The same external_id with another plan is a plan change
-    (as in Lago): the live subscription is terminated at `subscription_at` and a new one starts
-    there, carrying the promotion window of the first one, so a trial is given only once.
+    (as in Lago): the live subscription is terminated at the start of `subscription_at`'s local
+    day (or at its own start, if that is later: it then never ran) and a new one starts at
+    `subscription_at`, carrying the promotion window of the first one, so a trial is given once.
     """
     existing = (
         # of=self: the promotion join is nullable, and PostgreSQL cannot lock an outer join's side.
@@ -59,7 +60,13 @@ def subscription_create(
             return existing, False
         if subscription_at < existing.subscription_at:
             raise SubscriptionError("subscription_at", PLAN_CHANGE_BEFORE_START)
-        previous = subscription_terminate(subscription=existing, at=subscription_at)
+        # Days are billed whole, and the day a subscription starts counts whole: so the old plan
+        # ends at the start of the change's local day (a termination at midnight does not count
+        # that day) and the day of the change is billed once, on the new plan. Ending it at the
+        # change's instant would bill that day (its base fee and its events) on both plans.
+        tz = existing.customer.timezone
+        switch = max(day_start(local_date(subscription_at, tz), tz), existing.subscription_at)
+        previous = subscription_terminate(subscription=existing, at=switch)
         promotion = existing.promotion
         promotion_start = existing.promotion_start or existing.subscription_at
     if plan.currency != customer.currency:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from billing.api import customers, events, subscriptions, usage
+from billing.api import customers, events, invoices, subscriptions, usage
 
 urlpatterns = [
     path("events", events.EventCreateView.as_view(), name="events"),
@@ -13,4 +13,6 @@ urlpatterns = [
     path("customers/<str:external_id>/current_usage", usage.CurrentUsageView.as_view(), name="current-usage"),
     path("subscriptions", subscriptions.SubscriptionsView.as_view(), name="subscriptions"),
     path("subscriptions/<str:external_id>", subscriptions.SubscriptionDetailView.as_view(), name="subscription-detail"),
+    path("invoices", invoices.InvoicesView.as_view(), name="invoices"),
+    path("invoices/<str:lago_id>", invoices.InvoiceDetailView.as_view(), name="invoice-detail"),
 ]

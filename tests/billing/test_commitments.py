@@ -382,11 +382,11 @@ def test_terminated_subscription_commitment_is_not_renewed(api: Api) -> None:
     with time_machine.travel(at(2026, 6, 15, 12), tick=False):
         response = api.client.delete(f"/api/v1/subscriptions/{subscription.external_id}")
     assert response.status_code == 200
-    close(2026, 7)  # January to the final, partial June period (June 1–15)
+    close(2026, 7)  # January to the final, partial June period (June 1–14: the 15th does not count)
     june = period_invoice(subscription, 2026, 6)
-    assert june.period_end == at(2026, 6, 16)
-    assert lines(june) == [("base_fee", Decimal("2.50")), ("commitment_drawdown", Decimal("-2.50"))]  # 5 × 15/30
-    assert balance(commitment) == Decimal("72.50")
+    assert june.period_end == at(2026, 6, 15)
+    assert lines(june) == [("base_fee", Decimal("2.33")), ("commitment_drawdown", Decimal("-2.33"))]  # 5 × 14/30
+    assert balance(commitment) == Decimal("72.67")
 
     process(date(2026, 12, 31))
     commitment.refresh_from_db()

@@ -180,10 +180,10 @@ def test_full_period_days_rejects_an_unknown_interval() -> None:
 # --- termination ---------------------------------------------------------------------------------
 
 
-def test_termination_mid_day_counts_that_day_whole() -> None:
-    p = period(utc(2026, 9, 1), utc(2026, 9, 20, 15), terminated_at=utc(2026, 9, 20, 15))
-    assert (p.start, p.end) == (utc(2026, 9, 1), utc(2026, 9, 21))
-    assert (p.days, p.full_days, p.is_partial) == (20, 30, True)
+def test_the_day_a_subscription_ends_does_not_count_even_mid_day() -> None:
+    p = period(utc(2026, 9, 1), utc(2026, 9, 19, 15), terminated_at=utc(2026, 9, 20, 15))
+    assert (p.start, p.end) == (utc(2026, 9, 1), utc(2026, 9, 20))
+    assert (p.days, p.full_days, p.is_partial) == (19, 30, True)
 
 
 def test_termination_exactly_at_midnight_does_not_count_that_day() -> None:
@@ -198,8 +198,8 @@ def test_termination_after_the_period_does_not_shorten_it() -> None:
 
 def test_subscription_started_and_terminated_in_one_month_has_both_ends_clipped() -> None:
     p = period(utc(2026, 9, 10, 9), utc(2026, 9, 12), terminated_at=utc(2026, 9, 14, 18))
-    assert days(p) == (date(2026, 9, 10), date(2026, 9, 15))
-    assert (p.days, p.full_days) == (5, 30)
+    assert days(p) == (date(2026, 9, 10), date(2026, 9, 14))
+    assert (p.days, p.full_days) == (4, 30)
 
 
 def test_termination_on_the_start_instant_leaves_an_empty_period() -> None:
@@ -263,14 +263,16 @@ def test_termination_at_local_midnight_in_a_zone_excludes_that_day() -> None:
     terminated = local(tz, 2026, 3, 20)
     p = period(utc(2026, 1, 1, 12), utc(2026, 3, 15), tz=tz, terminated_at=terminated)
     assert (p.end, p.days) == (terminated, 19)
-    # Midnight UTC is 20:00 the day before in New York: that local day counts whole.
+    # Midnight UTC is 20:00 the day before in New York: that local day (the 19th) is the end.
     p = period(utc(2026, 1, 1, 12), utc(2026, 3, 15), tz=tz, terminated_at=utc(2026, 3, 20))
-    assert p.end_day == date(2026, 3, 20)  # March 19th, 20:00 local, counts whole
+    assert p.end_day == date(2026, 3, 19)
 
 
 def test_a_day_whose_midnight_does_not_exist_starts_at_its_first_instant() -> None:
     tz = "America/Santiago"  # clocks jump from 00:00 to 01:00 on 2026-09-06
-    p = period(utc(2026, 1, 1, 12), utc(2026, 9, 6, 12), tz=tz, terminated_at=utc(2026, 9, 6, 3, 30))
-    # 03:30 UTC is still Saturday 23:30 (-04:00): Saturday counts, Sunday does not start yet.
+    p = period(utc(2026, 1, 1, 12), utc(2026, 9, 7, 12), tz=tz, terminated_at=utc(2026, 9, 7, 12))
+    assert p.end_day == date(2026, 9, 7)
+    assert p.end == utc(2026, 9, 7, 3)  # Monday 00:00 -03:00
+    p = period(utc(2026, 1, 1, 12), utc(2026, 9, 5, 12), tz=tz, terminated_at=utc(2026, 9, 6, 12))
     assert p.end_day == date(2026, 9, 6)
-    assert p.end == utc(2026, 9, 6, 4)  # 01:00 -03:00, the first instant of Sunday
+    assert p.end == utc(2026, 9, 6, 4)  # 01:00 -03:00, the first instant of Sunday (no midnight)
