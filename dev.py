@@ -25,7 +25,12 @@ PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 STAMP = VENV / ".installed-from"
 
 
-SYSTEM_LIBRARIES = {"libpango-1.0.so.0": "libpango-1.0-0", "libpangoft2-1.0.so.0": "libpangoft2-1.0-0"}
+SYSTEM_LIBRARIES = {
+    "libpango-1.0.so.0": "libpango-1.0-0",
+    "libpangoft2-1.0.so.0": "libpangoft2-1.0-0",
+    "libharfbuzz-subset.so.0": "libharfbuzz-subset0",
+}
+FONTS = {"/usr/share/fonts/truetype/dejavu": "fonts-dejavu-core"}  # a PDF needs at least one font
 
 
 def install_system_libraries() -> None:
@@ -37,6 +42,7 @@ def install_system_libraries() -> None:
     except OSError:
         return
     missing = [pkg for lib, pkg in SYSTEM_LIBRARIES.items() if lib not in found]
+    missing += [pkg for path, pkg in FONTS.items() if not os.path.isdir(path)]
     if not missing:
         return
     if os.geteuid() == 0 and shutil.which("apt-get"):

@@ -532,7 +532,10 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
 
 
 from billing import (  # noqa: E402 - registered after the catalog admins they build on
+    admin_audit,  # noqa: F401  (MTU audit: the distinct values behind a usage line)
     admin_commitments,  # noqa: F401  (commitment and ledger admins)
     admin_customers,  # noqa: F401  (customer and subscription admins)
+    admin_dashboard,  # noqa: F401  (billing dashboard, linked from the admin index)
     admin_invoices,  # noqa: F401  (invoice admin, document and actions)
+    admin_tasks,  # noqa: F401  (django-q2's admins with permissions on actions and code fields)
 )

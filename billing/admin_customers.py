@@ -28,6 +28,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import ngettext
 
+from billing.admin_audit import customer_usage_charts
 from billing.models import Plan, Promotion, Subscription, SubscriptionStatus
 from billing.price_calculator import grouped, money, tier_range_label
 from billing.pricing import PricedCharge, TierLine
@@ -226,6 +227,7 @@ class BilledCustomerAdmin(CustomerAdmin):
         "created_at",
     )
     inlines = [SubscriptionInline]
+    change_form_template = "admin/billing/audit/customer_change_form.html"  # + MTU charts (billing.admin_audit)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
         # The count is part of the list query: no query per row.
@@ -277,13 +279,18 @@ class BilledCustomerAdmin(CustomerAdmin):
         obj: Customer | None = None,
     ) -> HttpResponse:
         if obj is not None and obj.pk is not None:
-            context["current_usage"] = current_usage_panels(obj, timezone.now())
+            now = timezone.now()
+            context["current_usage"] = current_usage_panels(obj, now)
+            subscriptions = [panel["subscription"] for panel in context["current_usage"]]
+            context["usage_charts"] = customer_usage_charts(obj, subscriptions, now)
             context["current_usage_shown"] = True
             events_url = _admin_url("metering_event_changelist")
             if events_url is not None:
                 context["customer_events_url"] = f"{events_url}?customer__id__exact={obj.pk}"
             add_url = _admin_url("billing_subscription_add")
-            if add_url is not None and self.admin_site.is_registered(Subscription):
+            subscription_admin = self.admin_site._registry.get(Subscription)
+            # Only offer the button to someone who may use it (read-only staff would get a 403).
+            if add_url is not None and subscription_admin and subscription_admin.has_add_permission(request):
                 context["add_subscription_url"] = f"{add_url}?customer={obj.pk}"
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 

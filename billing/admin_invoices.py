@@ -11,7 +11,11 @@
   through invoice_finalize, which recomputes the draft from the events stored now before it
   numbers it (oldest period first, so numbers follow the periods). Voiding asks for a reason on
   a confirmation page first.
-- "View invoice" opens the HTML document (billing.documents) at …/<id>/document/.
+- "View invoice" opens the HTML document (billing.documents) at …/<id>/document/; "Download PDF"
+  returns the same document as PDF (billing.pdf) at …/<id>/pdf/.
+- "Export selected to CSV" streams the selected invoices (or all those the filters match) as CSV.
+- Usage lines link to the distinct values they counted (billing.admin_audit); the billing
+  dashboard (billing.admin_dashboard) lives under these URLs too, at …/invoice/dashboard/.
 - "Close ended periods" (on the list) runs billing.period_close.close_periods now, as the hourly
   schedule and `manage.py close_period` do, and reports what it created and finalized.
 - The period columns and the period filter use local days in each customer's time zone: a
@@ -33,7 +37,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
@@ -41,7 +45,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 
+from billing.admin_audit import audit_link, audit_urls, csv_response
 from billing.admin_customers import PlanCodeFilter
+from billing.admin_dashboard import dashboard_urls
 from billing.documents import (
     billing_details,
     customer_block,
@@ -54,6 +60,8 @@ from billing.documents import (
 )
 from billing.invoicing import InvoiceError, invoice_finalize, invoice_mark_paid, invoice_recompute, invoice_void
 from billing.models import Invoice, InvoiceLine, InvoiceStatus
+from billing.money import quantize_money
+from billing.pdf import PdfUnavailable, invoice_pdf_filename, render_invoice_pdf
 from billing.period_close import close_periods
 from billing.price_calculator import money
 from customers.models import Customer
@@ -79,6 +87,19 @@ LOCKED_NOTE = (
     "Invoices are computed, never edited: a draft changes only by “Recompute selected drafts” (or when "
     "it is finalized, which recomputes it one last time), and a finalized invoice never changes: a wrong "
     "one is voided. Late usage of a finalized period is billed on the customer's next invoice."
+)
+
+CSV_HEADER = (
+    "number",
+    "customer external id",
+    "customer name",
+    "type",
+    "status",
+    "period start",
+    "period end",
+    "issued on",
+    "currency",
+    "total",
 )
 
 # Refusals listed one by one before they are summed up in a count.
@@ -210,7 +231,15 @@ class InvoiceLineInline(admin.TabularInline):
     extra = 0
     max_num = 0
     can_delete = False
-    fields = ("kind", "description", "quantity_display", "unit_price_display", "amount_display", "tiers_display")
+    fields = (
+        "kind",
+        "description",
+        "quantity_display",
+        "unit_price_display",
+        "amount_display",
+        "tiers_display",
+        "audit_display",
+    )
     readonly_fields = fields
     ordering = ("position", "id")
 
@@ -250,6 +279,10 @@ class InvoiceLineInline(admin.TabularInline):
             ((row["label"], row["units"], row["unit_price"], row["amount"]) for row in rows),
         )
 
+    @admin.display(description="audit")
+    def audit_display(self, obj: InvoiceLine) -> str:
+        return audit_link(obj)  # the distinct values a usage line counted (billing.admin_audit)
+
 
 # --- Forms --------------------------------------------------------------------------------------
 
@@ -285,7 +318,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     ordering = ("-period_start", "-id")
     show_full_result_count = False
     inlines = [InvoiceLineInline]
-    actions = ("finalize_selected", "mark_paid_selected", "recompute_selected", "void_selected")
+    actions = ("finalize_selected", "mark_paid_selected", "recompute_selected", "void_selected", "export_csv")
     fieldsets = (
         (
             None,
@@ -427,6 +460,9 @@ class InvoiceAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.document_view),
                 name=f"{prefix}_document",
             ),
+            path("<path:object_id>/pdf/", self.admin_site.admin_view(self.pdf_view), name=f"{prefix}_pdf"),
+            *dashboard_urls(self),
+            *audit_urls(self),
             *super().get_urls(),
         ]
 
@@ -444,6 +480,23 @@ class InvoiceAdmin(admin.ModelAdmin):
         response = HttpResponse(render_invoice_html(obj), content_type="text/html; charset=utf-8")
         filename = obj.number or f"draft-{obj.pk}"
         response["Content-Disposition"] = f'inline; filename="{filename}.html"'
+        return response
+
+    def pdf_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The invoice document as a PDF download (billing.pdf), e.g. INV-2026-000001.pdf."""
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_permission(request, obj):
+            raise PermissionDenied
+        try:
+            pdf = render_invoice_pdf(obj)
+        except PdfUnavailable as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            change_url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk])
+            return HttpResponseRedirect(change_url)
+        response = HttpResponse(pdf, content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{invoice_pdf_filename(obj)}"'
         return response
 
     def close_periods_view(self, request: HttpRequest) -> HttpResponse:
@@ -583,3 +636,28 @@ class InvoiceAdmin(admin.ModelAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/billing/invoice/void_confirmation.html", context)
+
+    # "change", as every action here: read-only staff are offered no action (tests/billing/test_roles.py).
+    @admin.action(description="Export selected to CSV", permissions=["change"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> StreamingHttpResponse:
+        """The selected invoices (or all that match the filters) as CSV, streamed, in the list's order.
+
+        Periods are local days in each customer's zone, first and last day inclusive, as in the
+        list; the total is rounded to the currency's minor unit, without symbol or grouping.
+        """
+        invoices = queryset.select_related("customer").iterator(chunk_size=2_000)
+        rows = (
+            (
+                invoice.number or "",
+                invoice.customer.external_id,
+                invoice.customer.name,
+                invoice.invoice_type,
+                invoice.status,
+                *(day.isoformat() for day in period_days(invoice)),
+                invoice.issued_on.isoformat() if invoice.issued_on else "",
+                invoice.currency,
+                str(quantize_money(invoice.total, invoice.currency)),
+            )
+            for invoice in invoices
+        )
+        return csv_response(f"invoices-{timezone.localdate():%Y-%m-%d}.csv", CSV_HEADER, rows)

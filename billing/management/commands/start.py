@@ -54,6 +54,7 @@ class Command(BaseCommand):
         if not options["no_demo"]:
             call_command("demo", stdout=self.stdout)
         call_command("setup_schedules", stdout=self.stdout)
+        call_command("setup_roles", stdout=self.stdout)
         password = self.ensure_admin()
 
         host, port = options["host"], options["port"]

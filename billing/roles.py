@@ -1,0 +1,131 @@
+"""The finance roles: two permission groups, defined here and written by `manage.py setup_roles`.
+
+- `Finance`: manages billing: add, change, delete and view customers, API keys, subscriptions,
+  plans with their charges and tiers, promotions, billable metrics, commitments and invoices;
+  views what is only ever written by the system (usage events, commitment ledger entries,
+  invoice lines, the change history of the catalog and commitments); views and changes the
+  django-q2 schedules (e.g. to pause the hourly period close).
+- `Finance read-only`: the view permission on every one of those, nothing else. The admins are
+  written so that a view permission shows everything and changes nothing: every action declares
+  the permission it needs (`@admin.action(permissions=[...])`) and every custom admin page checks
+  it (tests/billing/test_roles.py proves both for every registered model).
+
+Neither group reaches the users, groups, task results or the task queue: task results stay
+out because django-q2's own admin offers "Resubmit selected tasks to queue" to anyone who can
+see them (its action declares no permission).
+
+ensure_roles() is idempotent and runs on every start: each group ends up with exactly the
+permissions listed here, so a permission granted by hand to one of these groups is taken back on
+the next start. Give people extra rights with a group of your own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.apps import apps
+from django.contrib.auth.management import create_permissions
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+from django.db.models import Model, Q
+
+FINANCE = "Finance"
+FINANCE_READ_ONLY = "Finance read-only"
+
+# Error messages are constants so tests can match them.
+PERMISSIONS_MISSING = "Permissions missing from the database (run `manage.py migrate` first): {missing}"
+
+# (app label, model name): the models finance staff manage.
+MANAGED_MODELS: tuple[tuple[str, str], ...] = (
+    ("customers", "customer"),
+    ("customers", "apikey"),
+    ("billing", "subscription"),
+    ("billing", "plan"),
+    ("billing", "charge"),
+    ("billing", "tier"),
+    ("billing", "promotion"),
+    ("metering", "billablemetric"),
+    ("billing", "commitment"),
+    ("billing", "invoice"),
+)
+# Written only by the services (ingestion, period close, drawdowns, …): viewed, never edited.
+VIEWED_MODELS: tuple[tuple[str, str], ...] = (
+    ("metering", "event"),
+    ("billing", "ledgerentry"),
+    ("billing", "invoiceline"),
+)
+# The django-q2 schedules (period close, commitment processing): Finance may pause or retime them.
+SCHEDULE_MODEL = ("django_q", "schedule")
+
+FULL_ACTIONS = ("add", "change", "delete", "view")
+
+
+@dataclass(frozen=True)
+class RoleResult:
+    name: str
+    created: bool
+    permissions: int
+    changed: bool
+
+
+def history_models(models: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The django-simple-history models recording changes to `models` (e.g. billing.historicalplan)."""
+    wanted = set(models)
+    found = []
+    for model in apps.get_models():
+        # Historical models carry the model they record as `instance_type`.
+        instance_type: type[Model] | None = getattr(model, "instance_type", None)
+        if instance_type is None or not hasattr(model, "history_object"):
+            continue
+        if (instance_type._meta.app_label, instance_type._meta.model_name) in wanted:
+            found.append((model._meta.app_label, model._meta.model_name))
+    return sorted(found)
+
+
+def role_permissions() -> dict[str, list[tuple[str, str]]]:
+    """Each role's permissions as (app label, codename), e.g. ("billing", "change_invoice")."""
+    recorded = history_models([*MANAGED_MODELS, *VIEWED_MODELS])
+    full = [(app, f"{action}_{model}") for app, model in MANAGED_MODELS for action in FULL_ACTIONS]
+    viewed = [(app, f"view_{model}") for app, model in [*VIEWED_MODELS, *recorded]]
+    schedule_app, schedule = SCHEDULE_MODEL
+    finance = [*full, *viewed, (schedule_app, f"view_{schedule}"), (schedule_app, f"change_{schedule}")]
+    read_only = [(app, codename) for app, codename in finance if codename.startswith("view_")]
+    return {FINANCE: sorted(finance), FINANCE_READ_ONLY: sorted(read_only)}
+
+
+def _permissions(wanted: list[tuple[str, str]]) -> list[Permission]:
+    condition = Q(pk__in=[])
+    for app_label, codename in wanted:
+        condition |= Q(content_type__app_label=app_label, codename=codename)
+    found = {
+        (p.content_type.app_label, p.codename): p
+        for p in Permission.objects.filter(condition).select_related("content_type")
+    }
+    missing = [f"{app}.{codename}" for app, codename in wanted if (app, codename) not in found]
+    if missing:
+        raise RuntimeError(PERMISSIONS_MISSING.format(missing=", ".join(missing)))
+    return [found[key] for key in wanted]
+
+
+@transaction.atomic
+def ensure_roles() -> list[RoleResult]:
+    """Create the finance groups, or bring their permissions back to the definition. Idempotent."""
+    roles = role_permissions()
+    # Permissions are created after `migrate`; creating any missing ones here too keeps the
+    # command usable on a database migrated with post_migrate signals inhibited (e.g. a flush).
+    for label in sorted({app for wanted in roles.values() for app, _codename in wanted}):
+        create_permissions(apps.get_app_config(label), verbosity=0)
+    results = []
+    for name, wanted in roles.items():
+        permissions = _permissions(wanted)
+        # The name is unique, so two processes starting at once share one group; the row lock
+        # then makes the second wait for the first's permissions instead of inserting them twice.
+        group, created = Group.objects.get_or_create(name=name)
+        group = Group.objects.select_for_update().get(pk=group.pk)
+        current = set(group.permissions.values_list("pk", flat=True))
+        target = {p.pk for p in permissions}
+        if current != target:
+            group.permissions.set(permissions)
+        results.append(RoleResult(name=name, created=created, permissions=len(target), changed=current != target))
+    return results

@@ -1,0 +1,394 @@
+"""The billing dashboard (billing.admin_dashboard) and the SVG charts it draws (billing.charts).
+
+The dataset is small and known: invoices written with the ORM in every status and two
+currencies, MTUs stored through the ingestion service (so the maintained distinct-value sets
+are the real ones), two Free customers (one over the 1,000-MTU limit) and Team customers, and
+three commitments. The clock is frozen on 2026-11-15.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Permission, User
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from billing import admin_dashboard
+from billing.charts import EMPTY_TEXT, bar_chart, format_number, line_chart, value_axis
+from billing.models import (
+    ChargeModel,
+    Commitment,
+    CommitmentStatus,
+    Invoice,
+    InvoiceStatus,
+    InvoiceType,
+    LedgerEntry,
+    LedgerKind,
+    Plan,
+    Subscription,
+)
+from customers.models import Customer
+from metering.ingest import Owner, ValidEvent, payload_hash, store_events
+from metering.models import BillableMetric
+from tests.factories import (
+    BillableMetricFactory,
+    ChargeFactory,
+    CustomerFactory,
+    PlanFactory,
+    SubscriptionFactory,
+    TierFactory,
+    team_plan,
+)
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 15, 12, tzinfo=UTC)
+JAN_1 = datetime(2026, 1, 1, tzinfo=UTC)
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def dashboard_url() -> str:
+    return reverse("admin:billing_dashboard")
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock() -> Iterator[None]:
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def send_users(customer: Customer, metric: BillableMetric, users: range, *, at: datetime, prefix: str) -> None:
+    """One event per user at `at`, stored by the service behind the events API."""
+    owner = Owner(customer.pk, customer.timezone, customer.external_id)
+    events = []
+    for u in users:
+        properties = {"user_id": f"u{u}"}
+        events.append(
+            ValidEvent(
+                owner=owner,
+                metric=metric,
+                transaction_id=f"{prefix}-{u}",
+                timestamp=at,
+                properties=properties,
+                value=None,
+                distinct=properties["user_id"],
+                payload_hash=payload_hash(metric.code, at.isoformat(), properties),
+            )
+        )
+    store_events(events, received_at=at)
+
+
+def free_plan() -> Plan:
+    """The catalog's Free plan: no base fee, MTUs free up to a usage limit of 1,000."""
+    plan = PlanFactory(code="free", name="Free")
+    charge = ChargeFactory(
+        plan=plan, metric=BillableMetricFactory(), model=ChargeModel.GRADUATED, usage_limit=Decimal(1000)
+    )
+    TierFactory(charge=charge)
+    return plan
+
+
+def invoice(subscription: Subscription, month: int, status: str, total: str, issued_on: date | None, n: int) -> Invoice:
+    tz = subscription.customer.timezone
+    assert tz == "UTC"
+    start = datetime(2026 if month > 0 else 2025, month if month > 0 else 12 + month, 1, tzinfo=UTC)
+    return Invoice.objects.create(
+        customer=subscription.customer,
+        subscription=subscription,
+        invoice_type=InvoiceType.PERIOD,
+        period_start=start,
+        period_end=(start + timedelta(days=32)).replace(day=1),
+        status=status,
+        number=None if status == InvoiceStatus.DRAFT else f"INV-2026-{n:06d}",
+        currency=subscription.plan.currency,
+        total=Decimal(total),
+        issued_on=issued_on,
+    )
+
+
+def commitment(subscription: Subscription, term_end: datetime, entries: list[tuple[str, str]]) -> Commitment:
+    made = Commitment.objects.create(
+        subscription=subscription,
+        amount=Decimal("1440"),
+        currency="USD",
+        term_start=term_end - timedelta(days=365),
+        term_end=term_end,
+        months=12,
+        status=CommitmentStatus.ACTIVE,
+    )
+    for kind, amount in entries:
+        LedgerEntry.objects.create(
+            commitment=made, kind=kind, amount=Decimal(amount), reason="test" if kind == LedgerKind.ADJUSTMENT else ""
+        )
+    return made
+
+
+@pytest.fixture
+def world() -> dict[str, Any]:
+    mtu = BillableMetricFactory()
+    team, free = team_plan(), free_plan()
+    euro = PlanFactory(code="team-eur", name="Team EUR", currency="EUR", base_fee=Decimal("50"))
+
+    def subscribe(name: str, plan: Plan, currency: str = "USD") -> Subscription:
+        customer = CustomerFactory(external_id=name, name=name.title(), currency=currency)
+        return SubscriptionFactory(customer=customer, plan=plan, external_id=f"{name}-sub", subscription_at=JAN_1)
+
+    subs = {
+        "bigco": subscribe("bigco", team),
+        "quietco": subscribe("quietco", team),
+        "freeco": subscribe("freeco", free),
+        "tinyco": subscribe("tinyco", free),
+        "euroco": subscribe("euroco", euro, "EUR"),
+    }
+    # MTUs this month (November): bigco 1,500, freeco 1,200 (over the Free limit), tinyco 10.
+    november = datetime(2026, 11, 3, 9, tzinfo=UTC)
+    send_users(subs["bigco"].customer, mtu, range(1500), at=november, prefix="nov")
+    send_users(subs["freeco"].customer, mtu, range(1200), at=november, prefix="nov")
+    send_users(subs["tinyco"].customer, mtu, range(10), at=november, prefix="nov")
+    # October's users are not this month's.
+    send_users(subs["tinyco"].customer, mtu, range(50), at=datetime(2026, 10, 20, tzinfo=UTC), prefix="oct")
+
+    # Invoices: issued in November, October and a year ago; drafts; a void one.
+    invoice(subs["bigco"], 10, InvoiceStatus.FINALIZED, "355.00", date(2026, 11, 2), 10)
+    invoice(subs["quietco"], 10, InvoiceStatus.PAID, "120.00", date(2026, 11, 3), 11)
+    invoice(subs["freeco"], 10, InvoiceStatus.VOID, "999.00", date(2026, 11, 3), 12)
+    invoice(subs["euroco"], 10, InvoiceStatus.FINALIZED, "100.00", date(2026, 11, 4), 13)
+    invoice(subs["bigco"], 9, InvoiceStatus.PAID, "240.50", date(2026, 10, 2), 14)
+    invoice(subs["quietco"], 9, InvoiceStatus.PAID, "0.25", date(2026, 10, 2), 15)
+    invoice(subs["quietco"], -1, InvoiceStatus.PAID, "77.00", date(2025, 11, 2), 16)  # 12 months ago: excluded
+    invoice(subs["tinyco"], 10, InvoiceStatus.DRAFT, "10.00", None, 0)
+    invoice(subs["freeco"], 9, InvoiceStatus.DRAFT, "20.00", None, 0)
+
+    # Commitments: one ends in 16 days with $240 left, one with nothing left, one ends next year.
+    commitment(subs["bigco"], datetime(2026, 12, 1, tzinfo=UTC), [("purchase", "1440"), ("adjustment", "-1200")])
+    commitment(subs["quietco"], datetime(2026, 12, 1, tzinfo=UTC), [("purchase", "1440"), ("adjustment", "-1440")])
+    commitment(subs["euroco"], datetime(2027, 3, 1, tzinfo=UTC), [("purchase", "1440")])
+    return subs
+
+
+def staff_client(*codenames: str) -> Client:
+    user = User.objects.create_user(f"clerk-{'-'.join(codenames)}", password="x", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="billing", codename__in=codenames))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+# --- The figures --------------------------------------------------------------------------------
+
+
+def test_dashboard_shows_the_known_figures(admin_client: Client, world: dict[str, Any]) -> None:
+    response = admin_client.get(dashboard_url())
+    assert response.status_code == 200
+    ctx = response.context
+    # Finalized + paid by issue month, per currency; the void invoice and drafts are left out.
+    assert ctx["revenue_this_month"] == ["€100.00", "$475.00"]
+    assert ctx["revenue_last_month"] == ["$240.75"]
+    # Open period (November so far): Team's $120 base fee twice, Free $0, Team EUR €50.
+    assert ctx["open_period"] == ["€50.00", "$240.00"]
+    assert ctx["open_period_note"] == "" and ctx["open_period_active"] == 5
+    assert (ctx["drafts"], ctx["drafts_amount"]) == (2, ["$30.00"])
+    assert (ctx["unpaid"], ctx["unpaid_amount"]) == (2, ["€100.00", "$355.00"])
+    assert ctx["drafts_url"] == reverse("admin:billing_invoice_changelist") + "?status__exact=draft"
+    assert ctx["unpaid_url"] == reverse("admin:billing_invoice_changelist") + "?status__exact=finalized"
+    assert [(r["customer"].external_id, r["count"], r["limit"], r["excess"]) for r in ctx["upgrades"]] == [
+        ("freeco", "1,200", "1,000", "200")
+    ]
+    assert [(r["customer"].external_id, r["count"]) for r in ctx["top_customers"]] == [
+        ("bigco", "1,500"),
+        ("freeco", "1,200"),
+        ("tinyco", "10"),
+    ]
+    assert [(r["subscription"], r["balance"], r["term_end"]) for r in ctx["expiring"]] == [
+        ("bigco-sub", "$240.00", date(2026, 11, 30))
+    ]
+
+    content = response.content.decode()
+    assert "$475.00" in content and "$240.75" in content
+    assert 'href="/admin/billing/invoice/?status__exact=draft"' in content
+    # The 12-month chart: inline SVG, one bar per month, November 2026's $475.00 in its tooltip.
+    chart = ctx["revenue_charts"][1]
+    assert chart["currency"] == "USD"
+    svg = ET.fromstring(str(chart["svg"]))
+    bars = svg.findall(f"{SVG}rect")
+    assert len(bars) == 12
+    assert bars[-1].find(f"{SVG}title").text == "Nov 2026: $475.00"  # type: ignore[union-attr]
+    assert bars[0].find(f"{SVG}title").text == "Dec 2025: $0.00"  # type: ignore[union-attr]
+    assert '<svg xmlns="http://www.w3.org/2000/svg"' in content
+    assert "<script" not in content.split('id="content-main"')[1]
+
+
+def test_open_period_previews_only_the_busiest_subscriptions_past_the_cap(
+    admin_client: Client, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(admin_dashboard, "PREVIEWED_SUBSCRIPTIONS", 2)
+    ctx = admin_client.get(dashboard_url()).context
+    # The two customers with the most MTUs this month: bigco (Team, $120) and freeco (Free, $0).
+    assert ctx["open_period"] == ["$120.00"]
+    assert ctx["open_period_note"] == admin_dashboard.PREVIEW_PARTIAL_NOTE.format(previewed=2, active=5)
+
+
+def test_dashboard_queries_do_not_grow_with_the_data(
+    admin_client: Client, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(admin_dashboard, "PREVIEWED_SUBSCRIPTIONS", 3)
+    admin_client.get(dashboard_url())  # warm up the session and content types
+    with CaptureQueriesContext(connection) as before:
+        assert admin_client.get(dashboard_url()).status_code == 200
+
+    # Ten times the customers, subscriptions, invoices and commitments.
+    mtu = BillableMetric.objects.get(code="mtu")
+    team = Plan.objects.get(code="team")
+    for i in range(20):
+        subscription = SubscriptionFactory(plan=team, subscription_at=JAN_1)
+        send_users(subscription.customer, mtu, range(i * 10 + 1), at=datetime(2026, 11, 2, tzinfo=UTC), prefix="more")
+        invoice(subscription, 10, InvoiceStatus.FINALIZED, "120.00", date(2026, 11, 2), 100 + i)
+        invoice(subscription, 9, InvoiceStatus.DRAFT, "120.00", None, 0)
+        commitment(subscription, datetime(2026, 12, 1, tzinfo=UTC), [("purchase", "1440")])
+    with CaptureQueriesContext(connection) as after:
+        response = admin_client.get(dashboard_url())
+    assert response.status_code == 200
+    assert len(after) == len(before), [q["sql"] for q in after.captured_queries]
+    assert len(after) <= 45
+    assert response.context["unpaid"] == 22
+
+
+def test_dashboard_of_an_empty_database_renders(admin_client: Client) -> None:
+    response = admin_client.get(dashboard_url())
+    assert response.status_code == 200
+    assert response.context["revenue_this_month"] == [] and response.context["open_period"] == []
+    assert "No invoice was issued in the last 12 months." in response.content.decode()
+
+
+# --- Who sees it --------------------------------------------------------------------------------
+
+
+def test_index_links_the_dashboard_for_staff_who_may_view_invoices() -> None:
+    client = staff_client("view_invoice")
+    index = client.get(reverse("admin:index")).content.decode()
+    assert f'href="{dashboard_url()}"' in index
+    assert client.get(dashboard_url()).status_code == 200
+
+
+def test_staff_without_invoice_permission_neither_see_nor_open_the_dashboard() -> None:
+    client = staff_client("view_customer", "view_subscription")
+    index = client.get(reverse("admin:index"))
+    assert index.status_code == 200
+    assert dashboard_url() not in index.content.decode()
+    assert client.get(dashboard_url()).status_code == 403
+
+
+# --- Charts (pure) ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "axis"),
+    [
+        ([], (0.0, 1.0, 0.25)),
+        ([0, 0, 0], (0.0, 1.0, 0.25)),
+        ([3, 10], (0.0, 10.0, 2.5)),
+        ([-5, 12], (-5.0, 15.0, 5.0)),
+        ([Decimal("1234567")], (0.0, 1_500_000.0, 500_000.0)),
+        ([Decimal("0.3")], (0.0, 0.30000000000000004, 0.1)),
+        ([475, 240.75], (0.0, 600.0, 200.0)),
+    ],
+)
+def test_value_axis_includes_zero_and_every_value_in_round_steps(
+    values: list[Any], axis: tuple[float, float, float]
+) -> None:
+    assert value_axis([float(v) for v in values]) == pytest.approx(axis)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0, "0"),
+        (1234567, "1,234,567"),
+        (Decimal("1234.5000"), "1,234.5"),
+        (Decimal("1E+3"), "1,000"),
+        (Decimal("0.012"), "0.012"),
+        (0.1, "0.1"),
+        (Decimal("-20"), "-20"),
+    ],
+)
+def test_format_number(value: Any, text: str) -> None:
+    assert format_number(value) == text
+
+
+CHARTS = [bar_chart, line_chart]
+MARKS = {bar_chart: "rect", line_chart: "circle"}
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+@pytest.mark.parametrize(
+    "points",
+    [
+        [("Jan", 1)],
+        [("Jan", Decimal("1200.50")), ("Feb", 0), ("Mar", Decimal("-20"))],
+        [(str(day), day * 3) for day in range(1, 32)],
+        [("a", 0), ("b", 0)],
+    ],
+)
+def test_charts_are_well_formed_svg_with_one_mark_and_tooltip_per_point(chart: Any, points: list[Any]) -> None:
+    svg = ET.fromstring(chart(points, title="Chart"))
+    assert svg.tag == f"{SVG}svg" and svg.get("role") == "img" and svg.get("aria-label") == "Chart"
+    marks = svg.findall(f"{SVG}{MARKS[chart]}")
+    assert len(marks) == len(points)
+    assert [mark.find(f"{SVG}title").text for mark in marks] == [  # type: ignore[union-attr]
+        f"{label}: {format_number(value)}" for label, value in points
+    ]
+    # Every mark sits inside the drawing.
+    for mark in marks:
+        y = float(mark.get("y") or mark.get("cy") or 0)
+        assert 0 <= y <= float(svg.get("height") or 0)
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_charts_escape_labels_and_title(chart: Any) -> None:
+    hostile = "<script>alert('x')</script> & \"co\""
+    svg = chart([(hostile, 5)], title=hostile)
+    assert "<script>" not in svg
+    assert "&lt;script&gt;" in svg
+    parsed = ET.fromstring(svg)
+    assert parsed.get("aria-label") == hostile
+    assert hostile in [text.text for text in parsed.iter(f"{SVG}text")]
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_charts_without_points_say_so(chart: Any) -> None:
+    svg = ET.fromstring(chart([], title="Nothing"))
+    assert [text.text for text in svg.iter(f"{SVG}text")] == [EMPTY_TEXT]
+
+
+def test_bar_heights_are_proportional_to_the_values_and_negatives_hang_below_zero() -> None:
+    svg = ET.fromstring(bar_chart([("a", 10), ("b", 5), ("c", -5)], title="t"))
+    bars = svg.findall(f"{SVG}rect")
+    heights = [float(bar.get("height") or 0) for bar in bars]
+    assert heights[0] == pytest.approx(2 * heights[1], rel=0.02)
+    assert heights[2] == pytest.approx(heights[1], rel=0.02)
+    zero = float(bars[0].get("y") or 0) + heights[0]
+    assert float(bars[2].get("y") or 0) == pytest.approx(zero, abs=0.1)  # starts at the zero line
+
+
+def test_long_series_label_every_nth_point_but_keep_every_tooltip() -> None:
+    points = [(f"Oct {day}", day) for day in range(1, 32)]
+    svg = ET.fromstring(bar_chart(points, title="t"))
+    labels = [t.text for t in svg.iter(f"{SVG}text") if (t.text or "").startswith("Oct")]
+    assert labels == [f"Oct {day}" for day in range(1, 32, 3)]
+    assert len(svg.findall(f"{SVG}rect")) == 31
+
+
+def test_line_chart_draws_one_polyline_through_every_point() -> None:
+    svg = ET.fromstring(line_chart([("a", 1), ("b", 4), ("c", 2)], title="t"))
+    polyline = svg.find(f"{SVG}polyline")
+    assert polyline is not None
+    assert len((polyline.get("points") or "").split()) == 3

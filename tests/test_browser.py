@@ -1,0 +1,254 @@
+"""End to end in a real browser: a Finance user bills a new customer through the admin and the API.
+
+Headless Chromium (Debian's, driven by Playwright; see tests/browser_support.py) against
+pytest-django's live server, in real time:
+
+1. Log in at /admin/login/ as a staff user in the `Finance` group (billing.roles).
+2. Create an API key on the API key add form and read it from the page that shows it once.
+3. Create a customer on the customer add form; subscribe it to `team-annual` on the
+   subscription add form, from the first day of the previous month (so a period has ended).
+   The plan's $1,440 commitment is prepaid at once.
+4. Post MTU events through the real API (httpx, Bearer key, batches of 1,000): 10,400 users in
+   the previous month, after its 14-day trial and inside the 35 days the API accepts, and
+   10,600 users this month.
+5. See this month's usage on the customer page (10,600 MTUs, 600 of them billed).
+6. Close the ended periods from the invoice list's "Close ended periods" button; finalize the
+   previous month's invoice with the action if it is still a draft; open it, then the
+   document ("View invoice"), which bills 400 × $0.012 = $4.80 of usage; download the PDF if
+   the page has a "Download PDF" button.
+
+Screenshots of the admin index, the customer page, the invoice and the billing dashboard go to
+test-artifacts/ (git-ignored); their paths are printed (run with -s to see them).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+from typing import Any
+
+import httpx
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+
+from billing.models import Invoice, InvoiceStatus, InvoiceType, Plan
+from billing.roles import FINANCE, ensure_roles
+from customers.models import Customer
+from tests.browser_support import artifact, ensure_chromium, launch
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install 'playwright>=1.40,<2' (dev extra)")
+
+USERNAME = "fiona"
+PASSWORD = "browser-test-password"
+CUSTOMER_ID = "e2e-acme"
+SUBSCRIPTION_ID = "e2e-acme-annual"
+PREVIOUS_MONTH_USERS = 10_400  # 400 above the 10,000 included: $4.80
+CURRENT_MONTH_USERS = 10_600
+BATCH = 1_000
+TRIAL_DAYS = 14
+MAX_AGE_DAYS = 35  # BILLING_EVENT_MAX_AGE_DAYS
+TIMEOUT_MS = 30_000
+
+
+def month_start(moment: datetime) -> datetime:
+    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+@pytest.fixture
+def chromium() -> None:
+    reason = ensure_chromium()
+    if reason is not None:
+        pytest.skip(f"no browser for the browser test: {reason}")
+
+
+@pytest.fixture
+def finance_user(transactional_db: None) -> User:
+    call_command("load_catalog", stdout=StringIO())
+    ensure_roles()
+    user = User.objects.create_user(USERNAME, password=PASSWORD, is_staff=True)
+    user.groups.add(Group.objects.get(name=FINANCE))
+    return user
+
+
+@pytest.fixture
+def quiet_logs() -> Iterator[None]:
+    """One INFO line per API request and per PDF layout step would bury the screenshot paths."""
+    loggers = [logging.getLogger(name) for name in ("httpx", "weasyprint")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    yield
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
+
+
+@pytest.fixture
+def page(chromium: None, finance_user: User, quiet_logs: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
+    # between browser steps are still plain synchronous calls.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        context.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+
+
+def screenshot(page: Any, name: str) -> None:
+    path = artifact(name)
+    page.screenshot(path=str(path), full_page=True)
+    print(f"\n  screenshot: {path}")
+
+
+def success_messages(page: Any) -> str:
+    return page.locator("ul.messagelist li.success").all_inner_texts()
+
+
+def post_mtu_events(base_url: str, api_key: str, *, users: int, start: datetime, end: datetime, prefix: str) -> None:
+    """`users` distinct user ids, spread over [start, end), in batches through POST /api/v1/events/batch."""
+    step = (end - start) / users
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=120) as client:
+        for first in range(0, users, BATCH):
+            events = [
+                {
+                    "transaction_id": f"{prefix}-{i}",
+                    "external_customer_id": CUSTOMER_ID,
+                    "code": "mtu",
+                    "timestamp": int((start + step * i).timestamp()),
+                    "properties": {"user_id": f"user-{i:05d}"},
+                }
+                for i in range(first, min(first + BATCH, users))
+            ]
+            response = client.post("/api/v1/events/batch", json={"events": events})
+            assert response.status_code == 200, response.text[:2000]
+
+
+def test_finance_bills_a_new_customer_in_the_browser(page: Any, live_server: Any) -> None:
+    base = live_server.url
+    now = datetime.now(UTC)
+    this_month = month_start(now)
+    previous_month = month_start(this_month - timedelta(days=1))
+
+    # 1. Log in.
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", USERNAME)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{base}/admin/")
+    assert page.locator("#user-tools").inner_text().upper().startswith("WELCOME")
+    screenshot(page, "dashboard.png")
+
+    # 2. An API key, shown once.
+    page.goto(f"{base}/admin/customers/apikey/add/")
+    page.fill("#id_name", "browser test ingestion")
+    page.click("input[name=_save]")
+    api_key = page.locator("#api-key-value").inner_text().strip()
+    assert len(api_key) > 20
+
+    # 3. A customer, and its subscription to team-annual from the start of the previous month.
+    page.goto(f"{base}/admin/customers/customer/add/")
+    page.fill("#id_external_id", CUSTOMER_ID)
+    page.fill("#id_name", "Acme Rockets Inc.")
+    page.fill("#id_email", "billing@acme-rockets.test")
+    page.fill("#id_currency", "USD")
+    page.fill("#id_timezone", "UTC")
+    page.click("input[name=_continue]")
+    page.wait_for_url(re.compile(r".*/admin/customers/customer/\d+/change/.*"))
+    customer = Customer.objects.get(external_id=CUSTOMER_ID)
+
+    plan = Plan.objects.current().get(code="team-annual")
+    page.goto(f"{base}/admin/billing/subscription/add/?customer={customer.pk}")
+    page.fill("#id_external_id", SUBSCRIPTION_ID)
+    page.select_option("#id_plan", value=str(plan.pk))
+    page.fill("#id_subscription_at_0", previous_month.date().isoformat())
+    page.fill("#id_subscription_at_1", "00:00:00")
+    page.select_option("#id_billing_time", value="calendar")
+    page.click("input[name=_save]")
+    page.wait_for_url(re.compile(r".*/admin/billing/subscription/(\?.*)?$"))
+    assert any("was added successfully" in text for text in success_messages(page)), page.content()[:3000]
+    assert customer.subscriptions.get().subscription_at == previous_month
+
+    # 4. Usage through the API: the previous month after its trial and inside the accepted age,
+    #    and this month up to now.
+    oldest_accepted = now - timedelta(days=MAX_AGE_DAYS - 1)
+    previous_start = max(previous_month + timedelta(days=TRIAL_DAYS), oldest_accepted)
+    post_mtu_events(base, api_key, users=PREVIOUS_MONTH_USERS, start=previous_start, end=this_month, prefix="prev")
+    current_end = max(now - timedelta(seconds=5), this_month + timedelta(seconds=1))  # 1 second ahead is accepted
+    current_start = max(this_month, current_end - timedelta(days=1))
+    post_mtu_events(base, api_key, users=CURRENT_MONTH_USERS, start=current_start, end=current_end, prefix="curr")
+
+    # 5. This month's usage on the customer page.
+    page.goto(f"{base}/admin/customers/customer/{customer.pk}/change/")
+    panel = page.locator("#current-usage")
+    panel.wait_for()
+    charge = panel.locator("tr.charge-mtu")
+    assert charge.locator("td").nth(1).inner_text() == f"{CURRENT_MONTH_USERS:,}"
+    assert "Tier 2" in charge.inner_text()
+    screenshot(page, "customer.png")
+
+    # 6. Close the ended periods from the invoice list.
+    page.goto(f"{base}/admin/billing/invoice/")
+    page.click("#close-periods-link")
+    page.click("#close-periods-form input[type=submit]")
+    page.wait_for_url(re.compile(r".*/admin/billing/invoice/(\?.*)?$"))
+    summary = " ".join(success_messages(page))
+    assert "Closed ended periods: 1 invoices created" in summary, summary
+    invoice = Invoice.objects.get(
+        customer=customer, invoice_type=InvoiceType.PERIOD, period_start=previous_month, period_end=this_month
+    )
+
+    if invoice.status == InvoiceStatus.DRAFT:  # a grace period (BILLING_GRACE_PERIOD_HOURS) keeps it a draft
+        page.goto(f"{base}/admin/billing/invoice/?customer={CUSTOMER_ID}")
+        page.check(f"input[name=_selected_action][value='{invoice.pk}']")
+        page.select_option("select[name=action]", value="finalize_selected")
+        page.click("button[name=index]")
+        assert any("finalized" in text for text in success_messages(page))
+        invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.FINALIZED and invoice.number.startswith("INV-")
+
+    # The billing dashboard, linked from the admin index, now that a period is invoiced.
+    page.goto(f"{base}/admin/")
+    dashboard_link = page.locator("#billing-dashboard-link a")
+    if dashboard_link.count():
+        dashboard_link.click()
+        page.wait_for_load_state()
+        screenshot(page, "billing-dashboard.png")
+
+    # The invoice page, its document and its PDF.
+    page.goto(f"{base}/admin/billing/invoice/?customer={CUSTOMER_ID}")
+    page.click(f"text={invoice.number}")
+    page.wait_for_url(re.compile(rf".*/admin/billing/invoice/{invoice.pk}/change/.*"))
+    with page.context.expect_page() as opened:
+        page.click("#view-invoice-document")
+    document = opened.value
+    document.wait_for_load_state()
+    text = document.locator("body").inner_text()
+    assert invoice.number in text and "Acme Rockets Inc." in text
+    assert "4.80" in text, text  # 400 MTUs above the included 10,000 at $0.012
+    screenshot(document, "invoice.png")
+
+    pdf_button = page.locator("#download-invoice-pdf")
+    if pdf_button.count() == 0:
+        print("\n  PDF: skipped, the invoice page has no “Download PDF” button yet")
+        return
+    try:
+        with page.expect_download(timeout=TIMEOUT_MS) as download_info:
+            pdf_button.click()
+    except sync_api.TimeoutError:
+        # The view answers with a message instead when WeasyPrint's libraries are missing.
+        errors = page.locator("ul.messagelist li.error").all_inner_texts()
+        pytest.fail(f"“Download PDF” gave no file: {errors or page.url}")
+    download = download_info.value
+    path = artifact(f"{invoice.number}.pdf")
+    download.save_as(str(path))
+    assert path.read_bytes().startswith(b"%PDF"), path
+    assert download.suggested_filename.endswith(".pdf")
+    print(f"\n  PDF: {path}")
