@@ -122,16 +122,17 @@ def measure_period(
     return measured
 
 
-def current_usage(*, subscription: Subscription, at: datetime) -> PeriodUsage:
+def current_usage(*, subscription: Subscription, at: datetime, count_events: bool = True) -> PeriodUsage:
     """The open usage period containing `at`, measured and priced so far, with the invoice preview.
 
     The preview has the base fee when this period bills it: in arrears when the fee's period
-    ends with this one, in advance when it starts with it.
+    ends with this one, in advance when it starts with it. count_events=False skips counting
+    the period's events (a scan of them) where only amounts are wanted.
     """
     plan = subscription.plan
     period = usage_period(subscription, at)
     promotion = promotion_window(subscription)
-    measured = measure_period(subscription, plan, period)
+    measured = measure_period(subscription, plan, period, count_events=count_events)
     charge_lines = usage_lines(
         charges=[m for _, m, _ in measured], currency=plan.currency, period=period, promotion=promotion
     )

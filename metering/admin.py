@@ -21,7 +21,7 @@ from django.utils.html import format_html
 from django.utils.text import smart_split, unescape_string_literal
 
 from customers.models import Customer
-from metering.models import BillableMetric, Event
+from metering.models import BillableMetric, Event, EventKey
 
 METRIC_IN_USE_NOTE = (
     "This metric is billed on plans that have subscriptions, so how it aggregates is read-only: "
@@ -173,8 +173,8 @@ class EventAdmin(admin.ModelAdmin):
     ) -> tuple[QuerySet[Event], bool]:
         # The default search (icontains, or iexact with "=") compares UPPER()s or substrings and
         # reads every row. Exact values use the indexes: a customer's events through the
-        # (customer, metric, timestamp) index, a transaction id with its customer through the
-        # (customer, transaction_id) unique index.
+        # (customer, metric, timestamp) index; a transaction id through EventKey's index, whose
+        # (customer, metric, timestamp) then finds the event in its partition.
         terms = []
         for bit in smart_split(search_term):
             if bit.startswith(('"', "'")) and bit[0] == bit[-1] and len(bit) > 1:
@@ -188,7 +188,13 @@ class EventAdmin(admin.ModelAdmin):
         )
         condition = Q()
         for term in terms:
-            condition &= Q(customer_id=customers[term]) if term in customers else Q(transaction_id=term)
+            if term in customers:
+                condition &= Q(customer_id=customers[term])
+                continue
+            keys = Q(pk__in=[])
+            for key in EventKey.objects.filter(transaction_id=term)[:100]:
+                keys |= Q(customer_id=key.customer_id, metric_id=key.metric_id, timestamp=key.timestamp)
+            condition &= keys & Q(transaction_id=term)
         return queryset.filter(condition), False
 
     @admin.display(description="customer")
