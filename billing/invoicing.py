@@ -101,12 +101,18 @@ def _lock(invoice: Invoice) -> Invoice:
 def invoice_finalize(*, invoice: Invoice, now: datetime, recompute: bool = True) -> Invoice:
     """Make a draft final: recompute it from the events now stored (unless the caller just did,
     in this transaction), give it its gap-free number and the customer's billing details, and
-    record its commitment drawdown in the ledger."""
-    subscription = subscription_with_plan(invoice.subscription_id, lock=True)
+    record its commitment drawdown in the ledger.
+
+    Lock order is subscription, then invoice (as in period close). With recompute=False the
+    caller holds the subscription's lock already and has just written the lines.
+    """
+    subscription = None
+    if recompute and invoice.invoice_type != InvoiceType.COMMITMENT:
+        subscription = subscription_with_plan(invoice.subscription_id, lock=True)
     invoice = _lock(invoice)
     if invoice.status != InvoiceStatus.DRAFT:
         raise InvoiceError(NOT_A_DRAFT.format(invoice=invoice, status=invoice.status))
-    if recompute and invoice.invoice_type != InvoiceType.COMMITMENT:
+    if subscription is not None:
         _write_lines(invoice, _fresh_lines(subscription, invoice))
     assign_number(invoice=invoice, now=now)
     drawdown_record(invoice=invoice)
