@@ -26,7 +26,7 @@ Imported at the end of billing.admin, so it registers with the rest of billing's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -542,31 +542,29 @@ class InvoiceAdmin(admin.ModelAdmin):
         )
         self._report_refusals(request, refusals)
 
-    @admin.action(description="Finalize selected drafts", permissions=["change"])
-    def finalize_selected(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+    @staticmethod
+    def _each(queryset: QuerySet[Invoice], service: Callable[..., object]) -> tuple[int, list[str]]:
+        """Apply a service to each invoice, oldest period first (so gap-free numbers follow the
+        periods); returns how many it applied to and the refusals."""
         frozen_now = timezone.now()
         done, refusals = 0, []
-        # Oldest period first, so the gap-free numbers follow the periods.
         for invoice in queryset.order_by("period_start", "id"):
             try:
-                invoice_finalize(invoice=invoice, now=frozen_now)
+                service(invoice=invoice, now=frozen_now)
             except InvoiceError as exc:
                 refusals.append(str(exc))
             else:
                 done += 1
+        return done, refusals
+
+    @admin.action(description="Finalize selected drafts", permissions=["change"])
+    def finalize_selected(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+        done, refusals = self._each(queryset, invoice_finalize)
         self._report(request, done, INVOICES_FINALIZED, refusals)
 
     @admin.action(description="Mark selected as paid", permissions=["change"])
     def mark_paid_selected(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
-        frozen_now = timezone.now()
-        done, refusals = 0, []
-        for invoice in queryset.order_by("period_start", "id"):
-            try:
-                invoice_mark_paid(invoice=invoice, now=frozen_now)
-            except InvoiceError as exc:
-                refusals.append(str(exc))
-            else:
-                done += 1
+        done, refusals = self._each(queryset, invoice_mark_paid)
         self._report(request, done, INVOICES_PAID, refusals)
 
     @admin.action(description="Recompute selected drafts", permissions=["change"])
