@@ -45,11 +45,11 @@ def forward(apps, schema_editor):  # type: ignore[no-untyped-def]
     if schema_editor.connection.vendor != "postgresql":
         return
     schema_editor.execute(FORWARD)
-    from datetime import date
+    from django.utils import timezone
 
     from metering.partitions import ensure_event_partitions
 
-    ensure_event_partitions(around=date.today())
+    ensure_event_partitions(around=timezone.now().date())  # UTC months, as the partitions
 
 
 def backward(apps, schema_editor):  # type: ignore[no-untyped-def]
