@@ -52,10 +52,10 @@ class Command(BaseCommand):
         )
         progress.finish()
         if options["dry_run"]:
-            for subscription, period, total in report.would_create:
+            for external_id, period, total, currency in report.would_create:
                 self.stdout.write(
-                    f"  would invoice {subscription.external_id}: {period.start_day} – {period.end_day} "
-                    f"{format_decimal(total)} {subscription.plan.currency}"
+                    f"  would invoice {external_id}: {period.start_day} – {period.end_day} "
+                    f"{format_decimal(total)} {currency}"
                 )
             self.stdout.write(f"Dry run: {len(report.would_create)} invoice(s) would be created.")
         else:
