@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.translation import ngettext
 
 from billing.admin_audit import customer_usage_charts
+from billing.customer_commitments import commitment_panels
 from billing.models import Plan, Promotion, Subscription, SubscriptionStatus
 from billing.price_calculator import grouped, money, tier_range_label
 from billing.pricing import PricedCharge, TierLine
@@ -284,6 +285,7 @@ class BilledCustomerAdmin(CustomerAdmin):
             subscriptions = [panel["subscription"] for panel in context["current_usage"]]
             context["usage_charts"] = customer_usage_charts(obj, subscriptions, now)
             context["current_usage_shown"] = True
+            context["commitment_panels"] = commitment_panels(obj)
             events_url = _admin_url("metering_event_changelist")
             if events_url is not None:
                 context["customer_events_url"] = f"{events_url}?customer__id__exact={obj.pk}"
