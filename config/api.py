@@ -51,6 +51,43 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return out
 
 
+BAD_PAGE = "must be a whole number of at least 1"
+DEFAULT_PER_PAGE = 20
+MAX_PER_PAGE = 100
+
+
+def page_numbers(params: Any) -> tuple[int, int] | dict[str, list[str]]:
+    """Lago's `page` and `per_page` query parameters (per_page at most MAX_PER_PAGE), or errors."""
+    errors: dict[str, list[str]] = {}
+    numbers = []
+    for name, default in (("page", 1), ("per_page", DEFAULT_PER_PAGE)):
+        raw = params.get(name) or str(default)
+        if not raw.isdigit() or int(raw) < 1:
+            errors[name] = [BAD_PAGE]
+            numbers.append(default)
+        else:
+            numbers.append(int(raw))
+    if errors:
+        return errors
+    return numbers[0], min(numbers[1], MAX_PER_PAGE)
+
+
+def paginated(key: str, rows: Any, page: int, per_page: int, render: Any) -> dict[str, Any]:
+    """One page of an ordered queryset in Lago's list envelope: {key: [...], "meta": {...}}."""
+    count = rows.count()
+    pages = max(1, -(-count // per_page))
+    return {
+        key: [render(row) for row in rows[(page - 1) * per_page : page * per_page]],
+        "meta": {
+            "current_page": page,
+            "next_page": page + 1 if page < pages else None,
+            "prev_page": page - 1 if page > 1 else None,
+            "total_pages": pages,
+            "total_count": count,
+        },
+    }
+
+
 class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     """Describes the Bearer API key in the OpenAPI schema."""
 

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import ApiView, not_found, validation_error
+from config.api import ApiView, not_found, page_numbers, paginated, validation_error
 from customers.models import Customer
 from customers.validators import INVALID_CURRENCY, INVALID_TIMEZONE, validate_currency, validate_timezone
 from metering.models import Event
@@ -157,27 +157,11 @@ class CustomersView(ApiView):
 
     @extend_schema(operation_id="list_customers", summary="List customers", responses={200: dict})
     def get(self, request: Request) -> Response:
-        try:
-            page = max(1, int(request.query_params.get("page", 1)))
-            per_page = min(100, max(1, int(request.query_params.get("per_page", 20))))
-        except ValueError:
-            return validation_error({"page": ["must be a whole number"]})
-        qs = Customer.objects.order_by("id")
-        count = qs.count()
-        rows = qs[(page - 1) * per_page : page * per_page]
-        pages = max(1, -(-count // per_page))
-        return Response(
-            {
-                "customers": [customer_json(c) for c in rows],
-                "meta": {
-                    "current_page": page,
-                    "next_page": page + 1 if page < pages else None,
-                    "prev_page": page - 1 if page > 1 else None,
-                    "total_pages": pages,
-                    "total_count": count,
-                },
-            }
-        )
+        paging = page_numbers(request.query_params)
+        if isinstance(paging, dict):
+            return validation_error(paging)
+        page, per_page = paging
+        return Response(paginated("customers", Customer.objects.order_by("id"), page, per_page, customer_json))
 
 
 class CustomerDetailView(ApiView):

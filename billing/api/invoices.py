@@ -44,17 +44,14 @@ from billing.api.subscriptions import subscription_json
 from billing.models import Invoice, InvoiceLine, InvoiceStatus, InvoiceType, LineKind
 from billing.money import ZERO, format_decimal, to_cents
 from billing.quotes import money_str
-from config.api import ApiView, not_found, validation_error
+from config.api import DEFAULT_PER_PAGE, ApiView, not_found, page_numbers, paginated, validation_error
 from customers.models import Customer
 from metering.days import day_start, local_date
 
 BAD_MONTH = "must be a month as YYYY-MM, e.g. 2026-09"
 BAD_DATE = "must be a date as YYYY-MM-DD, e.g. 2026-09-30"
 BAD_CHOICE = "must be one of: {choices}"
-BAD_PAGE = "must be a whole number of at least 1"
 RANGE_REVERSED = "must not be before {other}"
-MAX_PER_PAGE = 100
-DEFAULT_PER_PAGE = 20
 
 FEE_KINDS = {LineKind.BASE_FEE, LineKind.USAGE, LineKind.LATE_USAGE, LineKind.COMMITMENT}
 
@@ -277,21 +274,6 @@ def filter_invoices(qs: QuerySet[Invoice], params: Any) -> QuerySet[Invoice] | d
     return qs
 
 
-def _page_numbers(params: Any) -> tuple[int, int] | dict[str, list[str]]:
-    errors: dict[str, list[str]] = {}
-    numbers = []
-    for name, default in (("page", 1), ("per_page", DEFAULT_PER_PAGE)):
-        raw = params.get(name) or str(default)
-        if not raw.isdigit() or int(raw) < 1:
-            errors[name] = [BAD_PAGE]
-            numbers.append(default)
-        else:
-            numbers.append(int(raw))
-    if errors:
-        return errors
-    return numbers[0], min(numbers[1], MAX_PER_PAGE)
-
-
 # --- schema ---------------------------------------------------------------------------------
 
 
@@ -389,28 +371,15 @@ class InvoicesView(ApiView):
         responses={200: InvoiceListEnvelope},
     )
     def get(self, request: Request) -> Response:
-        paging = _page_numbers(request.query_params)
+        paging = page_numbers(request.query_params)
         filtered = filter_invoices(invoices_with_relations(), request.query_params)
         errors = (paging if isinstance(paging, dict) else {}) | (filtered if isinstance(filtered, dict) else {})
         if errors:
             return validation_error(errors)
         assert not isinstance(paging, dict) and not isinstance(filtered, dict)
         page, per_page = paging
-        count = filtered.count()
-        pages = max(1, -(-count // per_page))
         rows = filtered.order_by("-period_start", "-id")
-        return Response(
-            {
-                "invoices": [invoice_json(inv) for inv in rows[(page - 1) * per_page : page * per_page]],
-                "meta": {
-                    "current_page": page,
-                    "next_page": page + 1 if page < pages else None,
-                    "prev_page": page - 1 if page > 1 else None,
-                    "total_pages": pages,
-                    "total_count": count,
-                },
-            }
-        )
+        return Response(paginated("invoices", rows, page, per_page, invoice_json))
 
 
 class InvoiceDetailView(ApiView):
