@@ -24,7 +24,7 @@ BIG_TABLES = ("metering_event", "metering_eventkey", "metering_distinctvalue")
 # The events' key (id, "timestamp") grows at the end: cheap to keep while loading. On PostgreSQL
 # metering_event is partitioned by month: dropping or creating an index or constraint on the
 # parent does it on every partition.
-KEEP = {"metering_event_pkey"}
+KEEP_PRIMARY_KEY = {"metering_event"}
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,7 @@ def bulk_load(conn: psycopg.Connection[Any]) -> Iterator[None]:
             "WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'f')",
             (table,),
         ).fetchall():
-            if name not in KEEP:
+            if not (kind == "p" and table in KEEP_PRIMARY_KEY):
                 saved.append((table, kind, name, definition))
         for name, definition in conn.execute(
             "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
@@ -223,8 +223,9 @@ def bulk_load(conn: psycopg.Connection[Any]) -> Iterator[None]:
             "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid)",
             (table,),
         ).fetchall():
-            if name not in KEEP:
-                saved.append((table, "i", name, definition))
+            # A partitioned parent's index reads "ON ONLY parent": made so, it would cover no
+            # partition and stay invalid. Without ONLY it is built on every partition.
+            saved.append((table, "i", name, definition.replace(" ON ONLY ", " ON ", 1)))
     order = {"f": 0, "u": 1, "p": 2, "i": 3}
     for table, kind, name, _ in sorted(saved, key=lambda s: order[s[1]]):
         if kind == "i":
@@ -244,6 +245,14 @@ def bulk_load(conn: psycopg.Connection[Any]) -> Iterator[None]:
             else:
                 conn.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
             conn.commit()
+        invalid = conn.execute(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid AND indrelid IN "
+            "(SELECT oid FROM pg_class WHERE relname = ANY(%s) UNION SELECT inhrelid FROM pg_inherits "
+            "WHERE inhparent IN (SELECT oid FROM pg_class WHERE relname = ANY(%s)))",
+            (list(BIG_TABLES), list(BIG_TABLES)),
+        ).fetchall()
+        if invalid:
+            raise RuntimeError(f"indexes left invalid after the bulk load: {[row[0] for row in invalid]}")
 
 
 def vacuum_analyze(db_connect: Any) -> None:
