@@ -6,8 +6,8 @@ below. Resolving who an event belongs to (customer, or subscription → customer
 job: metering knows customers, never subscriptions or prices.
 
 Storage is idempotent by (customer, transaction_id), enforced by a unique constraint. A batch is
-stored whole or not at all; the maintained unique_count sets are updated in the same
-transaction.
+stored whole or not at all; the maintained unique_count sets and daily event counts are
+updated in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from django.db import connection, transaction
 
 from metering.days import local_date, month_key
-from metering.models import Aggregation, BillableMetric, DistinctValue, Event, EventKey
+from metering.models import Aggregation, BillableMetric, DistinctValue, Event, EventCount, EventKey
 
 MAX_FUTURE = timedelta(minutes=5)
 MAX_DISTINCT_LENGTH = 255
@@ -313,6 +313,7 @@ def store_events(events: list[ValidEvent], *, received_at: datetime) -> list[Eve
             for ev in new
             if ev.distinct is not None
         )
+        _add_event_counts(new)
         return [stored[(ev.owner.customer_id, ev.transaction_id)] for ev in events]
 
 
@@ -394,6 +395,31 @@ def _add_distinct_values(items: Iterable[tuple[int, str, int, datetime, str]]) -
             f"INSERT INTO {table} (customer_id, metric_id, month, value, days) VALUES {placeholders} "
             f"ON CONFLICT (customer_id, metric_id, month, value) DO UPDATE SET days = {table}.days | excluded.days "
             f"WHERE ({table}.days | excluded.days) <> {table}.days"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
+def _add_event_counts(events: list[ValidEvent]) -> None:
+    """Add the newly stored events to their (customer, metric, local day) counts."""
+    counts: dict[tuple[int, int, date], int] = {}
+    for ev in events:
+        key = (ev.owner.customer_id, ev.metric.pk, local_date(ev.timestamp, ev.owner.timezone))
+        counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return
+    table = EventCount._meta.db_table
+    adapt = connection.ops.adapt_datefield_value
+    rows = sorted(counts.items())  # one lock order for concurrent writers of the same days
+    for start in range(0, len(rows), 500):
+        chunk = rows[start : start + 500]
+        params: list[Any] = []
+        for (customer_id, metric_id, day), n in chunk:
+            params.extend((customer_id, metric_id, adapt(day), n))
+        placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+        sql = (
+            f"INSERT INTO {table} (customer_id, metric_id, day, count) VALUES {placeholders} "
+            f"ON CONFLICT (customer_id, metric_id, day) DO UPDATE SET count = {table}.count + excluded.count"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)

@@ -140,3 +140,26 @@ class DistinctValue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.value} ({self.month})"
+
+
+class EventCount(models.Model):
+    """How many events a customer sent for a metric on one local day: Lago's `events_count`.
+
+    Maintained at ingestion from the events that were really stored (the new idempotency keys),
+    in the same transaction, so it always equals COUNT(*) of those events. Any window of whole
+    local days is then counted from at most a few dozen rows instead of a scan of millions of
+    events; `count` metrics read their quantity from here too.
+    """
+
+    pk = models.CompositePrimaryKey("customer_id", "metric_id", "day")
+    # The primary key's index leads with customer and metric; no separate indexes needed.
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="+", db_index=False)
+    metric = models.ForeignKey(BillableMetric, on_delete=models.PROTECT, related_name="+", db_index=False)
+    day = models.DateField(help_text="The day in the customer's time zone.")
+    count = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = "daily event count"
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.count}"

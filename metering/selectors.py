@@ -1,9 +1,10 @@
 """Aggregation of a billable metric over a customer's events in a half-open window [start, end).
 
 - count, sum, max, latest read the events table through its (customer, metric, timestamp) index.
-- unique_count reads the maintained DistinctValue sets when the window is made of whole days in
-  the customer's time zone (billing periods and promotion windows always are); any other window
-  is counted exactly from the raw events.
+- unique_count reads the maintained DistinctValue sets, and event counts (Lago's events_count,
+  and the quantity of count metrics) read the maintained daily EventCount rows, when the window
+  is made of whole days in the customer's time zone (billing periods and promotion windows
+  always are); any other window is counted exactly from the raw events.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import connections
-from django.db.models import Case, Count, F, IntegerField, Max, QuerySet, Value, When
+from django.db.models import Case, Count, F, IntegerField, Max, QuerySet, Sum, Value, When
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Collate
 
@@ -23,7 +24,7 @@ from config.db import exact_sum
 from customers.models import Customer
 from metering.days import is_day_start, local_date, month_key
 from metering.ingest import distinct_property
-from metering.models import Aggregation, BillableMetric, DistinctValue, Event
+from metering.models import Aggregation, BillableMetric, DistinctValue, Event, EventCount
 
 ZERO = Decimal(0)
 
@@ -103,6 +104,23 @@ def unique_count(
     return rows.values("value").distinct().count()
 
 
+def events_count(
+    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, exclude: Window | None = None
+) -> int:
+    """How many events of the metric the customer sent in the window (minus `exclude`)."""
+    if start >= end:
+        return 0
+    if not _is_day_window(customer, start, end, *(exclude or ())):
+        return window_events(customer=customer, metric=metric, start=start, end=end, exclude=exclude).count()
+    tz = customer.timezone
+    days = EventCount.objects.filter(
+        customer=customer, metric=metric, day__gte=local_date(start, tz), day__lt=local_date(end, tz)
+    )
+    if exclude is not None:
+        days = days.exclude(day__gte=local_date(exclude[0], tz), day__lt=local_date(exclude[1], tz))
+    return days.aggregate(n=Sum("count"))["n"] or 0
+
+
 def distinct_values(
     *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, exclude: Window | None = None
 ) -> Iterator[str]:
@@ -144,24 +162,24 @@ def aggregate(
 ) -> Usage:
     """The metric's quantity for the customer over [start, end) (minus `exclude`), and its event count.
 
-    With count_events=False the count is 0 for unique_count and latest (saving a scan of the
-    window's events); count, sum and max get it for free.
+    With count_events=False the count is 0 for sum, latest and unique_count (saving a query);
+    count and max get it for free.
     """
     events = window_events(customer=customer, metric=metric, start=start, end=end, exclude=exclude)
+    window = {"customer": customer, "metric": metric, "start": start, "end": end, "exclude": exclude}
     agg = metric.aggregation
     if agg == Aggregation.COUNT:
-        count = events.count()
+        count = events_count(**window)
         return Usage(Decimal(count), count)
     if agg == Aggregation.SUM:
         total = exact_sum(events, "value")
-        return Usage(total if total is not None else ZERO, events.count() if count_events else 0)
+        return Usage(total if total is not None else ZERO, events_count(**window) if count_events else 0)
     if agg == Aggregation.MAX:
         row = events.aggregate(n=Count("id"), top=Max("value"))  # MAX returns a stored value: exact
         return Usage(row["top"] if row["top"] is not None else ZERO, row["n"])
     if agg == Aggregation.LATEST:
         latest = events.order_by("-timestamp", "-id").values_list("value", flat=True).first()
-        return Usage(latest if latest is not None else ZERO, events.count() if count_events else 0)
+        return Usage(latest if latest is not None else ZERO, events_count(**window) if count_events else 0)
     if agg == Aggregation.UNIQUE_COUNT:
-        count = unique_count(customer=customer, metric=metric, start=start, end=end, exclude=exclude)
-        return Usage(Decimal(count), events.count() if count_events else 0)
+        return Usage(Decimal(unique_count(**window)), events_count(**window) if count_events else 0)
     raise ValueError(f"unknown aggregation {agg!r}")

@@ -5,7 +5,8 @@ Tasks print one JSON object:
 - `setup`: load the shipped catalog and create an API key (billing's own services).
 - `unique`: time metering.selectors.unique_count (the maintained set) and a plain
   COUNT(DISTINCT properties->>'user_id') over the raw events for the same window, each a few
-  times, with the query plans for the record.
+  times, with the query plans for the record; and events_count (the daily counts) beside a
+  COUNT(*) of the window's events.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from customers.models import Customer  # noqa: E402
 from customers.services import api_key_create  # noqa: E402
 from metering.models import BillableMetric  # noqa: E402
-from metering.selectors import aggregate, unique_count, window_events  # noqa: E402
+from metering.selectors import aggregate, events_count, unique_count, window_events  # noqa: E402
 
 RAW_COUNT_DISTINCT = (
     "SELECT COUNT(DISTINCT properties ->> %s) FROM metering_event "
@@ -85,21 +86,28 @@ def unique(args: dict[str, Any]) -> dict[str, Any]:
 
     raw_count, raw_runs = timed(raw, repeats)
     events = window_events(customer=customer, metric=metric, start=start, end=end)
-    events_count, count_runs = timed(events.count, repeats)
+    scanned, scan_runs = timed(events.count, repeats)
+    counted, count_runs = timed(
+        lambda: events_count(customer=customer, metric=metric, start=start, end=end), repeats
+    )
+    if counted != scanned:
+        raise RuntimeError(f"daily event counts say {counted}, the events table {scanned}")
     _, aggregate_runs = timed(
         lambda: aggregate(customer=customer, metric=metric, start=start, end=end, count_events=True), repeats
     )
     return {
         "unique_count": maintained,
         "count_distinct": raw_count,
-        "events": events_count,
+        "events": counted,
         "unique_count_runs_s": [round(r, 4) for r in maintained_runs],
         "count_distinct_runs_s": [round(r, 4) for r in raw_runs],
         "events_count_runs_s": [round(r, 4) for r in count_runs],
+        "events_scan_runs_s": [round(r, 4) for r in scan_runs],
         "aggregate_with_events_count_runs_s": [round(r, 4) for r in aggregate_runs],
         "unique_count_s": statistics.median(maintained_runs),
         "count_distinct_s": statistics.median(raw_runs),
         "events_count_s": statistics.median(count_runs),
+        "events_scan_s": statistics.median(scan_runs),
         "aggregate_with_events_count_s": statistics.median(aggregate_runs),
         "unique_count_sql": selector_sql,
         "unique_count_plan": explain(selector_sql, None),

@@ -191,6 +191,21 @@ def add_distinct_values(conn: psycopg.Connection[Any], *, customer_ids_sql: str,
     return cursor.rowcount
 
 
+def add_event_counts(conn: psycopg.Connection[Any], *, customer_ids_sql: str, params: dict[str, Any]) -> int:
+    """The daily EventCount rows of these customers' events, by local day, as ingestion keeps them."""
+    cursor = conn.execute(
+        f"""
+        INSERT INTO metering_eventcount (customer_id, metric_id, day, count)
+        SELECT e.customer_id, e.metric_id, (e."timestamp" AT TIME ZONE c.timezone)::date, count(*)
+        FROM metering_event e JOIN customers_customer c ON c.id = e.customer_id
+        WHERE e.customer_id IN ({customer_ids_sql})
+        GROUP BY e.customer_id, e.metric_id, 3
+        """,
+        params,
+    )
+    return cursor.rowcount
+
+
 def add_event_keys(conn: psycopg.Connection[Any], *, customer_ids_sql: str, params: dict[str, Any]) -> int:
     """The idempotency keys (EventKey) of these customers' events, as ingestion writes them."""
     cursor = conn.execute(

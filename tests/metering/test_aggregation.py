@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import random
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.apps import apps as django_apps
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, Sum
 from django.db.models.fields.json import KeyTextTransform
 
 from customers.models import Customer
 from metering.days import day_start
 from metering.ingest import Owner, ValidEvent, distinct_property, numeric_property, payload_hash, store_events
-from metering.models import Aggregation, BillableMetric, DistinctValue, Event
-from metering.selectors import aggregate, distinct_values, month_masks, unique_count
+from metering.models import Aggregation, BillableMetric, DistinctValue, Event, EventCount
+from metering.selectors import aggregate, distinct_values, events_count, month_masks, unique_count
 from tests.conftest import using_postgres
 from tests.factories import BillableMetricFactory, CustomerFactory
 
@@ -375,3 +378,74 @@ def test_unique_count_aggregate_reports_the_events_in_the_window() -> None:
     users(customer, m, [(utc(2026, 9, 2), "a"), (utc(2026, 9, 3), "a"), (utc(2026, 9, 20), "b")])
     usage = aggregate(customer=customer, metric=m, start=START, end=END, exclude=(utc(2026, 9, 1), utc(2026, 9, 15)))
     assert (usage.quantity, usage.events_count) == (D(1), 1)
+
+
+def raw_count(customer: Customer, m: BillableMetric, start: datetime, end: datetime, exclude: Any = None) -> int:
+    events = Event.objects.filter(customer=customer, metric=m, timestamp__gte=start, timestamp__lt=end)
+    if exclude is not None:
+        events = events.exclude(timestamp__gte=exclude[0], timestamp__lt=exclude[1])
+    return events.count()
+
+
+@pytest.mark.parametrize(("window", "exclude"), [(w, x) for _, w, x in WINDOWS], ids=[name for name, _, _ in WINDOWS])
+def test_events_count_from_daily_counts_equals_raw_count(
+    window: tuple[datetime, datetime], exclude: tuple[datetime, datetime] | None
+) -> None:
+    customer = CustomerFactory()
+    m = metric(Aggregation.UNIQUE_COUNT)
+    counted = metric(Aggregation.COUNT)
+    _random_events(customer, m, seed=5, n=1_200, start=utc(2026, 8, 20), days=80)
+    rng = random.Random(6)
+    stamps = [utc(2026, 8, 20) + timedelta(seconds=rng.randrange(80 * 86_400)) for _ in range(700)]
+    ingest(customer, counted, [(ts, {}) for ts in stamps])
+    for each in (m, counted):
+        expected = raw_count(customer, each, *window, exclude=exclude)
+        assert expected > 0
+        assert events_count(customer=customer, metric=each, start=window[0], end=window[1], exclude=exclude) == expected
+        usage = aggregate(customer=customer, metric=each, start=window[0], end=window[1], exclude=exclude)
+        assert usage.events_count == expected
+    usage = aggregate(customer=customer, metric=counted, start=window[0], end=window[1], exclude=exclude)
+    assert usage.quantity == D(raw_count(customer, counted, *window, exclude=exclude))
+
+
+def test_daily_counts_follow_local_days_across_dst_switches() -> None:
+    tz = "Europe/Paris"
+    customer = CustomerFactory(timezone=tz)
+    m = metric(Aggregation.UNIQUE_COUNT)
+    _random_events(customer, m, seed=12, n=1_500, start=utc(2026, 3, 20), days=230)
+    assert EventCount.objects.filter(customer=customer).aggregate(n=Sum("count"))["n"] == 1_500
+    for first, stop in [(date(2026, 3, 1), date(2026, 4, 1)), (date(2026, 10, 24), date(2026, 10, 27))]:
+        start, end = _day(first, tz), _day(stop, tz)
+        expected = raw_count(customer, m, start, end)
+        assert events_count(customer=customer, metric=m, start=start, end=end) == expected, first
+
+
+def test_resent_and_late_events_are_counted_once() -> None:
+    customer = CustomerFactory()
+    m = metric(Aggregation.COUNT)
+    rows = [(utc(2026, 9, 2, 10), {}), (utc(2026, 9, 2, 11), {}), (utc(2026, 9, 3), {})]
+    owner = Owner(customer.pk, customer.timezone, customer.external_id)
+    events = [
+        ValidEvent(owner, m, f"again-{i}", ts, props, None, None, payload_hash(m.code, ts.isoformat(), props))
+        for i, (ts, props) in enumerate(rows)
+    ]
+    store_events(events, received_at=utc(2026, 10, 1))
+    store_events(events[1:] + events[:1], received_at=utc(2026, 10, 2))  # a retry: nothing new
+    store_events([events[0], events[0]], received_at=utc(2026, 10, 3))  # the same event twice in a batch
+    assert dict(EventCount.objects.filter(customer=customer).values_list("day", "count")) == {
+        date(2026, 9, 2): 2,
+        date(2026, 9, 3): 1,
+    }
+    assert aggregate(customer=customer, metric=m, start=START, end=END).quantity == D(3)
+
+
+def test_migration_counts_the_events_stored_before_it() -> None:
+    backfill = importlib.import_module("metering.migrations.0005_event_counts").backfill
+    paris, utc_customer = CustomerFactory(timezone="Europe/Paris"), CustomerFactory()
+    m = metric(Aggregation.UNIQUE_COUNT)
+    for customer in (paris, utc_customer):
+        _random_events(customer, m, seed=3, n=600, start=utc(2026, 9, 25), days=40)
+    maintained = sorted(EventCount.objects.values_list("customer_id", "metric_id", "day", "count"))
+    EventCount.objects.all().delete()
+    backfill(django_apps, SimpleNamespace(connection=connection))
+    assert sorted(EventCount.objects.values_list("customer_id", "metric_id", "day", "count")) == maintained

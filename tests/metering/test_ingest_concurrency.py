@@ -13,14 +13,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from django.utils import timezone
 
-from metering.models import DistinctValue, Event
+from metering.models import DistinctValue, Event, EventCount
 from metering.selectors import unique_count
 from tests.conftest import using_postgres
 from tests.factories import ApiKeyFactory, BillableMetricFactory, CustomerFactory
@@ -138,6 +138,13 @@ def test_concurrent_identical_batches_store_each_event_once(live_server: Any) ->
         expected_days[user] = expected_days.get(user, 0) | (1 << (day - 1))
     stored_days = dict(DistinctValue.objects.filter(customer=customer, metric=metric).values_list("value", "days"))
     assert stored_days == expected_days
+    # Nor an increment of a daily event count.
+    expected_counts: dict[date, int] = {}
+    for event in events:
+        day = datetime.fromtimestamp(event["timestamp"], tz=UTC).date()
+        expected_counts[day] = expected_counts.get(day, 0) + 1
+    stored_counts = dict(EventCount.objects.filter(customer=customer, metric=metric).values_list("day", "count"))
+    assert stored_counts == expected_counts
 
 
 def test_concurrent_reuse_of_a_transaction_id_stores_one_payload(live_server: Any) -> None:
