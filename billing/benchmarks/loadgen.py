@@ -1,7 +1,7 @@
 """HTTP load generator, run as its own process: `python -m billing.benchmarks.loadgen --help`.
 
 It knows nothing of Django (it is the client side) and talks to loopback only. A few threads,
-each with its own httpx client, send requests until the time or request budget is spent (or
+each with its own http.client connection, send requests until the time or request budget is spent (or
 SIGTERM arrives); requests that complete inside the measuring window (after the warm-up, before
 the stop) are counted. The result is one JSON object on stdout.
 
@@ -12,6 +12,7 @@ Modes: `single` (POST /api/v1/events), `batch` (POST /api/v1/events/batch with -
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import random
 import resource
@@ -20,10 +21,11 @@ import statistics
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import orjson
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -45,6 +47,42 @@ def latency_summary(latencies_ms: list[float]) -> dict[str, float]:
         "max": round(values[-1], 2) if values else 0.0,
         "mean": round(statistics.fmean(values), 2) if values else 0.0,
     }
+
+
+@dataclass(frozen=True)
+class Reply:
+    status_code: int
+    text: str
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection (re-opened when the server closes it, as gunicorn's
+    sync workers do after each response)."""
+
+    def __init__(self, url: str, key: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        self.connection = http.client.HTTPConnection(self.host, self.port, timeout=120.0)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.connection.close()
+
+    def reset(self) -> None:
+        self.connection.close()
+        self.connection = http.client.HTTPConnection(self.host, self.port, timeout=120.0)
+
+    def call(self, method: str, path: str, body: bytes | None = None) -> Reply:
+        self.connection.request(method, path, body=body, headers=self.headers)
+        response = self.connection.getresponse()
+        payload = response.read()
+        if response.will_close:
+            self.connection.close()  # the next request() connects again
+        text = payload[:300].decode(errors="replace") if response.status != 200 else ""
+        return Reply(response.status, text)
 
 
 class Load:
@@ -86,20 +124,21 @@ class Load:
             "properties": {"user_id": f"u{random.randrange(self.args.users)}"},
         }
 
-    def request(self, client: httpx.Client, thread: int, seq: int) -> tuple[httpx.Response, int]:
+    def request(self, client: Client, thread: int, seq: int) -> tuple[Reply, int]:
+        """The load generator shares the machine's CPUs with the server, so it stays lean:
+        http.client and orjson rather than httpx and json."""
         mode = self.args.mode
         if mode == "usage":
-            return client.get(f"/api/v1/customers/{self.args.customer}/current_usage"), 0
+            return client.call("GET", f"/api/v1/customers/{self.args.customer}/current_usage"), 0
         now = int(time.time())
         if mode == "single":
-            body = json.dumps({"event": self.event(thread, seq, 0, now)})
-            return client.post("/api/v1/events", content=body), 1
+            body = orjson.dumps({"event": self.event(thread, seq, 0, now)})
+            return client.call("POST", "/api/v1/events", body), 1
         events = [self.event(thread, seq, i, now) for i in range(self.args.batch)]
-        return client.post("/api/v1/events/batch", content=json.dumps({"events": events})), len(events)
+        return client.call("POST", "/api/v1/events/batch", orjson.dumps({"events": events})), len(events)
 
     def worker(self, thread: int) -> None:
-        headers = {"Authorization": f"Bearer {self.args.key}", "Content-Type": "application/json"}
-        with httpx.Client(base_url=self.args.url, headers=headers, timeout=120.0) as client:
+        with Client(self.args.url, self.args.key) as client:
             seq = 0
             while not self.stop.is_set() and time.monotonic() < self.end and self.take_ticket():
                 seq += 1
@@ -107,7 +146,8 @@ class Load:
                 try:
                     response, n = self.request(client, thread, seq)
                     status = str(response.status_code)
-                except httpx.HTTPError as exc:
+                except (OSError, http.client.HTTPException) as exc:
+                    client.reset()
                     response, n, status = None, 0, type(exc).__name__
                 done = time.monotonic()
                 if response is not None and response.status_code == 200:
