@@ -177,9 +177,16 @@ def drawdown_lines(
     ]
 
 
-def drawdown_record(*, invoice: Invoice) -> LedgerEntry | None:
-    """At finalization: the ledger's drawdown entry for the invoice's drawdown line (once)."""
-    line = invoice.lines.filter(kind=LineKind.COMMITMENT_DRAWDOWN).first()
+def drawdown_record(*, invoice: Invoice, lines: list[DraftLine] | None = None) -> LedgerEntry | None:
+    """At finalization: the ledger's drawdown entry for the invoice's drawdown line (once).
+
+    `lines`: the invoice's lines as its caller has just stored them, saving reading them back.
+    """
+    line: InvoiceLine | DraftLine | None
+    if lines is None:
+        line = invoice.lines.filter(kind=LineKind.COMMITMENT_DRAWDOWN).first()
+    else:
+        line = next((ln for ln in lines if ln.kind == LineKind.COMMITMENT_DRAWDOWN), None)
     if line is None:
         return None
     commitment = Commitment.objects.select_for_update().get(pk=line.details["commitment"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -111,7 +112,16 @@ def _quantities(details: dict[str, Any]) -> tuple[Decimal, Decimal | None]:
     return Decimal(details.get("quantity", "0")), (Decimal(q_out) if q_out is not None else None)
 
 
-def _replaced_chain(subscription: Subscription, plan: Plan, horizon: datetime) -> list[tuple[Subscription, Plan]]:
+PlanGetter = Callable[[int], Plan]
+
+
+def _plan_by_id(plan_id: int) -> Plan:
+    return plans_with_charges().get(pk=plan_id)
+
+
+def _replaced_chain(
+    subscription: Subscription, plan: Plan, horizon: datetime, plans: PlanGetter = _plan_by_id
+) -> list[tuple[Subscription, Plan]]:
     """The subscription and those it replaced by plan changes that ended after `horizon`, with plans.
 
     Late events for a replaced plan's last periods are billed on the new plan's invoices: the
@@ -123,23 +133,54 @@ def _replaced_chain(subscription: Subscription, plan: Plan, horizon: datetime) -
         previous = Subscription.objects.select_related("customer", "promotion").get(pk=previous_id)
         if previous.terminated_at is not None and previous.terminated_at <= horizon:
             break
-        chain.append((previous, plans_with_charges().get(pk=previous.plan_id)))
+        chain.append((previous, plans(previous.plan_id)))
         previous_id = previous.previous_id
     return chain
 
 
 def _late_drafts(
-    subscription: Subscription, plan: Plan, period: Period, exclude_invoice: int | None
+    subscription: Subscription,
+    plan: Plan,
+    period: Period,
+    exclude_invoice: int | None,
+    *,
+    finalized_periods: Sequence[tuple[datetime, datetime]] | None = None,
+    plans: PlanGetter = _plan_by_id,
 ) -> list[DraftLine]:
     """late_usage lines for earlier finalized periods whose usage grew after they were invoiced."""
     horizon = period.start - timedelta(days=settings.BILLING_EVENT_MAX_AGE_DAYS + 1)
-    chain = _replaced_chain(subscription, plan, horizon)
+    chain = _replaced_chain(subscription, plan, horizon, plans)
     # Lines for an old period may sit on any invoice of the chain (late lines go on the newest).
     chain_ids = [owner.pk for owner, _ in chain]
     drafts: list[DraftLine] = []
     for owner, owner_plan in reversed(chain):  # oldest first, as the lines of one invoice read
-        drafts += _late_drafts_of(owner, owner_plan, chain_ids, period, horizon, exclude_invoice)
+        known = finalized_periods if owner is subscription else None
+        drafts += _late_drafts_of(owner, owner_plan, chain_ids, period, horizon, exclude_invoice, known)
     return drafts
+
+
+def _earlier_finalized_starts(
+    subscription: Subscription,
+    period: Period,
+    horizon: datetime,
+    known: Sequence[tuple[datetime, datetime]] | None,
+) -> list[datetime]:
+    """Starts of the subscription's finalized (or paid) period invoices that ended in (horizon,
+    period.start], in order; from `known` (every such invoice's (start, end), as a caller holding
+    the subscription's lock has them) when given, else from the database."""
+    if known is not None:
+        return sorted(start for start, end in known if horizon < end <= period.start)
+    return list(
+        Invoice.objects.filter(
+            subscription=subscription,
+            invoice_type=InvoiceType.PERIOD,
+            status__in=[InvoiceStatus.FINALIZED, InvoiceStatus.PAID],
+            period_end__lte=period.start,
+            period_end__gt=horizon,
+        )
+        .order_by("period_start")
+        .values_list("period_start", flat=True)
+    )
 
 
 def _late_drafts_of(
@@ -149,30 +190,24 @@ def _late_drafts_of(
     period: Period,
     horizon: datetime,
     exclude_invoice: int | None,
+    known: Sequence[tuple[datetime, datetime]] | None = None,
 ) -> list[DraftLine]:
     """late_usage lines for the finalized periods of `subscription` (one of the chain) before `period`."""
-    earlier = Invoice.objects.filter(
-        subscription=subscription,
-        invoice_type=InvoiceType.PERIOD,
-        status__in=[InvoiceStatus.FINALIZED, InvoiceStatus.PAID],
-        period_end__lte=period.start,
-        period_end__gt=horizon,
-    ).order_by("period_start")
     drafts: list[DraftLine] = []
-    for old in earlier:
+    for old_start in _earlier_finalized_starts(subscription, period, horizon, known):
         old_period = period_containing(
             subscription_at=subscription.subscription_at,
             terminated_at=subscription.terminated_at,
             billing_time=subscription.billing_time,
             interval=MONTH,
             tz=subscription.customer.timezone,
-            at=old.period_start,
+            at=old_start,
         )
         billed_lines = (
             InvoiceLine.objects.filter(
                 invoice__subscription__in=chain_ids,
                 kind__in=[LineKind.USAGE, LineKind.LATE_USAGE],
-                period_start=old.period_start,
+                period_start=old_start,
             )
             .exclude(invoice__status=InvoiceStatus.VOID)
             .exclude(invoice_id=exclude_invoice)
@@ -221,8 +256,22 @@ def _late_drafts_of(
 
 
 def compute_period_lines(
-    subscription: Subscription, plan: Plan, period: Period, *, exclude_invoice: int | None = None
+    subscription: Subscription,
+    plan: Plan,
+    period: Period,
+    *,
+    exclude_invoice: int | None = None,
+    finalized_periods: Sequence[tuple[datetime, datetime]] | None = None,
+    may_draw_commitment: bool = True,
+    plans: PlanGetter = _plan_by_id,
 ) -> list[DraftLine]:
+    """The lines of the period invoice for `period`.
+
+    A caller holding the subscription's lock may pass what it already read, to save queries:
+    `finalized_periods`, the (start, end) of every finalized or paid period invoice of the
+    subscription; `may_draw_commitment=False` when it has no active commitment; `plans`, plans
+    with their charges by id (a run's cache).
+    """
     lines: list[DraftLine] = []
     if not plan.pay_in_advance:
         fee_period = fee_period_ending_with(subscription, plan, period)
@@ -238,12 +287,17 @@ def compute_period_lines(
                 )
             ]
     lines += _usage_drafts(subscription, plan, period)
-    lines += _late_drafts(subscription, plan, period, exclude_invoice)
-    lines += drawdown_lines(subscription=subscription, lines=lines, period_start=period.start, period_end=period.end)
+    lines += _late_drafts(subscription, plan, period, exclude_invoice, finalized_periods=finalized_periods, plans=plans)
+    if may_draw_commitment:
+        lines += drawdown_lines(
+            subscription=subscription, lines=lines, period_start=period.start, period_end=period.end
+        )
     return lines
 
 
-def compute_advance_lines(subscription: Subscription, plan: Plan, fee_period: Period) -> list[DraftLine]:
+def compute_advance_lines(
+    subscription: Subscription, plan: Plan, fee_period: Period, *, may_draw_commitment: bool = True
+) -> list[DraftLine]:
     lines = [
         _to_draft(line, fee_period, {})
         for line in base_fee_lines(
@@ -254,7 +308,8 @@ def compute_advance_lines(subscription: Subscription, plan: Plan, fee_period: Pe
             promotion=promotion_window(subscription),
         )
     ]
-    lines += drawdown_lines(
-        subscription=subscription, lines=lines, period_start=fee_period.start, period_end=fee_period.end
-    )
+    if may_draw_commitment:
+        lines += drawdown_lines(
+            subscription=subscription, lines=lines, period_start=fee_period.start, period_end=fee_period.end
+        )
     return lines

@@ -49,28 +49,20 @@ class InvoiceError(Exception):
 # --- writing invoices -----------------------------------------------------------------------
 
 
-def _write_lines(invoice: Invoice, lines: list[DraftLine]) -> bool:
-    """Replace the draft's lines; returns whether anything changed."""
-    metric_ids = dict(
-        BillableMetric.objects.filter(code__in={ln.metric_code for ln in lines}).values_list("code", "id")
-    )
-    existing = [
-        DraftLine(
-            kind=ln.kind,
-            description=ln.description,
-            quantity=ln.quantity,
-            amount=ln.amount,
-            unit_amount=ln.unit_amount,
-            metric_code=ln.metric.code if ln.metric else None,
-            period_start=ln.period_start,
-            period_end=ln.period_end,
-            details=ln.details,
-        ).key()
-        for ln in invoice.lines.select_related("metric").order_by("position", "id")
-    ]
-    if existing == [ln.key() for ln in lines] and invoice.total == sum((ln.amount for ln in lines), ZERO):
-        return False
-    invoice.lines.all().delete()
+def metric_ids_for(lines: list[DraftLine], known: dict[str, int] | None = None) -> dict[str, int]:
+    """Metric ids by code for the lines' metrics: from `known` (which learns the codes it lacked)
+    when given, from the database otherwise."""
+    codes = {ln.metric_code for ln in lines if ln.metric_code}
+    if known is None:
+        return dict(BillableMetric.objects.filter(code__in=codes).values_list("code", "id"))
+    missing = codes - known.keys()
+    if missing:
+        known.update(BillableMetric.objects.filter(code__in=missing).values_list("code", "id"))
+    return known
+
+
+def insert_lines(invoice: Invoice, lines: list[DraftLine], metric_ids: dict[str, int]) -> None:
+    """Store the lines of an invoice that has none, in one INSERT."""
     InvoiceLine.objects.bulk_create(
         InvoiceLine(
             invoice=invoice,
@@ -88,6 +80,29 @@ def _write_lines(invoice: Invoice, lines: list[DraftLine]) -> bool:
         )
         for i, ln in enumerate(lines)
     )
+
+
+def _write_lines(invoice: Invoice, lines: list[DraftLine], metric_ids: dict[str, int] | None = None) -> bool:
+    """Replace the draft's lines; returns whether anything changed. `metric_ids`: a run's cache
+    of metric ids by code (see metric_ids_for)."""
+    existing = [
+        DraftLine(
+            kind=ln.kind,
+            description=ln.description,
+            quantity=ln.quantity,
+            amount=ln.amount,
+            unit_amount=ln.unit_amount,
+            metric_code=ln.metric.code if ln.metric else None,
+            period_start=ln.period_start,
+            period_end=ln.period_end,
+            details=ln.details,
+        ).key()
+        for ln in invoice.lines.select_related("metric").order_by("position", "id")
+    ]
+    if existing == [ln.key() for ln in lines] and invoice.total == sum((ln.amount for ln in lines), ZERO):
+        return False
+    invoice.lines.all().delete()
+    insert_lines(invoice, lines, metric_ids_for(lines, metric_ids))
     invoice.total = sum((ln.amount for ln in lines), ZERO)
     invoice.save(update_fields=["total", "updated_at"])
     return True

@@ -16,16 +16,22 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 
+from billing.commitments import drawdown_record
 from billing.invoice_lines import DraftLine, compute_advance_lines, compute_period_lines
-from billing.invoicing import _write_lines, invoice_finalize, subscription_with_plan
+from billing.invoicing import _write_lines, insert_lines, invoice_finalize, metric_ids_for
 from billing.models import (
+    Commitment,
+    CommitmentStatus,
     Invoice,
     InvoiceStatus,
     InvoiceType,
+    Plan,
     Subscription,
 )
 from billing.money import ZERO
+from billing.numbering import assign_number
 from billing.periods import MONTH, Period, period_containing
+from billing.selectors import plans_with_charges
 
 # --- closing periods ------------------------------------------------------------------------
 
@@ -97,6 +103,74 @@ def _in_month(period: Period, month: tuple[int, int] | None) -> bool:
     return month is None or (period.start_day.year, period.start_day.month) == month
 
 
+class RunCache:
+    """What a close run reads once rather than once per subscription: plans with their charges
+    and tiers, by id, and metric ids by code. Its size follows the catalog, not the customer
+    count. A plan's prices never change in place once it has subscribers (the catalog makes a
+    new version), so a run sees each plan as it was when first needed."""
+
+    def __init__(self) -> None:
+        self.plans: dict[int, Plan] = {}
+        self.metric_ids: dict[str, int] = {}
+
+    def plan(self, plan_id: int) -> Plan:
+        plan = self.plans.get(plan_id)
+        if plan is None:
+            plan = self.plans[plan_id] = plans_with_charges().get(pk=plan_id)
+            for charge in plan.charges.all():
+                self.metric_ids.setdefault(charge.metric.code, charge.metric_id)
+        return plan
+
+
+@dataclass
+class _Known:
+    """The invoices of the locked subscription (one read, then kept up to date by this close)."""
+
+    invoices: dict[tuple[str, datetime], tuple[int, str]]  # (type, period start) → (id, status)
+    finalized_periods: list[tuple[datetime, datetime]]  # (start, end) of finalized or paid period invoices
+    has_commitment: bool  # an active commitment, which period and advance invoices may draw from
+
+    def done(self, invoice_type: str, start: datetime) -> bool:
+        found = self.invoices.get((invoice_type, start))
+        return found is not None and found[1] != InvoiceStatus.DRAFT
+
+    def draft(self, invoice_type: str, start: datetime) -> bool:
+        found = self.invoices.get((invoice_type, start))
+        return found is not None and found[1] == InvoiceStatus.DRAFT
+
+    def record(self, invoice: Invoice) -> None:
+        self.invoices[(invoice.invoice_type, invoice.period_start)] = (invoice.pk, invoice.status)
+        if invoice.invoice_type == InvoiceType.PERIOD and invoice.status != InvoiceStatus.DRAFT:
+            self.finalized_periods.append((invoice.period_start, invoice.period_end))
+
+
+def _locked_subscription(subscription_id: int, cache: RunCache) -> Subscription:
+    """The subscription, locked, with its customer, promotion and plan (from the run's cache),
+    and whether it has an active commitment."""
+    active = Commitment.objects.filter(subscription=OuterRef("pk"), status=CommitmentStatus.ACTIVE)
+    subscription = (
+        # of=self: the promotion join is nullable, and PostgreSQL cannot lock an outer join's side.
+        Subscription.objects.select_related("customer", "promotion")
+        .select_for_update(of=("self",))
+        .annotate(has_commitment=Exists(active))
+        .get(pk=subscription_id)
+    )
+    subscription.plan = cache.plan(subscription.plan_id)
+    return subscription
+
+
+def _known_invoices(subscription: Subscription) -> _Known:
+    known = _Known(invoices={}, finalized_periods=[], has_commitment=subscription.has_commitment)  # type: ignore[attr-defined]
+    rows = Invoice.objects.filter(
+        subscription=subscription, invoice_type__in=[InvoiceType.PERIOD, InvoiceType.ADVANCE]
+    ).values_list("pk", "invoice_type", "period_start", "period_end", "status")
+    for pk, invoice_type, start, end, status in rows:
+        known.invoices[(invoice_type, start)] = (pk, status)
+        if invoice_type == InvoiceType.PERIOD and status in (InvoiceStatus.FINALIZED, InvoiceStatus.PAID):
+            known.finalized_periods.append((start, end))
+    return known
+
+
 def _create_or_recompute(
     subscription: Subscription,
     invoice_type: str,
@@ -105,51 +179,59 @@ def _create_or_recompute(
     now: datetime,
     report: CloseReport,
     dry_run: bool,
+    known: _Known,
+    cache: RunCache,
 ) -> None:
-    invoice = Invoice.objects.filter(
-        subscription=subscription, invoice_type=invoice_type, period_start=period.start
-    ).first()
+    existing = known.invoices.get((invoice_type, period.start))
     if dry_run:
-        if invoice is None:
+        if existing is None:
             lines = compute(None)
             total = sum((ln.amount for ln in lines), ZERO)
             report.would_create.append((subscription.external_id, period, total, subscription.plan.currency))
         return
-    if invoice is None:
-        invoice = Invoice.objects.create(
+    due = period.end if invoice_type == InvoiceType.PERIOD else period.start
+    finalize = now >= due + grace()
+    if existing is None:
+        # A new invoice has no lines to exclude or compare: compute them, then store the
+        # invoice with its total (numbered and final at once when its grace period is over)
+        # and its lines, in one INSERT each. The subscription's lock keeps other closers out;
+        # the unique constraint on (subscription, type, period) backs it up.
+        lines = compute(None)
+        invoice = Invoice(
             customer=subscription.customer,
             subscription=subscription,
             invoice_type=invoice_type,
             period_start=period.start,
             period_end=period.end,
             currency=subscription.plan.currency,
+            total=sum((ln.amount for ln in lines), ZERO),
         )
-        _write_lines(invoice, compute(invoice.pk))
-        report.created.append(invoice.pk)
-    elif invoice.status == InvoiceStatus.DRAFT:
-        if _write_lines(invoice, compute(invoice.pk)):
-            report.recomputed.append(invoice.pk)
+        if finalize:
+            # Numbered last thing before the INSERTs: the sequence's row stays locked until commit.
+            assign_number(invoice=invoice, now=now)  # saves: the INSERT
         else:
-            report.unchanged += 1
-    else:
+            invoice.save()
+        insert_lines(invoice, lines, metric_ids_for(lines, cache.metric_ids))
+        report.created.append(invoice.pk)
+        if finalize:
+            drawdown_record(invoice=invoice, lines=lines)
+            report.finalized.append(invoice.pk)
+        known.record(invoice)
+        return
+    invoice_id, status = existing
+    if status != InvoiceStatus.DRAFT:
         report.unchanged += 1
         return
-    due = period.end if invoice_type == InvoiceType.PERIOD else period.start
-    if now >= due + grace():
+    invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
+    if _write_lines(invoice, compute(invoice.pk), cache.metric_ids):
+        report.recomputed.append(invoice.pk)
+    else:
+        report.unchanged += 1
+    if finalize:
         # Lines were computed a moment ago in this transaction, under the subscription's lock.
-        report.finalized.append(invoice_finalize(invoice=invoice, now=now, recompute=False).pk)
-
-
-def _invoiced_period_starts(subscription: Subscription, invoice_type: str) -> tuple[set[datetime], set[datetime]]:
-    """Starts of the periods that have a draft invoice, and of those whose invoice is final."""
-    drafts: set[datetime] = set()
-    done: set[datetime] = set()
-    rows = Invoice.objects.filter(subscription=subscription, invoice_type=invoice_type).values_list(
-        "period_start", "status"
-    )
-    for start, status in rows:
-        (drafts if status == InvoiceStatus.DRAFT else done).add(start)
-    return drafts, done
+        invoice = invoice_finalize(invoice=invoice, now=now, recompute=False)
+        report.finalized.append(invoice.pk)
+        known.record(invoice)
 
 
 def close_subscription(
@@ -159,50 +241,70 @@ def close_subscription(
     month: tuple[int, int] | None = None,
     dry_run: bool = False,
     report: CloseReport | None = None,
+    cache: RunCache | None = None,
 ) -> CloseReport:
     """Invoice every ended period of one subscription (catching up missed ones); idempotent.
 
     The subscription row is locked for the whole run, so two closers at once (processes or
     cluster workers) serialize here and the second finds the invoices already made; the unique
-    constraint on (subscription, type, period) backs this up.
+    constraint on (subscription, type, period) backs this up. Its invoices are read once, under
+    the lock, and kept up to date as this close makes and finalizes them.
     """
     report = report if report is not None else CloseReport()
+    cache = cache if cache is not None else RunCache()
     with transaction.atomic():
-        subscription = subscription_with_plan(subscription_id, lock=True)
+        subscription = _locked_subscription(subscription_id, cache)
         plan = subscription.plan
+        known = _known_invoices(subscription)
+
+        def period_lines(invoice_id: int | None, period: Period) -> list[DraftLine]:
+            return compute_period_lines(
+                subscription,
+                plan,
+                period,
+                exclude_invoice=invoice_id,
+                finalized_periods=list(known.finalized_periods),
+                may_draw_commitment=known.has_commitment,
+                plans=cache.plan,
+            )
+
         # Skip the periods whose invoice is final, not everything before the latest final one:
         # a run with --period may have closed a later month first, and the months before it
         # still need their invoices. (Walking a subscription's periods is cheap, pure date math.)
-        drafts, done = _invoiced_period_starts(subscription, InvoiceType.PERIOD)
         for period in _ended_periods(subscription, None, now):
-            if period.start in done:
+            if known.done(InvoiceType.PERIOD, period.start):
                 continue
-            if not _in_month(period, month) and period.start not in drafts:
+            if not _in_month(period, month) and not known.draft(InvoiceType.PERIOD, period.start):
                 continue
             _create_or_recompute(
                 subscription,
                 InvoiceType.PERIOD,
                 period,
-                lambda invoice_id, p=period: compute_period_lines(subscription, plan, p, exclude_invoice=invoice_id),
+                lambda invoice_id, p=period: period_lines(invoice_id, p),
                 now,
                 report,
                 dry_run,
+                known,
+                cache,
             )
         if plan.pay_in_advance:
-            advance_drafts, advance_done = _invoiced_period_starts(subscription, InvoiceType.ADVANCE)
             for period in _advance_periods(subscription, None, now):
-                if period.start in advance_done:
+                if known.done(InvoiceType.ADVANCE, period.start):
                     continue
-                if not _in_month(period, month) and period.start not in advance_drafts:
+                if not _in_month(period, month) and not known.draft(InvoiceType.ADVANCE, period.start):
                     continue
                 _create_or_recompute(
                     subscription,
                     InvoiceType.ADVANCE,
                     period,
-                    lambda _invoice_id, p=period: compute_advance_lines(subscription, plan, p),
+                    lambda _invoice_id, p=period: compute_advance_lines(
+                        subscription, plan, p, may_draw_commitment=known.has_commitment
+                    ),
                     now,
                     report,
                     dry_run,
+                    known,
+                    cache,
                 )
         if dry_run:
             transaction.set_rollback(True)
@@ -240,10 +342,13 @@ def close_periods(
     others go on. Memory stays flat: subscriptions are read by id, one at a time.
     """
     report = CloseReport()
+    cache = RunCache()
     ids = list(subscriptions_to_close(customer_external_id=customer_external_id))
     for done, subscription_id in enumerate(ids, start=1):
         try:
-            close_subscription(subscription_id=subscription_id, now=now, month=month, dry_run=dry_run, report=report)
+            close_subscription(
+                subscription_id=subscription_id, now=now, month=month, dry_run=dry_run, report=report, cache=cache
+            )
         except Exception as exc:  # report and continue: one bad subscription must not stop the run
             report.errors.append(f"subscription {subscription_id}: {exc}")
         if progress is not None:
