@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connections, router, transaction
 
 from billing.commitments import drawdown_record, drawdown_reverse, prepayment_reverse
 from billing.invoice_lines import DraftLine, compute_advance_lines, compute_period_lines
@@ -62,8 +62,16 @@ def metric_ids_for(lines: list[DraftLine], known: dict[str, int] | None = None) 
 
 
 def insert_lines(invoice: Invoice, lines: list[DraftLine], metric_ids: dict[str, int]) -> None:
-    """Store the lines of an invoice that has none, in one INSERT."""
-    InvoiceLine.objects.bulk_create(
+    """Store the lines of an invoice that has none, in one INSERT.
+
+    The values are prepared by the fields themselves, exactly as bulk_create prepares them; the
+    statement is a plain multi-row VALUES, which costs a fraction of bulk_create's (on
+    PostgreSQL an UNNEST of arrays that the driver quotes in Python): this runs once per
+    invoice of a close.
+    """
+    if not lines:
+        return
+    rows = [
         InvoiceLine(
             invoice=invoice,
             position=i,
@@ -79,7 +87,18 @@ def insert_lines(invoice: Invoice, lines: list[DraftLine], metric_ids: dict[str,
             details=ln.details,
         )
         for i, ln in enumerate(lines)
+    ]
+    fields = [f for f in InvoiceLine._meta.concrete_fields if not f.primary_key]
+    connection = connections[router.db_for_write(InvoiceLine)]
+    quote = connection.ops.quote_name
+    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = (
+        f"INSERT INTO {quote(InvoiceLine._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES {', '.join([placeholders] * len(rows))}"
     )
+    params = [f.get_db_prep_save(f.pre_save(row, True), connection) for row in rows for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _write_lines(invoice: Invoice, lines: list[DraftLine], metric_ids: dict[str, int] | None = None) -> bool:
