@@ -57,13 +57,22 @@ class BillableMetric(models.Model):
 class Event(models.Model):
     """A usage event, append-only. Once per (customer, transaction_id) (see EventKey): resending is a no-op.
 
+    Its customer and metric are checked by the database once, on the EventKey inserted with it
+    in the same statement; Event, DistinctValue and EventCount rows (never written without a
+    new key) skip the repeated foreign-key checks, which cost 19 ms of every 1,000-event commit.
+    Deleting a referenced customer or metric is still refused (PROTECT, in the ORM and by the key).
+
     `value` is the metric's numeric property, extracted at ingestion for sum/max/latest so the
     aggregation reads a column instead of JSON. `payload_hash` identifies what the client sent,
     to tell a retry (same hash: 200) from a reused transaction id (different hash: 409).
     """
 
-    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="+", db_index=False)
-    metric = models.ForeignKey(BillableMetric, on_delete=models.PROTECT, related_name="+", db_index=False)
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    metric = models.ForeignKey(
+        BillableMetric, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     transaction_id = models.CharField(max_length=255)
     timestamp = models.DateTimeField()
     properties = models.JSONField(default=dict, blank=True)
@@ -129,8 +138,12 @@ class DistinctValue(models.Model):
 
     pk = models.CompositePrimaryKey("customer_id", "metric_id", "month", "value")
     # The primary key's index leads with customer and metric; no separate indexes needed.
-    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="+", db_index=False)
-    metric = models.ForeignKey(BillableMetric, on_delete=models.PROTECT, related_name="+", db_index=False)
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    metric = models.ForeignKey(
+        BillableMetric, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     month = models.PositiveIntegerField()
     value = models.CharField(max_length=255)
     days = models.IntegerField()
@@ -153,8 +166,12 @@ class EventCount(models.Model):
 
     pk = models.CompositePrimaryKey("customer_id", "metric_id", "day")
     # The primary key's index leads with customer and metric; no separate indexes needed.
-    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="+", db_index=False)
-    metric = models.ForeignKey(BillableMetric, on_delete=models.PROTECT, related_name="+", db_index=False)
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    metric = models.ForeignKey(
+        BillableMetric, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     day = models.DateField(help_text="The day in the customer's time zone.")
     count = models.BigIntegerField()
 
