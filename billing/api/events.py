@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -183,6 +184,12 @@ def _active_subscription_ids(customer_ids: set[int]) -> dict[int, str]:
     return found
 
 
+@lru_cache(maxsize=4096)
+def _utc_text(moment: datetime) -> str:
+    """ISO 8601 with Z; cached, as a batch's events mostly share a few timestamps."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def event_json(event: StoredEvent, *, external_customer_id: str, fallback_subscription_id: str = "") -> dict[str, Any]:
     return {
         "lago_id": str(event.pk),
@@ -192,10 +199,10 @@ def event_json(event: StoredEvent, *, external_customer_id: str, fallback_subscr
         "lago_subscription_id": None,
         "external_subscription_id": event.external_subscription_id or fallback_subscription_id,
         "code": event.metric_code,
-        "timestamp": event.timestamp.isoformat().replace("+00:00", "Z"),
+        "timestamp": _utc_text(event.timestamp),
         "properties": event.properties,
         "precise_total_amount_cents": None,
-        "created_at": event.received_at.isoformat().replace("+00:00", "Z"),
+        "created_at": _utc_text(event.received_at),
         "is_late": event.is_late,
     }
 
