@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from billing.commitments import process_commitments
-from billing.period_close import close_periods
+from billing.services.commitments import process_commitments
+from billing.services.period_close import close_periods
 from metering.days import local_date
 
 

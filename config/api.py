@@ -6,8 +6,9 @@ Errors look like Lago's: {"status": 422, "error": "Unprocessable Entity", "code"
 
 from __future__ import annotations
 
+from datetime import datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, overload
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, permissions
@@ -15,6 +16,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
 from customers.authentication import ApiKeyAuthentication
+
+
+@overload
+def iso_datetime(value: datetime) -> str: ...
+@overload
+def iso_datetime(value: None) -> None: ...
+def iso_datetime(value: datetime | None) -> str | None:
+    """A moment as the API writes it: ISO 8601 in UTC with a Z, as Lago does; None stays None."""
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 def error_response(status: int, code: str, details: Any = None, message: str | None = None) -> Response:

@@ -42,7 +42,7 @@ class BillableMetricAdmin(admin.ModelAdmin):
         """Whether a change to the aggregation would change bills.
 
         Metering knows nothing of prices, so it cannot tell; billing's admin registers a subclass
-        that can (billing.admin.BilledMetricAdmin).
+        that can (billing.admin.metrics.BilledMetricAdmin).
         """
         return False
 

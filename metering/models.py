@@ -3,13 +3,9 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from metering.vocabulary import Aggregation
 
-class Aggregation(models.TextChoices):
-    COUNT = "count", "Count of events"
-    SUM = "sum", "Sum of a property"
-    MAX = "max", "Maximum of a property"
-    LATEST = "latest", "Latest value of a property"
-    UNIQUE_COUNT = "unique_count", "Count of distinct values of a property"
+__all__ = ["Aggregation", "BillableMetric", "DistinctValue", "Event", "EventCount", "EventKey"]
 
 
 FIELD_REQUIRED = "This aggregation needs the property (field) it aggregates."

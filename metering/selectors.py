@@ -23,8 +23,8 @@ from django.db.models.functions import Collate
 from config.db import exact_sum
 from customers.models import Customer
 from metering.days import is_day_start, local_date, month_key
-from metering.ingest import distinct_property
 from metering.models import Aggregation, BillableMetric, DistinctValue, Event, EventCount
+from metering.validation import distinct_property
 
 ZERO = Decimal(0)
 

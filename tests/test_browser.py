@@ -3,7 +3,7 @@
 Headless Chromium (Debian's, driven by Playwright; see tests/browser_support.py) against
 pytest-django's live server, in real time:
 
-1. Log in at /admin/login/ as a staff user in the `Finance` group (billing.roles).
+1. Log in at /admin/login/ as a staff user in the `Finance` group (billing.services.roles).
 2. Create an API key on the API key add form and read it from the page that shows it once.
 3. Create a customer on the customer add form; subscribe it to `team-annual` on the
    subscription add form, from the first day of the previous month (so a period has ended).
@@ -36,7 +36,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
 from billing.models import Invoice, InvoiceStatus, InvoiceType, Plan
-from billing.roles import FINANCE, ensure_roles
+from billing.services.roles import FINANCE, ensure_roles
 from customers.models import Customer
 from tests.browser_support import artifact, ensure_chromium, launch
 

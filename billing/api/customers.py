@@ -4,31 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import ApiView, not_found, page_numbers, paginated, validation_error
+from billing.services.customers import CustomerError, customer_upsert
+from config.api import ApiView, iso_datetime, not_found, page_numbers, paginated, validation_error
 from customers.models import Customer
 from customers.validators import INVALID_CURRENCY, INVALID_TIMEZONE, validate_currency, validate_timezone
-from metering.models import Event
-
-TIMEZONE_LOCKED = "cannot change once the customer has usage events (their days and periods are counted in it)"
-CURRENCY_LOCKED = "cannot change once the customer has subscriptions"
-
-# Lago fields we store; every other field Lago's SDK may send (null or not) is accepted and ignored.
-OPTIONAL_TEXT = (
-    "name",
-    "legal_name",
-    "tax_identification_number",
-    "address_line1",
-    "address_line2",
-    "city",
-    "zipcode",
-    "state",
-)
 
 
 class CustomerInput(serializers.Serializer):
@@ -68,9 +52,6 @@ class CustomerEnvelope(serializers.Serializer):
 
 
 def customer_json(customer: Customer) -> dict[str, Any]:
-    def iso(value: Any) -> str:
-        return value.isoformat().replace("+00:00", "Z")
-
     return {
         "lago_id": str(customer.pk),
         "external_id": customer.external_id,
@@ -88,40 +69,9 @@ def customer_json(customer: Customer) -> dict[str, Any]:
         "zipcode": customer.zipcode or None,
         "state": customer.state or None,
         "country": customer.country or None,
-        "created_at": iso(customer.created_at),
-        "updated_at": iso(customer.updated_at),
+        "created_at": iso_datetime(customer.created_at),
+        "updated_at": iso_datetime(customer.updated_at),
     }
-
-
-@transaction.atomic
-def customer_upsert(*, data: dict[str, Any]) -> Customer | dict[str, list[str]]:
-    """Create the customer, or update the one with this external_id. Returns it, or errors by field."""
-    customer = Customer.objects.select_for_update().filter(external_id=data["external_id"]).first()
-    is_new = customer is None
-    if customer is None:
-        customer = Customer(external_id=data["external_id"])
-    errors: dict[str, list[str]] = {}
-    changes_timezone = not is_new and data.get("timezone") and data["timezone"] != customer.timezone
-    if changes_timezone and Event.objects.filter(customer=customer).exists():
-        errors["timezone"] = [TIMEZONE_LOCKED]
-    changes_currency = not is_new and data.get("currency") and data["currency"] != customer.currency
-    if changes_currency and customer.subscriptions.exists():  # type: ignore[attr-defined]
-        errors["currency"] = [CURRENCY_LOCKED]
-    if errors:
-        return errors
-    for field in OPTIONAL_TEXT:
-        if field in data and data[field] is not None:
-            setattr(customer, field, data[field])
-    if data.get("email") is not None:
-        customer.email = data["email"]
-    if data.get("country") is not None:
-        customer.country = data["country"].upper()
-    if data.get("currency"):
-        customer.currency = data["currency"]
-    if data.get("timezone"):
-        customer.timezone = data["timezone"]
-    customer.save()
-    return customer
 
 
 class CustomersView(ApiView):
@@ -150,10 +100,12 @@ class CustomersView(ApiView):
         envelope = CustomerEnvelope(data=request.data)
         if not envelope.is_valid():
             return validation_error(envelope.errors.get("customer", envelope.errors))
-        result = customer_upsert(data=envelope.validated_data["customer"])
-        if isinstance(result, dict):
-            return validation_error(result)
-        return Response({"customer": customer_json(result)})
+        data = envelope.validated_data["customer"]
+        try:
+            customer, _created = customer_upsert(external_id=data["external_id"], changes=data)
+        except CustomerError as exc:
+            return validation_error(exc.errors)
+        return Response({"customer": customer_json(customer)})
 
     @extend_schema(operation_id="list_customers", summary="List customers", responses={200: dict})
     def get(self, request: Request) -> Response:

@@ -1,21 +1,16 @@
 """POST /api/v1/events, POST /api/v1/events/batch, GET /api/v1/events/<transaction_id>.
 
-This is the API edge for usage: it resolves `external_customer_id` or `external_subscription_id`
-to the customer (metering knows no subscriptions), then hands validated events to
-`metering.ingest`. Bodies and responses follow Lago's envelopes ({"event": {...}},
-{"events": [...]}) so Lago's SDKs work unchanged.
+The API edge for usage: it parses the body, calls billing.services.events.events_ingest (owners,
+validation, the late flag, storage) and renders the stored events. Bodies and responses follow
+Lago's envelopes ({"event": {...}}, {"events": [...]}) so Lago's SDKs work unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from drf_orjson_renderer.parsers import ORJSONParser
 from drf_orjson_renderer.renderers import ORJSONRenderer
@@ -24,170 +19,22 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing.models import Invoice, InvoiceStatus, InvoiceType, Subscription, SubscriptionStatus
-from config.api import ApiView, error_response, not_found, validation_error
-from customers.models import Customer
-from metering.ingest import EventConflict, Owner, StoredEvent, ValidEvent, store_events, validate_event
-from metering.models import BillableMetric, Event, EventKey
+from billing.selectors.event_owners import active_subscription_ids
+from billing.services.events import EventsInvalid, IngestedEvent, events_ingest
+from config.api import ApiView, error_response, iso_datetime, not_found, validation_error
+from metering.ingest import EventConflict, StoredEvent
+from metering.models import Event, EventKey
 
-UNKNOWN_CUSTOMER = "unknown customer {ref!r}"
-UNKNOWN_SUBSCRIPTION = "unknown subscription {ref!r}"
-SUBSCRIPTION_OF_OTHER_CUSTOMER = "subscription {sub!r} belongs to customer {owner!r}, not {ref!r}"
 BATCH_NOT_A_LIST = "must be a list of events"
 BATCH_EMPTY = "must contain at least one event"
 BATCH_TOO_LARGE = "must contain at most {n} events (BILLING_EVENTS_BATCH_MAX)"
 AMBIGUOUS_TRANSACTION = "several customers used this transaction_id; pass external_customer_id"
 
 
-def _rows(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-def _placeholders(values: Iterable[Any]) -> str:
-    return ", ".join(["%s"] * len(list(values)))
-
-
-# The lookups of the ingestion path are raw SQL: they run on every request, and compiling the
-# ORM queries cost more than running them. Each customer comes with what the response and the
-# late flag need: its newest active subscription, and the end of its last closed period.
-_CUSTOMER = Customer._meta.db_table
-_SUBSCRIPTION = Subscription._meta.db_table
-_INVOICE = Invoice._meta.db_table
-_CUSTOMER_EXTRAS = f"""
-    (SELECT s.external_id FROM {_SUBSCRIPTION} s WHERE s.customer_id = c.id AND s.status = '{SubscriptionStatus.ACTIVE}'
-     ORDER BY s.subscription_at DESC, s.id DESC LIMIT 1),
-    (SELECT max(i.period_end) FROM {_INVOICE} i WHERE i.customer_id = c.id
-     AND i.invoice_type = '{InvoiceType.PERIOD}' AND i.status <> '{InvoiceStatus.DRAFT}')
-"""
-CUSTOMERS_SQL = f"SELECT c.id, c.external_id, c.timezone, {_CUSTOMER_EXTRAS} FROM {_CUSTOMER} c WHERE c.external_id IN "
-# Oldest first, so after a plan change the live subscription (the newest) wins.
-SUBSCRIPTIONS_SQL = (
-    f"SELECT sub.external_id, c.id, c.external_id, c.timezone, {_CUSTOMER_EXTRAS} "
-    f"FROM {_SUBSCRIPTION} sub JOIN {_CUSTOMER} c ON c.id = sub.customer_id WHERE sub.external_id IN "
-)
-METRICS_SQL = f"SELECT id, code, name, aggregation, field FROM {BillableMetric._meta.db_table} WHERE code IN "
-
-
-@dataclass(frozen=True)
-class Customers:
-    """The owners of a batch's events, and per customer what the response and late flag need."""
-
-    resolve: Callable[[str | None, str | None], tuple[Owner | None, dict[str, str]]]
-    active_subscription: dict[int, str]  # customer id → newest active subscription's external id
-    closed_until: dict[int, datetime]  # customer id → end of the last non-draft period invoice
-
-
-def _aware(value: datetime | str) -> datetime:
-    """SQLite returns the subquery's max(period_end) as text."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def owner_resolver(payloads: Iterable[Any]) -> Customers:
-    """Resolve the owners of a whole batch with at most two queries."""
-    customer_refs: set[str] = set()
-    subscription_refs: set[str] = set()
-    for p in payloads:
-        if isinstance(p, dict):
-            if isinstance(p.get("external_customer_id"), str):
-                customer_refs.add(p["external_customer_id"])
-            if isinstance(p.get("external_subscription_id"), str):
-                subscription_refs.add(p["external_subscription_id"])
-    customers: dict[str, Owner] = {}
-    subscriptions: dict[str, Owner] = {}
-    active: dict[int, str] = {}
-    closed: dict[int, datetime] = {}
-    if customer_refs:
-        for pk, external_id, tz, active_sub, closed_end in _rows(
-            f"{CUSTOMERS_SQL} ({_placeholders(customer_refs)})", list(customer_refs)
-        ):
-            customers[external_id] = Owner(pk, tz, external_id)
-            if active_sub is not None:
-                active[pk] = active_sub
-            if closed_end is not None:
-                closed[pk] = _aware(closed_end)
-    if subscription_refs:
-        for sub_id, pk, external_id, tz, active_sub, closed_end in _rows(
-            f"{SUBSCRIPTIONS_SQL} ({_placeholders(subscription_refs)}) ORDER BY sub.subscription_at, sub.id",
-            list(subscription_refs),
-        ):
-            subscriptions[sub_id] = Owner(pk, tz, external_id, sub_id)
-            if active_sub is not None:
-                active[pk] = active_sub
-            if closed_end is not None:
-                closed[pk] = _aware(closed_end)
-
-    def resolve(customer_ref: str | None, subscription_ref: str | None) -> tuple[Owner | None, dict[str, str]]:
-        if subscription_ref is not None:
-            owner = subscriptions.get(subscription_ref)
-            if owner is None:
-                return None, {"external_subscription_id": UNKNOWN_SUBSCRIPTION.format(ref=subscription_ref)}
-            if customer_ref is not None and owner.external_customer_id != customer_ref:
-                message = SUBSCRIPTION_OF_OTHER_CUSTOMER.format(
-                    sub=subscription_ref, owner=owner.external_customer_id, ref=customer_ref
-                )
-                return None, {"external_subscription_id": message}
-            return owner, {}
-        assert customer_ref is not None
-        owner = customers.get(customer_ref)
-        if owner is None:
-            return None, {"external_customer_id": UNKNOWN_CUSTOMER.format(ref=customer_ref)}
-        return owner, {}
-
-    return Customers(resolve, active, closed)
-
-
-def _metrics(payloads: list[Any]) -> dict[str, BillableMetric]:
-    codes = {p["code"] for p in payloads if isinstance(p, dict) and isinstance(p.get("code"), str)}
-    if not codes:
-        return {}
-    return {
-        code: BillableMetric(id=pk, code=code, name=name, aggregation=aggregation, field=field)
-        for pk, code, name, aggregation, field in _rows(f"{METRICS_SQL} ({_placeholders(codes)})", list(codes))
-    }
-
-
-def _validate(payloads: list[Any]) -> tuple[list[ValidEvent], dict[str, Any], Customers]:
-    frozen_now = timezone.now()
-    metrics = _metrics(payloads)
-    customers = owner_resolver(payloads)
-    valid: list[ValidEvent] = []
-    errors: dict[str, Any] = {}
-    max_age_days = settings.BILLING_EVENT_MAX_AGE_DAYS
-    for i, payload in enumerate(payloads):
-        event, event_errors = validate_event(
-            payload,
-            resolve_owner=customers.resolve,
-            metrics=metrics,
-            now=frozen_now,
-            max_age_days=max_age_days,
-        )
-        if event is None:
-            errors[str(i)] = event_errors
-        else:
-            valid.append(event)
-    return valid, errors, customers
-
-
-def _active_subscription_ids(customer_ids: set[int]) -> dict[int, str]:
-    """For events sent by customer: the subscription Lago's response names (its newest active one)."""
-    found: dict[int, str] = {}
-    rows = (
-        Subscription.objects.filter(customer_id__in=customer_ids, status=SubscriptionStatus.ACTIVE)
-        .order_by("customer_id", "-subscription_at", "-id")
-        .values_list("customer_id", "external_id")
-    )
-    for customer_id, external_id in rows:
-        found.setdefault(customer_id, external_id)
-    return found
-
-
 @lru_cache(maxsize=4096)
-def _utc_text(moment: datetime) -> str:
+def _utc_text(moment: Any) -> str:
     """ISO 8601 with Z; cached, as a batch's events mostly share a few timestamps."""
-    return moment.isoformat().replace("+00:00", "Z")
+    return iso_datetime(moment)
 
 
 def event_json(event: StoredEvent, *, external_customer_id: str, fallback_subscription_id: str = "") -> dict[str, Any]:
@@ -207,59 +54,28 @@ def event_json(event: StoredEvent, *, external_customer_id: str, fallback_subscr
     }
 
 
-def flag_late(events: list[ValidEvent], closed_until: dict[int, datetime]) -> list[ValidEvent]:
-    """Mark events whose period is already invoiced (finalized): they will be billed as late usage.
-
-    The flag informs (API response, admin filter); billing does not depend on it: every close
-    re-measures recent finalized periods, so an event is billed even if it raced a finalization.
-    `closed_until` (each customer's last closed period end) spares the query when every event
-    is newer, as nearly all are.
-    """
-    maybe = [e for e in events if e.timestamp < closed_until.get(e.owner.customer_id, e.timestamp)]
-    if not maybe:
-        return events
-    earliest = min(e.timestamp for e in maybe)
-    closed: dict[int, list[tuple[datetime, datetime]]] = {}
-    rows = (
-        Invoice.objects.filter(
-            customer_id__in={e.owner.customer_id for e in maybe},
-            invoice_type=InvoiceType.PERIOD,
-            period_end__gt=earliest,
-        )
-        .exclude(status=InvoiceStatus.DRAFT)
-        .values_list("customer_id", "period_start", "period_end")
-    )
-    for customer_id, start, end in rows:
-        closed.setdefault(customer_id, []).append((start, end))
-    if not closed:
-        return events
-    return [
-        replace(e, is_late=True)
-        if any(start <= e.timestamp < end for start, end in closed.get(e.owner.customer_id, ()))
-        else e
-        for e in events
-    ]
-
-
-def _store(valid: list[ValidEvent], customers: Customers) -> list[dict[str, Any]] | Response:
-    valid = flag_late(valid, customers.closed_until)
+def _ingest(payloads: list[Any], *, single: bool = False) -> list[dict[str, Any]] | Response:
+    """Store the payloads; their JSON, or the error response (errors by index, or by field for
+    a single event)."""
     try:
-        stored = store_events(valid, received_at=timezone.now())
+        ingested = events_ingest(payloads=payloads, now=timezone.now())
+    except EventsInvalid as exc:
+        return validation_error(exc.errors["0"] if single else exc.errors)
     except EventConflict as exc:
         return error_response(
             409,
             "transaction_id_conflict",
             {"transaction_id": [f"already used for a different event: {', '.join(exc.transaction_ids)}"]},
         )
-    fallback = customers.active_subscription
-    return [
-        event_json(
-            row,
-            external_customer_id=ev.owner.external_customer_id,
-            fallback_subscription_id=fallback.get(ev.owner.customer_id, ""),
-        )
-        for row, ev in zip(stored, valid, strict=True)
-    ]
+    return [_ingested_json(event) for event in ingested]
+
+
+def _ingested_json(event: IngestedEvent) -> dict[str, Any]:
+    return event_json(
+        event.stored,
+        external_customer_id=event.external_customer_id,
+        fallback_subscription_id=event.fallback_subscription_id,
+    )
 
 
 class EventInput(serializers.Serializer):
@@ -345,10 +161,7 @@ class EventCreateView(FastJsonMixin, ApiView):
         body = request.data
         if not isinstance(body, dict) or not isinstance(body.get("event"), dict):
             return validation_error({"event": ["is required and must be an object"]})
-        valid, errors, customers = _validate([body["event"]])
-        if errors:
-            return validation_error(errors["0"])
-        result = _store(valid, customers)
+        result = _ingest([body["event"]], single=True)
         if isinstance(result, Response):
             return result
         return Response({"event": result[0]})
@@ -381,10 +194,7 @@ class EventBatchView(FastJsonMixin, ApiView):
         limit = settings.BILLING_EVENTS_BATCH_MAX
         if len(events) > limit:
             return validation_error({"events": [BATCH_TOO_LARGE.format(n=limit)]})
-        valid, errors, customers = _validate(events)
-        if errors:
-            return validation_error(errors)
-        result = _store(valid, customers)
+        result = _ingest(events)
         if isinstance(result, Response):
             return result
         return Response({"events": result})
@@ -417,7 +227,7 @@ class EventDetailView(ApiView):
         if not found:
             return not_found("event")
         event = found[0]
-        fallback = _active_subscription_ids({event.customer_id}).get(event.customer_id, "")
+        fallback = active_subscription_ids({event.customer_id}).get(event.customer_id, "")
         return Response(
             {
                 "event": event_json(

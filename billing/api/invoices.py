@@ -32,7 +32,7 @@ import re
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Q, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -41,12 +41,12 @@ from rest_framework.response import Response
 
 from billing.api.customers import customer_json
 from billing.api.subscriptions import subscription_json
+from billing.engine.money import ZERO, format_decimal, money_str, to_cents
 from billing.models import Invoice, InvoiceLine, InvoiceStatus, InvoiceType, LineKind
-from billing.money import ZERO, format_decimal, to_cents
-from billing.quotes import money_str
-from config.api import DEFAULT_PER_PAGE, ApiView, not_found, page_numbers, paginated, validation_error
+from billing.selectors.invoices import invoices_with_relations, issuing_date
+from config.api import DEFAULT_PER_PAGE, ApiView, iso_datetime, not_found, page_numbers, paginated, validation_error
 from customers.models import Customer
-from metering.days import day_start, local_date
+from metering.days import day_start
 
 BAD_MONTH = "must be a month as YYYY-MM, e.g. 2026-09"
 BAD_DATE = "must be a date as YYYY-MM-DD, e.g. 2026-09-30"
@@ -56,19 +56,7 @@ RANGE_REVERSED = "must not be before {other}"
 FEE_KINDS = {LineKind.BASE_FEE, LineKind.USAGE, LineKind.LATE_USAGE, LineKind.COMMITMENT}
 
 
-def iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
 # --- output ---------------------------------------------------------------------------------
-
-
-def issuing_date(invoice: Invoice) -> date:
-    """The day it was issued (finalized), or for a draft the day it is due, in the customer's zone."""
-    if invoice.issued_on is not None:
-        return invoice.issued_on
-    due = invoice.period_end if invoice.invoice_type == InvoiceType.PERIOD else invoice.period_start
-    return local_date(due, invoice.customer.timezone)
 
 
 def line_json(line: InvoiceLine, currency: str) -> dict[str, Any]:
@@ -83,8 +71,8 @@ def line_json(line: InvoiceLine, currency: str) -> dict[str, Any]:
         "amount_cents": to_cents(line.amount, currency),
         "amount_currency": currency,
         "metric": line.metric.code if line.metric is not None else None,
-        "period_start": iso(line.period_start),
-        "period_end": iso(line.period_end),
+        "period_start": iso_datetime(line.period_start),
+        "period_end": iso_datetime(line.period_end),
         "tiers": details.get("tiers", []),
     }
     for key in ("billed_units", "limit_exceeded", "previously_billed_quantity"):
@@ -128,11 +116,11 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
         "total_amount_cents": total_cents,
         "total_due_amount_cents": total_cents if owed else 0,
         "total_paid_amount_cents": total_cents if paid else 0,
-        "voided_at": iso(invoice.voided_at),
-        "finalized_at": iso(invoice.finalized_at),
-        "paid_at": iso(invoice.paid_at),
-        "created_at": iso(invoice.created_at),
-        "updated_at": iso(invoice.updated_at),
+        "voided_at": iso_datetime(invoice.voided_at),
+        "finalized_at": iso_datetime(invoice.finalized_at),
+        "paid_at": iso_datetime(invoice.paid_at),
+        "created_at": iso_datetime(invoice.created_at),
+        "updated_at": iso_datetime(invoice.updated_at),
         "file_url": None,
         "customer": customer_json(invoice.customer),
         "subscriptions": [subscription_json(subscription)],
@@ -141,31 +129,22 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
                 "lago_subscription_id": str(subscription.pk),
                 "external_subscription_id": subscription.external_id,
                 "lago_plan_id": str(subscription.plan_id),
-                "subscription_from_datetime": iso(invoice.period_start),
-                "subscription_to_datetime": iso(invoice.period_end),
-                "charges_from_datetime": iso(invoice.period_start),
-                "charges_to_datetime": iso(invoice.period_end),
+                "subscription_from_datetime": iso_datetime(invoice.period_start),
+                "subscription_to_datetime": iso_datetime(invoice.period_end),
+                "charges_from_datetime": iso_datetime(invoice.period_start),
+                "charges_to_datetime": iso_datetime(invoice.period_end),
                 "invoicing_reason": "subscription_periodic",
             }
         ],
         # our own fields
         "total": money_str(invoice.total, cur),
-        "period_start": iso(invoice.period_start),
-        "period_end": iso(invoice.period_end),
+        "period_start": iso_datetime(invoice.period_start),
+        "period_end": iso_datetime(invoice.period_end),
         "external_subscription_id": subscription.external_id,
         "plan_code": subscription.plan.code,
         "void_reason": invoice.void_reason or None,
         "lines": [line_json(ln, cur) for ln in lines],
     }
-
-
-def invoices_with_relations() -> QuerySet[Invoice]:
-    """Everything invoice_json reads, in a fixed number of queries however many invoices."""
-    return Invoice.objects.select_related(
-        "customer", "subscription", "subscription__plan", "subscription__customer", "subscription__promotion"
-    ).prefetch_related(
-        Prefetch("lines", queryset=InvoiceLine.objects.select_related("metric").order_by("position", "id"))
-    )
 
 
 # --- filters --------------------------------------------------------------------------------

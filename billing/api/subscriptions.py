@@ -10,35 +10,23 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing.models import BillingTime, Plan, Subscription
-from billing.periods import MONTH, period_containing
-from billing.subscriptions import SubscriptionError, subscription_create, subscription_terminate
-from billing.usage import promotion_window
-from config.api import ApiView, not_found, validation_error
+from billing.models import BillingTime, Plan, Subscription, SubscriptionStatus
+from billing.selectors.usage import period_of, promotion_window
+from billing.services.subscriptions import SubscriptionError, subscription_create, subscription_terminate
+from config.api import ApiView, iso_datetime, not_found, validation_error
 from customers.models import Customer
 from metering.days import day_start
-from metering.ingest import parse_timestamp
+from metering.validation import parse_timestamp
 
 UNKNOWN_CUSTOMER = "unknown customer {ref!r}"
 UNKNOWN_PLAN = "unknown plan {ref!r}"
 
 
-def iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
 def subscription_json(sub: Subscription) -> dict[str, Any]:
     frozen_now = timezone.now()
     period = None
-    if sub.status == "active":
-        period = period_containing(
-            subscription_at=sub.subscription_at,
-            terminated_at=sub.terminated_at,
-            billing_time=sub.billing_time,
-            interval=MONTH,
-            tz=sub.customer.timezone,
-            at=frozen_now,
-        )
+    if sub.status == SubscriptionStatus.ACTIVE:
+        period = period_of(sub, at=frozen_now)
     trial_end = None
     if sub.promotion is not None and sub.promotion.percent_off == 100:
         window = promotion_window(sub)
@@ -56,15 +44,15 @@ def subscription_json(sub: Subscription) -> dict[str, Any]:
         "plan_amount_currency": sub.plan.currency,
         "status": sub.status,
         "billing_time": sub.billing_time,
-        "subscription_at": iso(sub.subscription_at),
-        "started_at": iso(sub.subscription_at) if sub.status != "pending" else None,
-        "terminated_at": iso(sub.terminated_at),
+        "subscription_at": iso_datetime(sub.subscription_at),
+        "started_at": iso_datetime(sub.subscription_at) if sub.status != SubscriptionStatus.PENDING else None,
+        "terminated_at": iso_datetime(sub.terminated_at),
         "canceled_at": None,
-        "created_at": iso(sub.created_at),
+        "created_at": iso_datetime(sub.created_at),
         "promotion": sub.promotion.code if sub.promotion else None,
-        "trial_ended_at": iso(trial_end),
-        "current_billing_period_started_at": iso(period.start) if period else None,
-        "current_billing_period_ending_at": iso(period.end) if period else None,
+        "trial_ended_at": iso_datetime(trial_end),
+        "current_billing_period_started_at": iso_datetime(period.start) if period else None,
+        "current_billing_period_ending_at": iso_datetime(period.end) if period else None,
     }
 
 

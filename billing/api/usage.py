@@ -16,13 +16,12 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing.lines import LineDraft
+from billing.engine.lines import Line, tier_line_dict
+from billing.engine.money import format_decimal, money_str, to_cents
 from billing.models import Subscription, SubscriptionStatus
-from billing.money import format_decimal, to_cents
-from billing.quotes import money_str, tier_line_dict
-from billing.selectors import plans_with_charges
-from billing.usage import PeriodUsage, current_usage
-from config.api import ApiView, not_found, validation_error
+from billing.selectors.plans import plans_with_charges
+from billing.selectors.usage import PeriodUsage, current_usage
+from config.api import ApiView, iso_datetime, not_found, validation_error
 from customers.models import Customer
 
 SUBSCRIPTION_REQUIRED = "the customer has {n} active subscriptions; pass external_subscription_id"
@@ -36,11 +35,7 @@ LAGO_AGGREGATIONS = {
 }
 
 
-def iso(value: Any) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
-def line_json(line: LineDraft, currency: str) -> dict[str, Any]:
+def line_json(line: Line, currency: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "kind": line.kind,
         "description": line.description,
@@ -93,8 +88,8 @@ def usage_json(usage: PeriodUsage) -> dict[str, Any]:
         )
     usage_cents = to_cents(usage.usage_amount, cur)
     return {
-        "from_datetime": iso(usage.period.start),
-        "to_datetime": iso(usage.period.end),
+        "from_datetime": iso_datetime(usage.period.start),
+        "to_datetime": iso_datetime(usage.period.end),
         "issuing_date": usage.period.end_day.isoformat(),
         "lago_invoice_id": None,
         "currency": cur,

@@ -17,10 +17,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 
-from billing.admin import SOLD_PLAN_NOTE, SOLD_PROMOTION_NOTE, TIER_TABLE_INVALID, TIERS_NOT_USED
+from billing.admin.calculator import QUANTITY_INVALID, QUANTITY_NEGATIVE
+from billing.admin.plans import SOLD_PLAN_NOTE, TIER_TABLE_INVALID, TIERS_NOT_USED
+from billing.admin.promotions import SOLD_PROMOTION_NOTE
+from billing.documents.formats import tier_range_label
+from billing.engine.pricing import TIER_LAST_BOUNDED
 from billing.models import Charge, ChargeModel, Plan, Tier
-from billing.price_calculator import QUANTITY_INVALID, QUANTITY_NEGATIVE, tier_range_label
-from billing.pricing import TIER_LAST_BOUNDED
 from metering.admin import METRIC_IN_USE_NOTE
 from metering.models import Aggregation
 from tests.factories import (

@@ -19,17 +19,16 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils.html import escape
 
-from billing.admin_commitments import (
+from billing.admin.commitments import (
     CANCEL_REFUSED,
     COMMITMENTS_ADJUSTED,
     COMMITMENTS_CANCELED,
     PENDING_NOTE,
     REASON_MISSING,
     STARTED_NOTE,
-    TERM_OVERLAPS,
-    commitment_label,
 )
-from billing.commitments import balance, commitment_activate, term_end
+from billing.documents.formats import commitment_label
+from billing.engine.periods import term_end
 from billing.models import (
     Commitment,
     CommitmentCovers,
@@ -40,6 +39,8 @@ from billing.models import (
     Plan,
     Subscription,
 )
+from billing.selectors.commitments import balance
+from billing.services.commitments import TERM_OVERLAPS, commitment_activate
 from tests.factories import CustomerFactory, PlanFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db

@@ -18,7 +18,7 @@ from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 
-from billing.admin_invoices import (
+from billing.admin.invoices import (
     CLOSE_SUMMARY,
     DRAFTS_RECOMPUTED,
     INVOICES_FINALIZED,
@@ -27,9 +27,16 @@ from billing.admin_invoices import (
     NOTHING_TO_VOID,
     VOID_REASON_MISSING,
 )
-from billing.invoicing import CANNOT_PAY, CANNOT_VOID, NOT_A_DRAFT, invoice_finalize, invoice_mark_paid, invoice_void
 from billing.models import Invoice, InvoiceLine, InvoiceStatus, InvoiceType, LineKind, Plan, Subscription
-from billing.period_close import close_periods
+from billing.services.invoices import (
+    CANNOT_PAY,
+    CANNOT_VOID,
+    NOT_A_DRAFT,
+    invoice_finalize,
+    invoice_mark_paid,
+    invoice_void,
+)
+from billing.services.period_close import close_periods
 from customers.models import Customer
 from metering.days import day_start
 from tests.factories import CustomerFactory, PlanFactory, SubscriptionFactory, team_plan

@@ -10,10 +10,10 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
-from billing.api.customers import TIMEZONE_LOCKED
 from billing.api.subscriptions import UNKNOWN_CUSTOMER, UNKNOWN_PLAN
 from billing.models import Plan, Subscription, SubscriptionStatus
-from billing.subscriptions import CURRENCY_MISMATCH
+from billing.services.customers import TIMEZONE_LOCKED
+from billing.services.subscriptions import CURRENCY_MISMATCH
 from customers.models import Customer
 from customers.validators import INVALID_CURRENCY, INVALID_TIMEZONE
 from tests.factories import ApiKeyFactory, BillableMetricFactory, CustomerFactory, PromotionFactory, team_plan

@@ -23,12 +23,13 @@ from lago_python_client.models.invoice import InvoiceResponse
 from rest_framework.test import APIClient
 
 from billing.models import ChargeModel, Invoice, InvoiceStatus, Plan
-from billing.period_close import close_periods
+from billing.services.period_close import close_periods
 from customers.models import Customer
 from customers.services import api_key_create
 from metering.days import local_date
-from metering.ingest import Owner, ValidEvent, payload_hash, store_events
+from metering.ingest import store_events
 from metering.models import BillableMetric
+from metering.validation import Owner, ValidEvent, payload_hash
 from tests.factories import (
     BillableMetricFactory,
     ChargeFactory,
@@ -290,7 +291,7 @@ def test_list_queries_do_not_grow_with_the_number_of_invoices(api: APIClient, in
 
 
 def test_paid_and_void_invoices_show_lagos_payment_amounts(api: APIClient, invoices: dict[str, Invoice]) -> None:
-    from billing.invoicing import invoice_mark_paid, invoice_void
+    from billing.services.invoices import invoice_mark_paid, invoice_void
 
     with time_machine.travel(datetime(2026, 11, 5, tzinfo=UTC), tick=False):
         invoice_mark_paid(invoice=invoices["acme-09"], now=datetime(2026, 11, 5, tzinfo=UTC))

@@ -1,4 +1,4 @@
-"""The MTU audit (billing.admin_audit): the distinct values behind a usage line, page by page and
+"""The MTU audit (billing.admin.audit): the distinct values behind a usage line, page by page and
 as CSV, the late usage that explains a difference, the open period, and the customer page's
 per-day charts.
 
@@ -22,14 +22,16 @@ from django.http import StreamingHttpResponse
 from django.test import Client
 from django.urls import reverse
 
-from billing import admin_audit
-from billing.admin_audit import COUNT_DIFFERS, COUNT_MATCHES, LATE_NOTE, daily_distinct
-from billing.invoicing import invoice_finalize
+from billing.admin import audit as admin_audit
+from billing.admin.audit import COUNT_DIFFERS, COUNT_MATCHES, LATE_NOTE
 from billing.models import Invoice, InvoiceLine, InvoiceType, LineKind, Subscription
-from billing.period_close import close_periods
+from billing.selectors.audit import daily_distinct
+from billing.services.invoices import invoice_finalize
+from billing.services.period_close import close_periods
 from customers.models import Customer
-from metering.ingest import Owner, ValidEvent, payload_hash, store_events
+from metering.ingest import store_events
 from metering.models import BillableMetric
+from metering.validation import Owner, ValidEvent, payload_hash
 from tests.factories import BillableMetricFactory, CustomerFactory, SubscriptionFactory, team_plan
 
 pytestmark = pytest.mark.django_db

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from billing.catalog import PROMOTION_IN_USE, catalog_export
 from billing.management.commands.load_catalog import SEGMENT_CATALOG
 from billing.models import Charge, Plan, Promotion, Subscription, Tier
+from billing.selectors.catalog import catalog_export
+from billing.services.catalog import PROMOTION_IN_USE
 from customers.models import Customer
 from metering.models import BillableMetric
 

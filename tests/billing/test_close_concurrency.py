@@ -26,10 +26,11 @@ from django.db import connection
 from django.utils import timezone
 
 from billing.models import ChargeModel, Invoice, InvoiceStatus, Plan, Subscription
-from billing.period_close import CloseReport, close_periods, close_subscription, subscriptions_to_close
+from billing.services.period_close import CloseReport, close_periods, close_subscription, subscriptions_to_close
 from customers.models import Customer
-from metering.ingest import Owner, ValidEvent, payload_hash, store_events
+from metering.ingest import store_events
 from metering.models import BillableMetric
+from metering.validation import Owner, ValidEvent, payload_hash
 from tests.conftest import using_postgres
 from tests.factories import BillableMetricFactory, ChargeFactory, CustomerFactory, PlanFactory, SubscriptionFactory
 

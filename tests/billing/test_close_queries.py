@@ -11,8 +11,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from billing.models import Invoice, InvoiceStatus, Plan, Subscription
-from billing.period_close import RunCache, close_periods, close_subscription
-from billing.subscriptions import subscription_terminate
+from billing.services.period_close import RunCache, close_periods, close_subscription
+from billing.services.subscriptions import subscription_terminate
 from tests.factories import BillableMetricFactory, ChargeFactory, CustomerFactory, PlanFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db

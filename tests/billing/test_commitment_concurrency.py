@@ -1,7 +1,7 @@
 """Concurrent period closes never overdraw a commitment (STYLE rule 4), on PostgreSQL.
 
 Four closers (as four django-q2 workers or a cron job racing the schedule would) run
-billing.period_close.close_periods at once, each in its own thread with its own database
+billing.services.period_close.close_periods at once, each in its own thread with its own database
 connection, over subscriptions whose covers=all commitment is smaller than what their ended
 periods cost. The subscription row lock serializes them per subscription, and the database
 allows one drawdown per invoice: afterwards every period is invoiced once, every invoice has at
@@ -26,10 +26,11 @@ from django.db import connections
 from django.db.models import Count
 from rest_framework.test import APIClient
 
-from billing.commitments import CommitmentError, adjustment_create, balance
 from billing.models import Commitment, Invoice, InvoiceStatus, InvoiceType, LedgerEntry, LedgerKind, LineKind, Plan
-from billing.period_close import CloseReport, close_periods
-from billing.subscriptions import subscription_create
+from billing.selectors.commitments import balance
+from billing.services.commitments import CommitmentError, adjustment_create
+from billing.services.period_close import CloseReport, close_periods
+from billing.services.subscriptions import subscription_create
 from customers.models import Customer
 from customers.services import api_key_create
 from tests.conftest import using_postgres

@@ -24,16 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from billing.commitments import (
-    ADJUSTMENT_REASON_REQUIRED,
-    CommitmentError,
-    adjustment_create,
-    balance,
-    drawdown_record,
-    process_commitments,
-    term_end,
-)
-from billing.invoicing import invoice_void
+from billing.engine.periods import term_end
 from billing.models import (
     Commitment,
     CommitmentCovers,
@@ -46,7 +37,16 @@ from billing.models import (
     Plan,
     Subscription,
 )
-from billing.subscriptions import subscription_create
+from billing.selectors.commitments import balance
+from billing.services.commitments import (
+    ADJUSTMENT_REASON_REQUIRED,
+    CommitmentError,
+    adjustment_create,
+    drawdown_record,
+    process_commitments,
+)
+from billing.services.invoices import invoice_void
+from billing.services.subscriptions import subscription_create
 from customers.models import Customer
 from customers.services import api_key_create
 from metering.days import day_start

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from billing.models import Plan
-from billing.subscriptions import subscription_create
+from billing.services.subscriptions import subscription_create
 from customers.models import Customer
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,5 @@
-"""The billing dashboard (billing.admin_dashboard) and the SVG charts it draws (billing.charts).
+"""The billing dashboard (billing.admin.dashboard, its figures billing.selectors.dashboard) and the SVG charts it draws
+(billing.documents.charts).
 
 The dataset is small and known: invoices written with the ORM in every status and two
 currencies, MTUs stored through the ingestion service (so the maintained distinct-value sets
@@ -22,8 +23,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from billing import admin_dashboard
-from billing.charts import EMPTY_TEXT, bar_chart, format_number, line_chart, value_axis
+from billing.admin import dashboard as admin_dashboard
+from billing.documents.charts import EMPTY_TEXT, bar_chart, format_number, line_chart, value_axis
 from billing.models import (
     ChargeModel,
     Commitment,
@@ -36,9 +37,11 @@ from billing.models import (
     Plan,
     Subscription,
 )
+from billing.selectors import dashboard as dashboard_figures
 from customers.models import Customer
-from metering.ingest import Owner, ValidEvent, payload_hash, store_events
+from metering.ingest import store_events
 from metering.models import BillableMetric
+from metering.validation import Owner, ValidEvent, payload_hash
 from tests.factories import (
     BillableMetricFactory,
     ChargeFactory,
@@ -230,7 +233,7 @@ def test_dashboard_shows_the_known_figures(admin_client: Client, world: dict[str
 def test_open_period_previews_only_the_busiest_subscriptions_past_the_cap(
     admin_client: Client, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(admin_dashboard, "PREVIEWED_SUBSCRIPTIONS", 2)
+    monkeypatch.setattr(dashboard_figures, "PREVIEWED_SUBSCRIPTIONS", 2)
     ctx = admin_client.get(dashboard_url()).context
     # The two customers with the most MTUs this month: bigco (Team, $120) and freeco (Free, $0).
     assert ctx["open_period"] == ["$120.00"]
@@ -240,7 +243,7 @@ def test_open_period_previews_only_the_busiest_subscriptions_past_the_cap(
 def test_dashboard_queries_do_not_grow_with_the_data(
     admin_client: Client, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(admin_dashboard, "PREVIEWED_SUBSCRIPTIONS", 3)
+    monkeypatch.setattr(dashboard_figures, "PREVIEWED_SUBSCRIPTIONS", 3)
     admin_client.get(dashboard_url())  # warm up the session and content types
     with CaptureQueriesContext(connection) as before:
         assert admin_client.get(dashboard_url()).status_code == 200

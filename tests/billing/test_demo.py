@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.db.models import Count, Max, Min
 
 from billing.models import Subscription, SubscriptionStatus
-from billing.usage import current_usage
+from billing.selectors.usage import current_usage
 from metering.models import Event
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""The invoice document (billing.documents): a real invoice rendered to self-contained HTML.
+"""The invoice document (billing.documents.invoice): a real invoice rendered to self-contained HTML.
 
 The team-plan invoice is made the way production makes it: the Segment catalog, customers,
 subscriptions and events through the API, then close_period with the clock frozen
@@ -18,10 +18,10 @@ import time_machine
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from billing.documents import DRAFT_BANNER, NOT_ISSUED, VOID_BANNER, invoice_context, render_invoice_html
-from billing.invoicing import invoice_finalize, invoice_mark_paid, invoice_void
+from billing.documents.invoice import DRAFT_BANNER, NOT_ISSUED, VOID_BANNER, invoice_context, render_invoice_html
 from billing.models import Invoice, InvoiceLine, InvoiceStatus, LineKind
-from billing.period_close import close_periods
+from billing.services.invoices import invoice_finalize, invoice_mark_paid, invoice_void
+from billing.services.period_close import close_periods
 from customers.models import Customer
 from customers.services import api_key_create
 from tests.factories import CustomerFactory, SubscriptionFactory, team_plan
@@ -220,7 +220,7 @@ def test_eur_invoice_is_formatted_in_euros(settings: Any) -> None:
 
 def test_jpy_invoice_has_no_minor_unit_and_rounds_half_up(settings: Any) -> None:
     invoice = closed_invoice(currency="JPY", base_fee="1234.5", settings=settings)
-    assert invoice.total == Decimal("1235")  # billing.money rounds the line half up, once
+    assert invoice.total == Decimal("1235")  # billing.engine.money rounds the line half up, once
     text = text_of(render_invoice_html(invoice))
     assert re.search(r"Total ¥1,235(?![\d.,])", text)
     assert "¥1,234.5" in text  # the unit price is shown exact

@@ -22,13 +22,13 @@ from lago_python_client.models.event import BatchEvent
 from lago_python_client.models.event import Event as LagoEvent
 from lago_python_client.models.subscription import Subscription as LagoSubscription
 
+from billing.engine.money import to_cents
+from billing.engine.pricing import price_charge
 from billing.models import Subscription, SubscriptionStatus
-from billing.money import to_cents
-from billing.pricing import price_charge
-from billing.selectors import charge_spec, current_plan, plan_spec
+from billing.selectors.plans import charge_spec, current_plan, plan_spec
 from customers.services import api_key_create
-from metering.ingest import UNKNOWN_METRIC
 from metering.models import DistinctValue, Event
+from metering.validation import UNKNOWN_METRIC
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -26,9 +26,9 @@ import time_machine
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from billing.engine.pricing import price_charge
 from billing.models import Invoice, InvoiceLine, InvoiceStatus, LineKind
-from billing.pricing import price_charge
-from billing.selectors import charge_spec, current_plan
+from billing.selectors.plans import charge_spec, current_plan
 from customers.models import Customer
 from customers.services import api_key_create
 from metering.models import BillableMetric, Event
@@ -265,7 +265,7 @@ def test_late_events_inside_the_grace_period_go_on_the_draft_not_a_late_line(api
 
 
 def test_a_voided_late_line_is_billed_again(api: APIClient) -> None:
-    from billing.invoicing import invoice_void
+    from billing.services.invoices import invoice_void
 
     subscribe(api, "mini", "2026-08-01T00:00:00Z", at_moment=utc(2026, 8, 1, 9))
     send(api, events(range(20), utc(2026, 9, 20), "sep"), sent_at=utc(2026, 9, 20))

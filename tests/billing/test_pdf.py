@@ -1,4 +1,4 @@
-"""Invoice exports from the admin: the PDF document (billing.pdf) with its "Download PDF" button,
+"""Invoice exports from the admin: the PDF document (billing.documents.pdf) with its "Download PDF" button,
 and the invoice list's "Export selected to CSV" action.
 
 The PDF's text is read back with pypdf. The April invoice of the team-annual seed scenario is
@@ -25,12 +25,12 @@ from django.test import Client
 from django.urls import reverse
 from pypdf import PdfReader
 
-from billing import pdf
-from billing.admin_invoices import CSV_HEADER
-from billing.invoicing import invoice_finalize, invoice_mark_paid
+from billing.admin.invoices import CSV_HEADER
+from billing.documents import pdf
+from billing.documents.pdf import LIBRARIES_MISSING, WEASYPRINT_MISSING, PdfUnavailable, render_invoice_pdf
 from billing.models import Invoice
-from billing.pdf import LIBRARIES_MISSING, WEASYPRINT_MISSING, PdfUnavailable, render_invoice_pdf
-from billing.period_close import close_periods
+from billing.services.invoices import invoice_finalize, invoice_mark_paid
+from billing.services.period_close import close_periods
 from tests.billing.test_seed_templates import Api, at, lines, period_invoice, run
 from tests.factories import CustomerFactory, PlanFactory, SubscriptionFactory, team_plan
 

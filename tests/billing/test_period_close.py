@@ -290,7 +290,7 @@ def test_finalized_invoices_never_change_in_later_runs(api: APIClient) -> None:
 
 
 def test_numbers_are_gap_free_per_year_in_finalization_order(api: APIClient) -> None:
-    from billing.invoicing import invoice_void
+    from billing.services.invoices import invoice_void
 
     with at(utc(2026, 10, 10)):
         for name in ("acme", "globex"):

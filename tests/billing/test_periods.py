@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from billing.periods import ANNIVERSARY, CALENDAR, MONTH, YEAR, Period, full_period_days, period_containing
+from billing.engine.periods import Period, full_period_days, period_containing
+from billing.engine.vocabulary import BillingTime, Interval
 
 
 def utc(*args: int) -> datetime:
@@ -22,8 +23,8 @@ def period(
     start: datetime,
     at: datetime,
     *,
-    billing_time: str = CALENDAR,
-    interval: str = MONTH,
+    billing_time: str = BillingTime.CALENDAR,
+    interval: str = Interval.MONTH,
     tz: str = "UTC",
     terminated_at: datetime | None = None,
 ) -> Period:
@@ -88,12 +89,12 @@ def test_a_moment_before_the_subscription_falls_in_its_first_period() -> None:
 
 def test_anniversary_periods_start_on_the_subscription_day_of_month() -> None:
     sub = utc(2026, 9, 10, 8)
-    first = period(sub, utc(2026, 9, 12), billing_time=ANNIVERSARY)
+    first = period(sub, utc(2026, 9, 12), billing_time=BillingTime.ANNIVERSARY)
     assert (first.start, first.end) == (utc(2026, 9, 10), utc(2026, 10, 10))
     assert (first.days, first.is_partial) == (30, False)
-    second = period(sub, utc(2026, 10, 9, 23), billing_time=ANNIVERSARY)
+    second = period(sub, utc(2026, 10, 9, 23), billing_time=BillingTime.ANNIVERSARY)
     assert (second.start, second.end) == (utc(2026, 9, 10), utc(2026, 10, 10))
-    third = period(sub, utc(2026, 10, 10), billing_time=ANNIVERSARY)
+    third = period(sub, utc(2026, 10, 10), billing_time=BillingTime.ANNIVERSARY)
     assert (third.start, third.end) == (utc(2026, 10, 10), utc(2026, 11, 10))
 
 
@@ -110,24 +111,38 @@ def test_anniversary_periods_start_on_the_subscription_day_of_month() -> None:
 def test_anniversary_on_the_31st_is_clamped_to_shorter_months_and_returns_to_the_31st(
     at: date, expected: tuple[date, date]
 ) -> None:
-    p = period(utc(2026, 1, 31), datetime.combine(at, datetime.min.time(), tzinfo=UTC), billing_time=ANNIVERSARY)
+    p = period(
+        utc(2026, 1, 31), datetime.combine(at, datetime.min.time(), tzinfo=UTC), billing_time=BillingTime.ANNIVERSARY
+    )
     assert days(p) == expected
     assert p.days == (expected[1] - expected[0]).days
 
 
 def test_anniversary_on_february_29_renews_on_the_29th_and_in_non_leap_years_on_the_28th() -> None:
     sub = utc(2028, 2, 29)
-    assert days(period(sub, utc(2028, 3, 1), billing_time=ANNIVERSARY)) == (date(2028, 2, 29), date(2028, 3, 29))
-    assert days(period(sub, utc(2028, 3, 29), billing_time=ANNIVERSARY)) == (date(2028, 3, 29), date(2028, 4, 29))
-    assert days(period(sub, utc(2029, 2, 28), billing_time=ANNIVERSARY)) == (date(2029, 2, 28), date(2029, 3, 29))
-    assert days(period(sub, utc(2029, 2, 27), billing_time=ANNIVERSARY)) == (date(2029, 1, 29), date(2029, 2, 28))
+    assert days(period(sub, utc(2028, 3, 1), billing_time=BillingTime.ANNIVERSARY)) == (
+        date(2028, 2, 29),
+        date(2028, 3, 29),
+    )
+    assert days(period(sub, utc(2028, 3, 29), billing_time=BillingTime.ANNIVERSARY)) == (
+        date(2028, 3, 29),
+        date(2028, 4, 29),
+    )
+    assert days(period(sub, utc(2029, 2, 28), billing_time=BillingTime.ANNIVERSARY)) == (
+        date(2029, 2, 28),
+        date(2029, 3, 29),
+    )
+    assert days(period(sub, utc(2029, 2, 27), billing_time=BillingTime.ANNIVERSARY)) == (
+        date(2029, 1, 29),
+        date(2029, 2, 28),
+    )
 
 
 def test_consecutive_anniversary_periods_tile_time_without_gaps() -> None:
     sub = utc(2026, 1, 31)
-    p = period(sub, sub, billing_time=ANNIVERSARY)
+    p = period(sub, sub, billing_time=BillingTime.ANNIVERSARY)
     for _ in range(30):
-        following = period(sub, p.end, billing_time=ANNIVERSARY)
+        following = period(sub, p.end, billing_time=BillingTime.ANNIVERSARY)
         assert following.start == p.end
         assert following.start < following.end
         p = following
@@ -137,36 +152,38 @@ def test_consecutive_anniversary_periods_tile_time_without_gaps() -> None:
 
 
 def test_calendar_yearly_first_period_runs_to_january_first_and_is_partial() -> None:
-    p = period(utc(2026, 9, 10), utc(2026, 11, 5), interval=YEAR)
+    p = period(utc(2026, 9, 10), utc(2026, 11, 5), interval=Interval.YEAR)
     assert (p.start, p.end) == (utc(2026, 9, 10), utc(2027, 1, 1))
     assert (p.full_start, p.full_end) == (utc(2026, 1, 1), utc(2027, 1, 1))
     assert (p.days, p.full_days, p.is_partial) == (113, 365, True)
-    following = period(utc(2026, 9, 10), utc(2028, 6, 1), interval=YEAR)
+    following = period(utc(2026, 9, 10), utc(2028, 6, 1), interval=Interval.YEAR)
     assert (following.start, following.end, following.days) == (utc(2028, 1, 1), utc(2029, 1, 1), 366)
 
 
 def test_anniversary_yearly_periods_run_from_the_subscription_date() -> None:
     sub = utc(2026, 9, 10)
-    p = period(sub, utc(2027, 3, 1), billing_time=ANNIVERSARY, interval=YEAR)
+    p = period(sub, utc(2027, 3, 1), billing_time=BillingTime.ANNIVERSARY, interval=Interval.YEAR)
     assert (p.start, p.end, p.days, p.is_partial) == (utc(2026, 9, 10), utc(2027, 9, 10), 365, False)
-    assert period(sub, utc(2027, 9, 10), billing_time=ANNIVERSARY, interval=YEAR).start == utc(2027, 9, 10)
+    assert period(sub, utc(2027, 9, 10), billing_time=BillingTime.ANNIVERSARY, interval=Interval.YEAR).start == utc(
+        2027, 9, 10
+    )
 
 
 def test_anniversary_yearly_from_february_29_uses_february_28_in_common_years() -> None:
     sub = utc(2028, 2, 29)
-    assert days(period(sub, utc(2028, 6, 1), billing_time=ANNIVERSARY, interval=YEAR)) == (
+    assert days(period(sub, utc(2028, 6, 1), billing_time=BillingTime.ANNIVERSARY, interval=Interval.YEAR)) == (
         date(2028, 2, 29),
         date(2029, 2, 28),
     )
-    assert days(period(sub, utc(2029, 6, 1), billing_time=ANNIVERSARY, interval=YEAR)) == (
+    assert days(period(sub, utc(2029, 6, 1), billing_time=BillingTime.ANNIVERSARY, interval=Interval.YEAR)) == (
         date(2029, 2, 28),
         date(2030, 2, 28),
     )
-    assert days(period(sub, utc(2032, 2, 28), billing_time=ANNIVERSARY, interval=YEAR)) == (
+    assert days(period(sub, utc(2032, 2, 28), billing_time=BillingTime.ANNIVERSARY, interval=Interval.YEAR)) == (
         date(2031, 2, 28),
         date(2032, 2, 29),
     )
-    assert days(period(sub, utc(2032, 2, 29), billing_time=ANNIVERSARY, interval=YEAR)) == (
+    assert days(period(sub, utc(2032, 2, 29), billing_time=BillingTime.ANNIVERSARY, interval=Interval.YEAR)) == (
         date(2032, 2, 29),
         date(2033, 2, 28),
     )
@@ -174,7 +191,7 @@ def test_anniversary_yearly_from_february_29_uses_february_28_in_common_years() 
 
 def test_full_period_days_rejects_an_unknown_interval() -> None:
     with pytest.raises(ValueError, match="unknown interval"):
-        full_period_days(date(2026, 1, 1), CALENDAR, "week", date(2026, 1, 5))
+        full_period_days(date(2026, 1, 1), BillingTime.CALENDAR, "week", date(2026, 1, 5))
 
 
 # --- termination ---------------------------------------------------------------------------------
@@ -253,7 +270,7 @@ def test_partial_first_period_in_a_dst_month_counts_calendar_days_not_hours() ->
 def test_anniversary_periods_in_a_zone_start_at_local_midnight_of_the_anniversary() -> None:
     tz = "America/New_York"
     sub = local(tz, 2026, 2, 10, 17)
-    p = period(sub, local(tz, 2026, 3, 10, 0, 30), billing_time=ANNIVERSARY, tz=tz)
+    p = period(sub, local(tz, 2026, 3, 10, 0, 30), billing_time=BillingTime.ANNIVERSARY, tz=tz)
     assert p.start == local(tz, 2026, 3, 10) == utc(2026, 3, 10, 4)  # EDT since March 8th
     assert p.end == local(tz, 2026, 4, 10)
 

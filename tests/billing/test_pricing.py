@@ -12,23 +12,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.money import quantize_money, to_cents
-from billing.pricing import (
-    GRADUATED,
+from billing.engine.money import quantize_money, to_cents
+from billing.engine.pricing import (
     NEGATIVE_PRICE,
-    PACKAGE,
-    STANDARD,
     TIER_LAST_BOUNDED,
     TIER_NOT_ASCENDING,
     TIER_NOT_POSITIVE,
     TIER_UNBOUNDED_NOT_LAST,
     TIERS_REQUIRED,
-    VOLUME,
     ChargeSpec,
     TierSpec,
     price_charge,
     tier_errors,
 )
+from billing.engine.vocabulary import ChargeModel
 
 D = Decimal
 
@@ -54,20 +51,20 @@ VOLUME_TIERS = (
 
 
 def graduated(tiers: tuple[TierSpec, ...], usage_limit: Decimal | None = None) -> ChargeSpec:
-    return ChargeSpec(model=GRADUATED, tiers=tiers, usage_limit=usage_limit)
+    return ChargeSpec(model=ChargeModel.GRADUATED, tiers=tiers, usage_limit=usage_limit)
 
 
 def volume(tiers: tuple[TierSpec, ...]) -> ChargeSpec:
-    return ChargeSpec(model=VOLUME, tiers=tiers)
+    return ChargeSpec(model=ChargeModel.VOLUME, tiers=tiers)
 
 
 def standard(unit_amount: str, usage_limit: str | None = None) -> ChargeSpec:
     limit = None if usage_limit is None else D(usage_limit)
-    return ChargeSpec(model=STANDARD, unit_amount=D(unit_amount), usage_limit=limit)
+    return ChargeSpec(model=ChargeModel.STANDARD, unit_amount=D(unit_amount), usage_limit=limit)
 
 
 def package(size: int, amount: str, free_units: str = "0") -> ChargeSpec:
-    return ChargeSpec(model=PACKAGE, package_size=size, package_amount=D(amount), free_units=D(free_units))
+    return ChargeSpec(model=ChargeModel.PACKAGE, package_size=size, package_amount=D(amount), free_units=D(free_units))
 
 
 # --- standard -----------------------------------------------------------------------------------
@@ -237,7 +234,7 @@ def test_package_charges_started_packages_after_free_units(
 
 @pytest.mark.parametrize("size", [None, 0, -10])
 def test_package_without_positive_size_is_rejected(size: int | None) -> None:
-    charge = ChargeSpec(model=PACKAGE, package_size=size, package_amount=D("5"))
+    charge = ChargeSpec(model=ChargeModel.PACKAGE, package_size=size, package_amount=D("5"))
 
     with pytest.raises(ValueError, match="package_size"):
         price_charge(charge, D("10"), "USD")
@@ -438,7 +435,7 @@ def tier_tables(draw: st.DrawFn) -> tuple[TierSpec, ...]:
     )
 
 
-MODELS = st.sampled_from([GRADUATED, VOLUME])
+MODELS = st.sampled_from([ChargeModel.GRADUATED, ChargeModel.VOLUME])
 
 
 @given(tiers=tier_tables())
@@ -516,7 +513,9 @@ def test_volume_equals_graduated_when_every_tier_has_the_same_price(
 def test_package_count_is_rounded_up_and_amount_is_a_whole_multiple(
     quantity: Decimal, size: int, package_amount: Decimal, free_units: Decimal
 ) -> None:
-    charge = ChargeSpec(model=PACKAGE, package_size=size, package_amount=package_amount, free_units=free_units)
+    charge = ChargeSpec(
+        model=ChargeModel.PACKAGE, package_size=size, package_amount=package_amount, free_units=free_units
+    )
 
     priced = price_charge(charge, quantity, "USD")
 

@@ -6,8 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from billing.pricing import GRADUATED, STANDARD, ChargeSpec, TierSpec
-from billing.quotes import PlanChargeSpec, PlanSpec, quote_dict, quote_plan
+from billing.engine.lines import PlanChargeSpec, PlanSpec
+from billing.engine.pricing import ChargeSpec, TierSpec
+from billing.engine.quotes import quote_dict, quote_plan
+from billing.engine.vocabulary import ChargeModel
 
 D = Decimal
 
@@ -22,7 +24,7 @@ TEAM = PlanSpec(
             metric_code="mtu",
             metric_name="Monthly tracked users",
             charge=ChargeSpec(
-                model=GRADUATED,
+                model=ChargeModel.GRADUATED,
                 tiers=(
                     TierSpec(up_to=D("10000"), unit_amount=D("0")),
                     TierSpec(up_to=D("25000"), unit_amount=D("0.012")),
@@ -44,7 +46,7 @@ FREE = PlanSpec(
         PlanChargeSpec(
             metric_code="mtu",
             metric_name="Monthly tracked users",
-            charge=ChargeSpec(model=STANDARD, unit_amount=D("0"), usage_limit=D("1000")),
+            charge=ChargeSpec(model=ChargeModel.STANDARD, unit_amount=D("0"), usage_limit=D("1000")),
         ),
     ),
 )

@@ -1,4 +1,4 @@
-"""The finance roles (billing.roles): `Finance` manages billing, `Finance read-only` sees
+"""The finance roles (billing.services.roles): `Finance` manages billing, `Finance read-only` sees
 everything and changes nothing.
 
 The admin checks are generic: they run for every model in the admin site's registry, every
@@ -49,13 +49,14 @@ from billing.models import (
     Subscription,
     SubscriptionStatus,
 )
-from billing.period_close import close_periods
-from billing.roles import FINANCE, FINANCE_READ_ONLY, PERMISSIONS_MISSING, ensure_roles, role_permissions
-from billing.subscriptions import subscription_create
+from billing.services.period_close import close_periods
+from billing.services.roles import FINANCE, FINANCE_READ_ONLY, PERMISSIONS_MISSING, ensure_roles, role_permissions
+from billing.services.subscriptions import subscription_create
 from customers.models import ApiKey, Customer
 from customers.services import api_key_create
-from metering.ingest import Owner, ValidEvent, payload_hash, store_events
+from metering.ingest import store_events
 from metering.models import BillableMetric
+from metering.validation import Owner, ValidEvent, payload_hash
 
 pytestmark = pytest.mark.django_db
 
@@ -342,8 +343,8 @@ def test_finance_manages_the_catalog_customers_and_invoices_and_only_views_what_
 
 def test_ensure_roles_says_which_permissions_are_missing() -> None:
     with (
-        mock.patch("billing.roles.create_permissions"),
-        mock.patch("billing.roles.role_permissions", return_value={FINANCE: [("billing", "fly_invoice")]}),
+        mock.patch("billing.services.roles.create_permissions"),
+        mock.patch("billing.services.roles.role_permissions", return_value={FINANCE: [("billing", "fly_invoice")]}),
         pytest.raises(RuntimeError) as raised,
     ):
         ensure_roles()

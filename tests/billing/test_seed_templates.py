@@ -17,8 +17,8 @@ import time_machine
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from billing.commitments import balance
 from billing.models import Commitment, Invoice, InvoiceType, LedgerEntry
+from billing.selectors.commitments import balance
 from customers.services import api_key_create
 
 pytestmark = pytest.mark.django_db

@@ -19,10 +19,11 @@ from django.utils import timezone
 from django_q.models import Success
 
 from billing.models import Invoice, InvoiceType, Plan
-from billing.subscriptions import subscription_create
+from billing.services.subscriptions import subscription_create
 from customers.models import Customer
-from metering.ingest import Owner, ValidEvent, store_events
+from metering.ingest import store_events
 from metering.models import BillableMetric
+from metering.validation import Owner, ValidEvent
 from tests.conftest import using_postgres
 
 ROOT = Path(__file__).resolve().parents[2]

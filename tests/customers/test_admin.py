@@ -22,17 +22,14 @@ from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 
-from billing.admin_customers import (
-    CUSTOMER_LOCKED_NOTE,
-    EXTERNAL_ID_LIVE,
-    BilledCustomerAdmin,
-    SubscriptionAdmin,
-)
+from billing.admin.customers import CUSTOMER_LOCKED_NOTE, BilledCustomerAdmin
+from billing.admin.subscriptions import EXTERNAL_ID_LIVE, SubscriptionAdmin
 from billing.models import ChargeModel, Plan, Subscription, SubscriptionStatus
-from billing.subscriptions import CURRENCY_MISMATCH
+from billing.services.subscriptions import CURRENCY_MISMATCH
 from customers.admin import KEY_SHOWN_ONCE, ApiKeyAdmin
 from customers.models import ApiKey, Customer, hash_api_key
-from metering.ingest import Owner, ValidEvent, payload_hash, store_events
+from metering.ingest import store_events
+from metering.validation import Owner, ValidEvent, payload_hash
 from tests.factories import (
     ApiKeyFactory,
     BillableMetricFactory,

@@ -15,8 +15,9 @@ from django.urls import reverse
 
 from customers.models import Customer
 from metering.admin import CappedCountPaginator, EventAdmin
-from metering.ingest import Owner, ValidEvent, payload_hash, store_events
+from metering.ingest import store_events
 from metering.models import BillableMetric, Event
+from metering.validation import Owner, ValidEvent, payload_hash
 from tests.factories import BillableMetricFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db

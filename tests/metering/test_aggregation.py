@@ -20,9 +20,10 @@ from django.db.models.fields.json import KeyTextTransform
 
 from customers.models import Customer
 from metering.days import day_start
-from metering.ingest import Owner, ValidEvent, distinct_property, numeric_property, payload_hash, store_events
+from metering.ingest import store_events
 from metering.models import Aggregation, BillableMetric, DistinctValue, Event, EventCount
 from metering.selectors import aggregate, distinct_values, events_count, month_masks, unique_count
+from metering.validation import Owner, ValidEvent, distinct_property, numeric_property, payload_hash
 from tests.conftest import using_postgres
 from tests.factories import BillableMetricFactory, CustomerFactory
 

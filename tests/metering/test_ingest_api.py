@@ -15,11 +15,13 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
-from billing.api.events import BATCH_TOO_LARGE, UNKNOWN_CUSTOMER, UNKNOWN_SUBSCRIPTION
+from billing.api.events import BATCH_TOO_LARGE
+from billing.selectors.event_owners import UNKNOWN_CUSTOMER, UNKNOWN_SUBSCRIPTION
 from customers.authentication import INVALID_KEY, MISSING_KEY
 from customers.models import ApiKey, Customer
 from customers.services import api_key_revoke
-from metering.ingest import (
+from metering.models import DistinctValue, Event
+from metering.validation import (
     BAD_TIMESTAMP,
     CUSTOMER_OR_SUBSCRIPTION,
     IN_FUTURE,
@@ -30,7 +32,6 @@ from metering.ingest import (
     TOO_OLD,
     UNKNOWN_METRIC,
 )
-from metering.models import DistinctValue, Event
 from tests.conftest import using_postgres
 from tests.factories import ApiKeyFactory, BillableMetricFactory, CustomerFactory, SubscriptionFactory, team_plan
 

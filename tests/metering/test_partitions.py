@@ -8,9 +8,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from metering.ingest import EventConflict, Owner, ValidEvent, store_events
+from metering.ingest import EventConflict, store_events
 from metering.models import Event
 from metering.partitions import ensure_event_partitions, existing_partitions, is_partitioned, partition_name
+from metering.validation import Owner, ValidEvent
 from tests.conftest import using_postgres
 from tests.factories import BillableMetricFactory, CustomerFactory
 

@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metering.ingest import _hash, payload_hash
+from metering.validation import _hash, payload_hash
 
 
 def reference(code: str, timestamp: datetime | None, properties: dict[str, Any]) -> str:

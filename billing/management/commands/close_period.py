@@ -16,9 +16,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from billing.money import format_decimal
-from billing.period_close import CloseReport, close_periods
-from billing.progress import Progress
+from billing.engine.money import format_decimal
+from billing.management.progress import Progress
+from billing.services.period_close import CloseReport, close_periods
 
 
 def parse_month(value: str) -> tuple[int, int]:

@@ -2,7 +2,7 @@
 
 1. Load the Segment catalog if its plans are missing.
 2. Create three customers, one on each plan, subscribed at the start of the current month in
-   their own time zone (billing.subscriptions.subscription_create, which attaches the plan's
+   their own time zone (billing.services.subscriptions.subscription_create, which attaches the plan's
    trial).
 3. Give each one MTU events from the start of its open billing period until now: Hooli on
    `free` past its 1,000-user limit, Acme on `team` in the third tier, Initech on `team-annual`
@@ -11,7 +11,7 @@
    the customer, the period's month and the event's number, and the ids already stored are
    skipped: running the command again stores nothing new, and a run that was interrupted
    finishes the rest.
-4. Print each customer's usage so far, priced (billing.usage.current_usage).
+4. Print each customer's usage so far, priced (billing.selectors.usage.current_usage).
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from billing.models import BillingTime, Plan, Subscription
-from billing.selectors import plans_with_charges
-from billing.subscriptions import subscription_create
-from billing.usage import current_usage, usage_period
+from billing.selectors.plans import plans_with_charges
+from billing.selectors.usage import current_usage, period_of
+from billing.services.subscriptions import subscription_create
 from customers.models import Customer
 from metering.days import day_start, local_date
-from metering.ingest import Owner, ValidEvent, payload_hash, store_events
+from metering.ingest import store_events
 from metering.models import BillableMetric, Event
+from metering.validation import Owner, ValidEvent, payload_hash
 
 BATCH_SIZE = 1_000  # BILLING_EVENTS_BATCH_MAX: what one API batch may carry
 PROGRESS_EVERY = 10_000
@@ -129,7 +130,7 @@ class Command(BaseCommand):
         self, demo: DemoCustomer, subscription: Subscription, metric: BillableMetric, frozen_now: datetime
     ) -> None:
         customer = subscription.customer
-        period = usage_period(subscription, frozen_now)
+        period = period_of(subscription, at=frozen_now)
         start = max(period.start, month_start(frozen_now, customer.timezone))
         span = frozen_now - start
         month = f"{period.start_day:%Y%m}"

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from billing.catalog import catalog_export
+from billing.selectors.catalog import catalog_export
 
 
 class Command(BaseCommand):

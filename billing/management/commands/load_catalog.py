@@ -13,8 +13,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from billing.catalog import catalog_load
-from billing.catalog_schema import CatalogError, loads
+from billing.engine.catalog import CatalogError, loads
+from billing.services.catalog import catalog_load
 
 SEGMENT_CATALOG = Path(__file__).resolve().parents[2] / "catalogs" / "segment.json"
 

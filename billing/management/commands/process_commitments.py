@@ -15,8 +15,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from billing.commitments import CommitmentReport, process_commitments
-from billing.progress import Progress
+from billing.management.progress import Progress
+from billing.services.commitments import CommitmentReport, process_commitments
 from metering.days import local_date
 
 

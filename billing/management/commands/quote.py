@@ -8,10 +8,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from billing.engine.money import format_decimal, money_str
+from billing.engine.quotes import quote_dict, quote_plan
 from billing.models import Plan
-from billing.money import format_decimal
-from billing.quotes import money_str, quote_dict, quote_plan
-from billing.selectors import current_plan, plan_spec
+from billing.selectors.plans import current_plan, plan_spec
 
 
 def parse_usage(values: list[str]) -> dict[str, Decimal]:

@@ -1,6 +1,6 @@
-"""Create or update the finance permission groups (billing.roles); idempotent, run on every start.
+"""Create or update the finance permission groups (billing.services.roles); idempotent, run on every start.
 
-1. Bring the groups `Finance` and `Finance read-only` to the permissions billing.roles lists.
+1. Bring the groups `Finance` and `Finance read-only` to the permissions billing.services.roles lists.
 2. With --finance USERNAME / --read-only USERNAME (repeatable): make those existing users staff
    and put them in that group (and out of the other one).
 """
@@ -14,7 +14,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from billing.roles import FINANCE, FINANCE_READ_ONLY, ensure_roles
+from billing.services.roles import FINANCE, FINANCE_READ_ONLY, ensure_roles
 
 UNKNOWN_USER = "No user named {username!r}: create it first (e.g. manage.py createsuperuser or the admin)."
 

@@ -1,0 +1,283 @@
+"""Admin for what billing adds to a customer: its subscriptions, and the current usage of each.
+
+The customer admin (customers.admin.CustomerAdmin) is replaced by a subclass that counts each
+customer's active subscriptions, lists its subscriptions on its page, and shows a read-only
+"Current usage" panel per active subscription: the open period, each charge's units, amount,
+tier and distance to the next tier or to the usage limit, and the invoice preview. The panel
+is billing.selectors.usage.current_usage, the same measurement and pricing as the API and
+invoices; nothing is priced here. The currency and time zone turn read-only when
+billing.services.customers says they are locked (the rule the API applies too), and a change is
+saved through that service, which checks the rule again under the customer's lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from billing.admin.audit import customer_usage_charts
+from billing.admin.shared import admin_url
+from billing.admin.subscriptions import promotion_end_display
+from billing.documents.formats import format_amount, format_quantity, tier_range_label
+from billing.engine.pricing import PricedCharge, TierLine
+from billing.models import Subscription, SubscriptionStatus
+from billing.selectors.commitments import commitment_panels
+from billing.selectors.plans import plans_with_charges
+from billing.selectors.usage import ChargeUsage, PeriodUsage, current_usage
+from billing.services.customers import CustomerError, customer_update, locked_fields
+from customers.admin import CustomerAdmin
+from customers.models import Customer
+
+# Messages are constants so tests can match them.
+CUSTOMER_LOCKED_NOTE = (
+    "This customer has subscriptions or usage events, so its currency and time zone are read-only: "
+    "they decide what its plans bill and where its billing periods start and end."
+)
+TIMEZONE_LOCKED_NOTE = (
+    "This customer has usage events, so its time zone is read-only: its local days cut the billing "
+    "periods and the daily counts of its events. Its currency may change until it has a subscription."
+)
+USAGE_UNAVAILABLE = "Current usage could not be priced: {error}"
+
+
+# --- The current usage panel --------------------------------------------------------------------
+
+
+def _current_tier(priced: PricedCharge) -> tuple[int, TierLine] | None:
+    """The tier the billed units are in: the first whose upper bound they do not pass."""
+    for index, tier in enumerate(priced.tiers):
+        if tier.up_to is None or priced.billed_units <= tier.up_to:
+            return index, tier
+    return None
+
+
+def charge_row(usage: ChargeUsage, currency: str) -> dict[str, Any]:
+    """One charge of the panel, as display strings; every number comes from the pricing engine."""
+    priced = usage.line.priced
+    assert priced is not None
+    spec = usage.measured.charge
+    tier = "—"
+    to_next = "—"
+    found = _current_tier(priced)
+    if found is not None:
+        index, current = found
+        tier = f"Tier {current.position}: {tier_range_label(current.from_units, current.up_to)}"
+        if current.up_to is None:
+            to_next = "Top tier"
+        elif index + 1 < len(priced.tiers):
+            following = priced.tiers[index + 1]
+            next_range = tier_range_label(following.from_units, following.up_to)
+            to_next = (
+                f"{format_quantity(current.up_to - priced.billed_units)} more until tier {following.position} "
+                f"({next_range} at {format_quantity(following.unit_amount)})"
+            )
+    limit = None
+    if spec.usage_limit is not None:
+        quantity = usage.measured.quantity
+        cap = format_quantity(spec.usage_limit)
+        if priced.limit_exceeded:
+            limit = (
+                f"Exceeded by {format_quantity(quantity - spec.usage_limit)} (limit {cap}; the excess is not billed)"
+            )
+        else:
+            limit = f"{format_quantity(spec.usage_limit - quantity)} left of {cap}"
+    return {
+        "metric_code": usage.measured.metric_code,
+        "metric_name": usage.measured.metric_name,
+        "units": format_quantity(usage.measured.quantity),
+        "billed_units": format_quantity(priced.billed_units),
+        "events_count": f"{usage.events_count:,}",
+        "amount": format_amount(usage.line.amount, currency),
+        "tier": tier,
+        "to_next_tier": to_next,
+        "usage_limit": limit,
+        "limit_exceeded": priced.limit_exceeded,
+    }
+
+
+def usage_panel(usage: PeriodUsage) -> dict[str, Any]:
+    """The panel of one subscription's open period, as display strings for the template."""
+    period = usage.period
+    currency = usage.currency
+    subscription = usage.subscription
+    return {
+        "subscription": subscription,
+        "subscription_url": admin_url("billing_subscription_change", subscription.pk),
+        "plan": subscription.plan,
+        "timezone": subscription.customer.timezone,
+        "first_day": period.start_day,
+        "last_day": period.end_day - timedelta(days=1),
+        "start": period.start,
+        "end": period.end,
+        "is_partial": period.is_partial,
+        "currency": currency,
+        "charges": [charge_row(c, currency) for c in usage.charges],
+        "lines": [
+            {
+                "kind": line.kind,
+                "description": line.description,
+                "quantity": format_quantity(line.quantity) if line.quantity != 1 or line.kind == "usage" else "",
+                "amount": format_amount(line.amount, currency),
+            }
+            for line in usage.lines
+        ],
+        "usage_amount": format_amount(usage.usage_amount, currency),
+        "total": format_amount(usage.total, currency),
+        "error": None,
+    }
+
+
+def current_usage_panels(customer: Customer, at: Any) -> list[dict[str, Any]]:
+    """One panel per active subscription of the customer, at the moment `at`."""
+    subscriptions = (
+        Subscription.objects.filter(customer=customer, status=SubscriptionStatus.ACTIVE)
+        .select_related("customer", "promotion")
+        .prefetch_related(Prefetch("plan", queryset=plans_with_charges()))
+        .order_by("subscription_at", "id")
+    )
+    panels = []
+    for subscription in subscriptions:
+        try:
+            panels.append(usage_panel(current_usage(subscription=subscription, at=at)))
+        except ValueError as exc:  # a stored charge the engine cannot price: say so, keep the page
+            panels.append(
+                {"subscription": subscription, "plan": subscription.plan, "error": USAGE_UNAVAILABLE.format(error=exc)}
+            )
+    return panels
+
+
+# --- Customers ----------------------------------------------------------------------------------
+
+
+class SubscriptionInline(admin.TabularInline):
+    """The customer's subscriptions, read-only: they are created and ended from the subscription admin."""
+
+    model = Subscription
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ("plan_display", "status", "subscription_at", "billing_time", "promotion_end", "terminated_at")
+    readonly_fields = fields
+    ordering = ("-subscription_at", "id")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
+        return super().get_queryset(request).select_related("plan", "promotion", "customer")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="plan")
+    def plan_display(self, obj: Subscription) -> str:
+        return str(obj.plan)
+
+    @admin.display(description="trial / promotion ends")
+    def promotion_end(self, obj: Subscription) -> str:
+        return promotion_end_display(obj)
+
+
+class BilledCustomerAdmin(CustomerAdmin):
+    """The customer admin with what billing knows: subscriptions and their current usage."""
+
+    list_display = (
+        "external_id",
+        "name",
+        "email",
+        "currency",
+        "timezone",
+        "active_subscriptions",
+        "created_at",
+    )
+    inlines = [SubscriptionInline]
+    change_form_template = "admin/billing/audit/customer_change_form.html"  # + MTU charts (billing.admin.audit)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
+        # The count is part of the list query: no query per row.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                active_subscription_count=Count(
+                    "subscriptions", filter=Q(subscriptions__status=SubscriptionStatus.ACTIVE)
+                )
+            )
+        )
+
+    @admin.display(description="active subscriptions", ordering="active_subscription_count")
+    def active_subscriptions(self, obj: Customer) -> int:
+        return obj.active_subscription_count  # type: ignore[attr-defined]
+
+    def locked(self, request: HttpRequest, obj: Customer | None) -> dict[str, str]:
+        """The fields that may no longer change (billing.services.customers); asked once per
+        customer and request."""
+        if obj is None or obj.pk is None:
+            return {}
+        cache: dict[int, dict[str, str]] = request.__dict__.setdefault("_billing_locked_customers", {})
+        if obj.pk not in cache:
+            cache[obj.pk] = locked_fields(obj)
+        return cache[obj.pk]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Customer | None = None) -> Sequence[str]:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return (*fields, *sorted(self.locked(request, obj)))
+
+    def get_fieldsets(self, request: HttpRequest, obj: Customer | None = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        locked = self.locked(request, obj)
+        if not locked:
+            return fieldsets
+        note = CUSTOMER_LOCKED_NOTE if "currency" in locked else TIMEZONE_LOCKED_NOTE
+        return [
+            (name, {**options, "description": note}) if name == "Billing" else (name, options)
+            for name, options in fieldsets
+        ]
+
+    def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # Through the service, which checks the currency and time zone rule again under the lock.
+        try:
+            saved = customer_update(customer=obj, changes={name: getattr(obj, name) for name in form.changed_data})
+        except CustomerError as exc:
+            raise PermissionDenied(str(exc)) from exc
+        obj.updated_at = saved.updated_at
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Customer | None = None,
+    ) -> HttpResponse:
+        if obj is not None and obj.pk is not None:
+            now = timezone.now()
+            context["current_usage"] = current_usage_panels(obj, now)
+            subscriptions = [panel["subscription"] for panel in context["current_usage"]]
+            context["usage_charts"] = customer_usage_charts(obj, subscriptions, now)
+            context["current_usage_shown"] = True
+            context["commitment_panels"] = commitment_panels(obj)
+            events_url = admin_url("metering_event_changelist")
+            if events_url is not None:
+                context["customer_events_url"] = f"{events_url}?customer__id__exact={obj.pk}"
+            add_url = admin_url("billing_subscription_add")
+            subscription_admin = self.admin_site._registry.get(Subscription)
+            # Only offer the button to someone who may use it (read-only staff would get a 403).
+            if add_url is not None and subscription_admin and subscription_admin.has_add_permission(request):
+                context["add_subscription_url"] = f"{add_url}?customer={obj.pk}"
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+
+admin.site.unregister(Customer)
+admin.site.register(Customer, BilledCustomerAdmin)

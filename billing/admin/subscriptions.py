@@ -1,0 +1,243 @@
+"""Admin for subscriptions: created through billing.services.subscriptions.subscription_create
+(which attaches the plan's promotion, or the one chosen, or none) and terminated through
+subscription_terminate. A subscription's terms are read-only once it exists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import ngettext
+
+from billing.models import Plan, Promotion, Subscription, SubscriptionStatus
+from billing.selectors.usage import promotion_window
+from billing.services.subscriptions import (
+    CURRENCY_MISMATCH,
+    PLAN_PROMOTION,
+    subscription_create,
+    subscription_terminate,
+)
+
+# Messages are constants so tests can match them.
+SUBSCRIPTION_TERMS_NOTE = (
+    "A subscription's terms are read-only once it exists: end it with the action “Terminate selected "
+    "subscriptions now”, and subscribe the customer again to change plan."
+)
+PROMOTION_HELP = "Empty: the plan's promotion (e.g. its free trial) is attached."
+EXTERNAL_ID_LIVE = (
+    "A live subscription already has this external id (customer {customer!r}, plan {plan!r}). "
+    "Terminate it first, or change its plan through the API (same external id, new plan code)."
+)
+SUBSCRIPTIONS_TERMINATED = (
+    "%(count)d subscription was terminated.",
+    "%(count)d subscriptions were terminated.",
+)
+SUBSCRIPTIONS_ALREADY_TERMINATED = (
+    "%(count)d selected subscription was already terminated.",
+    "%(count)d selected subscriptions were already terminated.",
+)
+
+
+def promotion_end_display(subscription: Subscription) -> str:
+    """When the subscription's promotion ends, as the start of its first day without it, local time."""
+    window = promotion_window(subscription)
+    if window is None:
+        return "—"
+    return f"{window.name}: until {window.end_day.isoformat()} 00:00 {subscription.customer.timezone}"
+
+
+class PlanCodeFilter(admin.SimpleListFilter):
+    """By plan family (code), whatever the version."""
+
+    title = "plan"
+    parameter_name = "plan_code"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        codes = Plan.objects.order_by("code").values_list("code", flat=True).distinct()
+        return [(code, code) for code in codes]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> QuerySet[Subscription]:
+        if self.value():
+            return queryset.filter(plan__code=self.value())
+        return queryset
+
+
+class SubscriptionAddForm(forms.ModelForm):
+    """A new subscription: to a current plan version, in the customer's currency."""
+
+    no_promotion = forms.BooleanField(
+        required=False,
+        label="No promotion",
+        help_text="Do not attach the plan's promotion either.",
+    )
+
+    class Meta:
+        model = Subscription
+        fields = ("external_id", "customer", "plan", "subscription_at", "billing_time", "promotion")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["plan"].queryset = Plan.objects.current().order_by("code")
+        self.fields["plan"].help_text = "The plan's current version; its promotion is attached unless you choose one."
+        self.fields["promotion"].help_text = PROMOTION_HELP
+        self.fields["subscription_at"].initial = timezone.now
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        external_id = cleaned.get("external_id")
+        if external_id:
+            # Unique among live subscriptions (a conditional constraint the form cannot check itself).
+            live = (
+                Subscription.objects.exclude(status=SubscriptionStatus.TERMINATED)
+                .filter(external_id=external_id)
+                .select_related("customer", "plan")
+                .first()
+            )
+            if live is not None:
+                self.add_error(
+                    "external_id", EXTERNAL_ID_LIVE.format(customer=live.customer.external_id, plan=live.plan.code)
+                )
+        customer = cleaned.get("customer")
+        plan = cleaned.get("plan")
+        if customer is not None and plan is not None and plan.currency != customer.currency:
+            self.add_error(
+                "plan",
+                CURRENCY_MISMATCH.format(
+                    plan=plan.code,
+                    plan_currency=plan.currency,
+                    customer=customer.external_id,
+                    currency=customer.currency,
+                ),
+            )
+        if cleaned.get("no_promotion") and cleaned.get("promotion") is not None:
+            self.add_error("no_promotion", "Choose a promotion or “No promotion”, not both.")
+        return cleaned
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = (
+        "external_id",
+        "customer_display",
+        "plan_display",
+        "status",
+        "billing_time",
+        "subscription_at",
+        "terminated_at",
+        "promotion",
+    )
+    list_filter = ("status", PlanCodeFilter, "billing_time")
+    search_fields = ("external_id", "customer__external_id")
+    list_select_related = ("customer", "plan", "promotion")
+    autocomplete_fields = ("customer",)
+    ordering = ("-subscription_at", "id")
+    actions = ("terminate_selected",)
+    readonly_fields = ("promotion_end", "created_at", "updated_at")
+
+    @admin.display(description="customer", ordering="customer__external_id")
+    def customer_display(self, obj: Subscription) -> str:
+        return obj.customer.external_id
+
+    @admin.display(description="plan", ordering="plan__code")
+    def plan_display(self, obj: Subscription) -> str:
+        return f"{obj.plan.code} v{obj.plan.version}"
+
+    @admin.display(description="promotion ends")
+    def promotion_end(self, obj: Subscription) -> str:
+        return promotion_end_display(obj)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
+        return super().get_queryset(request).select_related("customer", "plan", "promotion")
+
+    def get_form(
+        self, request: HttpRequest, obj: Subscription | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if obj is None:
+            kwargs["form"] = SubscriptionAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Subscription | None = None) -> Any:
+        if obj is None:
+            return (
+                (None, {"fields": ("external_id", "customer", "plan", "subscription_at", "billing_time")}),
+                ("Promotion", {"fields": ("promotion", "no_promotion")}),
+            )
+        return (
+            (
+                None,
+                {
+                    "fields": ("external_id", "customer", "plan", "status", "subscription_at", "terminated_at"),
+                    "description": SUBSCRIPTION_TERMS_NOTE,
+                },
+            ),
+            ("Terms", {"fields": ("billing_time", "promotion", "promotion_start", "promotion_end", "previous")}),
+            ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Subscription | None = None) -> Sequence[str]:
+        if obj is None:
+            return ()
+        return (
+            "external_id",
+            "customer",
+            "plan",
+            "status",
+            "subscription_at",
+            "terminated_at",
+            "billing_time",
+            "promotion",
+            "promotion_start",
+            "promotion_end",
+            "previous",
+            "created_at",
+            "updated_at",
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Subscription | None = None) -> bool:
+        return False  # subscriptions are terminated, not deleted: their periods are billed
+
+    def save_model(self, request: HttpRequest, obj: Subscription, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        data = form.cleaned_data
+        chosen: Promotion | None = data.get("promotion")
+        subscription, _created = subscription_create(
+            customer=data["customer"],
+            plan=data["plan"],
+            external_id=data["external_id"],
+            subscription_at=data["subscription_at"],
+            billing_time=data["billing_time"],
+            now=timezone.now(),
+            # The plan's promotion, the one chosen instead, or none.
+            promotion=None if data.get("no_promotion") else (chosen or PLAN_PROMOTION),
+        )
+        # The add view goes on with `obj` (history entry, redirect): make it the row just created.
+        for field in Subscription._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(subscription, field.attname))
+        obj._state.adding = False
+        obj._state.db = subscription._state.db
+
+    @admin.action(description="Terminate selected subscriptions now", permissions=["change"])
+    def terminate_selected(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        frozen_now = timezone.now()
+        terminated = 0
+        already = 0
+        for subscription in queryset:
+            if subscription.status == SubscriptionStatus.TERMINATED:
+                already += 1
+                continue
+            subscription_terminate(subscription=subscription, at=frozen_now)
+            terminated += 1
+        self.message_user(
+            request, ngettext(*SUBSCRIPTIONS_TERMINATED, terminated) % {"count": terminated}, messages.SUCCESS
+        )
+        if already:
+            self.message_user(
+                request, ngettext(*SUBSCRIPTIONS_ALREADY_TERMINATED, already) % {"count": already}, messages.INFO
+            )

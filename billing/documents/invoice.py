@@ -1,0 +1,225 @@
+"""The invoice document: one self-contained, printable HTML page per invoice.
+
+`invoice_context` turns an invoice into display strings; `render_invoice_html` renders them with
+templates/billing/invoice.html (inline CSS, no external assets, so the file can be saved, mailed
+or printed to PDF as it is).
+
+Choices a finance reader would ask about:
+- Billing details: a finalized (or paid, or void) invoice shows the snapshot taken at
+  finalization (`customer_snapshot`, `seller_name`), so editing the customer later never changes
+  a sent invoice; a draft shows the customer's live details and the configured seller.
+- Money is formatted by billing.documents.formats (`$355.00`, `€1,234.50`, `¥1,235`). Line
+  amounts are already rounded once to the currency's minor unit (ROUND_HALF_UP,
+  billing.engine.money); they are quantized again there only so Babel (which rounds half-even)
+  never gets to round anything.
+- Unit prices and tier amounts are shown exact (`$0.012`, `$0.012` for one unit of a tier):
+  each line is rounded once, its tiers are not, as DESIGN §3 prescribes.
+- The billing period is shown as local days in the customer's time zone, from the first day to
+  the last day inclusive (the stored bounds are half-open [start, end)).
+- Usage lines are followed by their tier breakdown; tiers that priced nothing are left out.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from babel import Locale
+from django.conf import settings
+from django.template.loader import render_to_string
+
+from billing.documents.formats import LOCALE, format_day, format_money, format_price, format_quantity
+from billing.engine.money import ZERO
+from billing.models import Invoice, InvoiceLine, InvoiceStatus, LineKind
+from billing.selectors.invoices import customer_snapshot
+from metering.days import local_date
+
+DRAFT_BANNER = "DRAFT — not final"
+VOID_BANNER = "VOID"
+NOT_ISSUED = "Not issued yet"
+
+
+# --- Reading details ----------------------------------------------------------------------------
+
+
+def _decimal(value: Any) -> Decimal:
+    """A decimal from the JSON details (amounts are strings there); 0 when absent or malformed."""
+    if value is None:
+        return ZERO
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return ZERO
+
+
+# --- Parties ------------------------------------------------------------------------------------
+
+
+def _country_name(code: str) -> str:
+    return Locale.parse(LOCALE).territories.get(code.upper(), code) if code else ""
+
+
+def billing_details(invoice: Invoice) -> dict[str, str]:
+    """The customer's billing details: the finalization snapshot, or live fields for a draft."""
+    if invoice.status != InvoiceStatus.DRAFT and invoice.customer_snapshot:
+        details = {key: str(value or "") for key, value in invoice.customer_snapshot.items()}
+    else:
+        details = customer_snapshot(invoice)
+    return {key: value or "" for key, value in details.items()}
+
+
+def customer_block(details: dict[str, str]) -> dict[str, Any]:
+    """The "Bill to" block: the legal name first, then the address lines a letter would carry."""
+    name = details.get("name", "")
+    legal_name = details.get("legal_name", "")
+    city_line = " ".join(part for part in (details.get("zipcode", ""), details.get("city", "")) if part)
+    if details.get("state"):
+        city_line = f"{city_line}, {details['state']}" if city_line else details["state"]
+    address = [
+        line
+        for line in (
+            details.get("address_line1", ""),
+            details.get("address_line2", ""),
+            city_line,
+            _country_name(details.get("country", "")),
+        )
+        if line
+    ]
+    return {
+        "display_name": legal_name or name or details.get("external_id", ""),
+        # The trading name too when the legal name differs from it ("Acme" of "Acme Corp Ltd").
+        "trading_name": name if legal_name and name and name != legal_name else "",
+        "external_id": details.get("external_id", ""),
+        "email": details.get("email", ""),
+        "tax_identification_number": details.get("tax_identification_number", ""),
+        "address": address,
+        "timezone": details.get("timezone", "") or "UTC",
+    }
+
+
+# --- Lines --------------------------------------------------------------------------------------
+
+
+def _tier_range(tier: dict[str, Any]) -> str:
+    start = format_quantity(_decimal(tier.get("from")))
+    up_to = tier.get("up_to")
+    if up_to is None:
+        return f"{start} and above"
+    return f"{start} – {format_quantity(_decimal(up_to))}"
+
+
+def tier_rows(line: InvoiceLine) -> list[dict[str, str]]:
+    """The tier breakdown of a usage line; tiers that priced nothing (0 units, 0 amount) are left out."""
+    rows = []
+    for tier in line.details.get("tiers") or []:
+        units = _decimal(tier.get("units"))
+        amount = _decimal(tier.get("amount"))
+        flat = _decimal(tier.get("flat_amount"))
+        if units == 0 and amount == 0:
+            continue
+        rows.append(
+            {
+                "label": f"Tier {tier.get('position', '')}: {_tier_range(tier)}",
+                "units": format_quantity(units),
+                "unit_price": format_price(_decimal(tier.get("unit_amount")), line.currency),
+                "flat_amount": format_price(flat, line.currency) if flat else "",
+                "amount": format_price(amount, line.currency),
+            }
+        )
+    return rows
+
+
+def _line_notes(line: InvoiceLine) -> list[str]:
+    """What a usage line's details add to its description: the usage limit, packages, a promotion."""
+    details = line.details or {}
+    notes = []
+    if details.get("limit_exceeded"):
+        notes.append(
+            f"Usage limit reached: {format_quantity(_decimal(details.get('quantity')))} measured, "
+            f"{format_quantity(_decimal(details.get('billed_units')))} billed."
+        )
+    if details.get("packages") is not None:
+        packages = int(details["packages"])
+        notes.append(f"{packages} package{'s' if packages != 1 else ''}.")
+    if line.kind == LineKind.LATE_USAGE and details.get("previously_billed_quantity") is not None:
+        notes.append(
+            f"Previously billed: {format_quantity(_decimal(details['previously_billed_quantity']))}; "
+            f"now measured: {format_quantity(_decimal(details.get('quantity')))}."
+        )
+    return notes
+
+
+def line_row(line: InvoiceLine) -> dict[str, Any]:
+    currency = line.currency
+    # A promotion line's quantity is days or units of the promotion window, which its
+    # description already states ("… for 14 of 30 days"); a bare number there would mislead.
+    show_quantity = line.kind != LineKind.PROMOTION
+    quantity = line.quantity
+    if line.kind == LineKind.BASE_FEE and quantity != quantity.to_integral_value():
+        # A prorated fee's quantity is days / full days (21/31 = 0.6774193548…); its description
+        # says "(21 of 31 days)", so four places are enough to read the column.
+        quantity = quantity.quantize(Decimal("0.0001"))
+    return {
+        "kind": line.kind,
+        "kind_display": line.get_kind_display(),
+        "description": line.description,
+        "quantity": format_quantity(quantity) if show_quantity else "",
+        "unit_price": format_price(line.unit_amount, currency) if line.unit_amount is not None else "",
+        "amount": format_money(line.amount, currency),
+        "is_credit": line.amount < 0,
+        "tiers": tier_rows(line) if line.kind in {LineKind.USAGE, LineKind.LATE_USAGE} else [],
+        "notes": _line_notes(line),
+    }
+
+
+# --- The document -------------------------------------------------------------------------------
+
+
+def invoice_context(invoice: Invoice) -> dict[str, Any]:
+    """Everything the invoice template shows, as display strings."""
+    details = billing_details(invoice)
+    customer = customer_block(details)
+    tz = customer["timezone"]
+    first_day = local_date(invoice.period_start, tz)
+    last_day = local_date(invoice.period_end, tz) - timedelta(days=1)
+    lines = list(invoice.lines.order_by("position", "id"))
+    subscription = invoice.subscription
+    plan = subscription.plan
+    is_draft = invoice.status == InvoiceStatus.DRAFT
+    is_void = invoice.status == InvoiceStatus.VOID
+    status_display = invoice.get_status_display()
+    if invoice.status == InvoiceStatus.PAID and invoice.paid_at is not None:
+        status_display = f"Paid on {format_day(local_date(invoice.paid_at, tz))}"
+    elif is_void and invoice.voided_at is not None:
+        status_display = f"Void since {format_day(local_date(invoice.voided_at, tz))}"
+    return {
+        "invoice": invoice,
+        "number": invoice.number or "DRAFT",
+        "title": f"Invoice {invoice.number}" if invoice.number else "Draft invoice",
+        "status": invoice.status,
+        "status_display": status_display,
+        "is_draft": is_draft,
+        "is_void": is_void,
+        "draft_banner": DRAFT_BANNER if is_draft else "",
+        "void_banner": VOID_BANNER if is_void else "",
+        "void_reason": invoice.void_reason if is_void else "",
+        "seller_name": invoice.seller_name or settings.BILLING_SELLER_NAME,
+        "customer": customer,
+        "issue_date": format_day(invoice.issued_on) if invoice.issued_on else NOT_ISSUED,
+        "period_first_day": format_day(first_day),
+        "period_last_day": format_day(last_day),
+        "timezone": tz,
+        "currency": invoice.currency,
+        "invoice_type": invoice.get_invoice_type_display(),
+        "subscription_external_id": subscription.external_id,
+        "plan_name": plan.name,
+        "plan_code": plan.code,
+        "lines": [line_row(line) for line in lines],
+        "has_tiers": any(line.details.get("tiers") for line in lines),
+        "total": format_money(invoice.total, invoice.currency),
+    }
+
+
+def render_invoice_html(invoice: Invoice) -> str:
+    return render_to_string("billing/invoice.html", invoice_context(invoice))

@@ -1,0 +1,49 @@
+"""Billing's models, one module per concept; everything is importable from here.
+
+The vocabularies (statuses, kinds, charge models) are defined once, in the pure engine
+(billing.engine.vocabulary), and re-exported here beside the models that use them.
+"""
+
+from billing.engine.vocabulary import (
+    AppliesTo,
+    BillingTime,
+    ChargeModel,
+    CommitmentCovers,
+    CommitmentStatus,
+    Interval,
+    InvoiceStatus,
+    InvoiceType,
+    LedgerKind,
+    LineKind,
+    SubscriptionStatus,
+)
+from billing.models.catalog import Charge, Plan, PlanQuerySet, Promotion, Tier
+from billing.models.commitments import Commitment, LedgerEntry
+from billing.models.history import history_user
+from billing.models.invoices import Invoice, InvoiceLine
+from billing.models.subscriptions import Subscription
+
+__all__ = [
+    "AppliesTo",
+    "BillingTime",
+    "Charge",
+    "ChargeModel",
+    "Commitment",
+    "CommitmentCovers",
+    "CommitmentStatus",
+    "Interval",
+    "Invoice",
+    "InvoiceLine",
+    "InvoiceStatus",
+    "InvoiceType",
+    "LedgerEntry",
+    "LedgerKind",
+    "LineKind",
+    "Plan",
+    "PlanQuerySet",
+    "Promotion",
+    "Subscription",
+    "SubscriptionStatus",
+    "Tier",
+    "history_user",
+]

@@ -1,0 +1,62 @@
+"""Subscriptions: a customer on a plan version."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from billing.engine.vocabulary import BillingTime, SubscriptionStatus
+from billing.models.catalog import Plan, Promotion
+from customers.models import Customer
+
+
+class Subscription(models.Model):
+    """A customer on a plan version from `subscription_at` until it is terminated."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    external_id = models.CharField(
+        max_length=255, help_text="Unique among live subscriptions; a plan change keeps it (as in Lago)."
+    )
+    subscription_at = models.DateTimeField(help_text="Start of the subscription.")
+    billing_time = models.CharField(
+        max_length=16, choices=BillingTime.choices, default=BillingTime.CALENDAR
+    )
+    status = models.CharField(
+        max_length=16, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE
+    )
+    terminated_at = models.DateTimeField(null=True, blank=True)
+    promotion = models.ForeignKey(
+        Promotion, on_delete=models.PROTECT, null=True, blank=True, related_name="subscriptions",
+        help_text="Copied from the plan at creation (or from the previous plan's subscription).",
+    )
+    promotion_start = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Where the promotion window starts: subscription_at, or the first subscription's start "
+        "after plan changes (a trial is given once).",
+    )
+    previous = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="next",
+        help_text="The subscription this one replaced on a plan change.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-subscription_at", "id"]
+        indexes = [
+            models.Index(fields=["customer", "status"], name="subscription_customer_status"),
+            models.Index(fields=["external_id"], name="subscription_external_id"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_id"], condition=~Q(status="terminated"), name="subscription_external_id_live_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(terminated_at__isnull=True) | Q(terminated_at__gte=models.F("subscription_at")),
+                name="subscription_terminates_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id

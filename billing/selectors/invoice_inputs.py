@@ -1,0 +1,182 @@
+"""What an invoice's lines are computed from, gathered once (reads only).
+
+`period_invoice_inputs` and `advance_invoice_inputs` read what one invoice needs into the pure
+`InvoiceInputs` (billing.engine.invoice): the plan's prices, the period's measured quantities,
+for late usage what each earlier finalized period measures now and what was billed for it, and
+the commitment balance it may draw from. The engine then computes every line from that.
+
+A caller holding the subscription's lock (the period close) passes what it already read, to save
+queries: `finalized_periods`, the (start, end) of every finalized or paid period invoice of the
+subscription; `may_draw_commitment=False` when it has no active commitment; `plans`, plans with
+their charges by id (a run's cache).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+
+from billing.engine.invoice import InvoiceInputs, LatePeriod, Quantities
+from billing.engine.periods import ONE_MICROSECOND, Period
+from billing.models import Invoice, InvoiceLine, InvoiceStatus, InvoiceType, LineKind, Plan, Subscription
+from billing.selectors.commitments import commitment_balance
+from billing.selectors.plans import plans_with_charges
+from billing.selectors.usage import measure_period, period_of, plan_spec_of, promotion_window
+
+PlanGetter = Callable[[int], Plan]
+
+
+def _plan_by_id(plan_id: int) -> Plan:
+    return plans_with_charges().get(pk=plan_id)
+
+
+def fee_period_ending_with(subscription: Subscription, plan: Plan, period: Period) -> Period | None:
+    """The base-fee period that ends when `period` ends, if any (arrears billing)."""
+    fee_period = period_of(subscription, at=period.end - ONE_MICROSECOND, interval=plan.interval)
+    return fee_period if fee_period.end == period.end else None
+
+
+def period_invoice_inputs(
+    subscription: Subscription,
+    plan: Plan,
+    period: Period,
+    *,
+    exclude_invoice: int | None = None,
+    finalized_periods: Sequence[tuple[datetime, datetime]] | None = None,
+    may_draw_commitment: bool = True,
+    plans: PlanGetter = _plan_by_id,
+) -> InvoiceInputs:
+    """Inputs of the period invoice of `period`: base fee in arrears, usage, late usage, drawdown."""
+    measured = measure_period(subscription, plan, period, count_events=False)
+    return InvoiceInputs(
+        plan=plan_spec_of(plan),
+        period=period,
+        fee_period=None if plan.pay_in_advance else fee_period_ending_with(subscription, plan, period),
+        promotion=promotion_window(subscription),
+        usage=tuple(m for _, m, _ in measured),
+        late=tuple(late_periods(subscription, plan, period, exclude_invoice, finalized_periods, plans)),
+        commitment=commitment_balance(subscription, period.start) if may_draw_commitment else None,
+    )
+
+
+def advance_invoice_inputs(
+    subscription: Subscription, plan: Plan, fee_period: Period, *, may_draw_commitment: bool = True
+) -> InvoiceInputs:
+    """Inputs of an advance invoice: the base fee of `fee_period` and its drawdown."""
+    return InvoiceInputs(
+        plan=plan_spec_of(plan),
+        period=fee_period,
+        fee_period=fee_period,
+        promotion=promotion_window(subscription),
+        commitment=commitment_balance(subscription, fee_period.start) if may_draw_commitment else None,
+    )
+
+
+# --- late usage -----------------------------------------------------------------------------
+
+
+def _replaced_chain(
+    subscription: Subscription, plan: Plan, horizon: datetime, plans: PlanGetter
+) -> list[tuple[Subscription, Plan]]:
+    """The subscription and those it replaced by plan changes that ended after `horizon`, with plans.
+
+    Late events for a replaced plan's last periods are billed on the new plan's invoices: the
+    replaced subscription is terminated and gets no more invoices of its own.
+    """
+    chain = [(subscription, plan)]
+    previous_id = subscription.previous_id
+    while previous_id is not None:
+        previous = Subscription.objects.select_related("customer", "promotion").get(pk=previous_id)
+        if previous.terminated_at is not None and previous.terminated_at <= horizon:
+            break
+        chain.append((previous, plans(previous.plan_id)))
+        previous_id = previous.previous_id
+    return chain
+
+
+def _earlier_finalized_starts(
+    subscription: Subscription,
+    period: Period,
+    horizon: datetime,
+    known: Sequence[tuple[datetime, datetime]] | None,
+) -> list[datetime]:
+    """Starts of the subscription's finalized (or paid) period invoices that ended in (horizon,
+    period.start], in order; from `known` when given, else from the database."""
+    if known is not None:
+        return sorted(start for start, end in known if horizon < end <= period.start)
+    return list(
+        Invoice.objects.filter(
+            subscription=subscription,
+            invoice_type=InvoiceType.PERIOD,
+            status__in=[InvoiceStatus.FINALIZED, InvoiceStatus.PAID],
+            period_end__lte=period.start,
+            period_end__gt=horizon,
+        )
+        .order_by("period_start")
+        .values_list("period_start", flat=True)
+    )
+
+
+def _quantities(details: dict[str, Any]) -> tuple[Decimal, Decimal | None]:
+    q_out = details.get("quantity_outside_promotion")
+    return Decimal(details.get("quantity", "0")), (Decimal(q_out) if q_out is not None else None)
+
+
+def billed_quantities(chain_ids: list[int], period_start: datetime, exclude_invoice: int | None) -> Quantities:
+    """What the live invoices of the chain billed for the period starting at `period_start`, per
+    metric: the quantities of its latest usage or late_usage line."""
+    lines = (
+        InvoiceLine.objects.filter(
+            invoice__subscription__in=chain_ids,
+            kind__in=[LineKind.USAGE, LineKind.LATE_USAGE],
+            period_start=period_start,
+        )
+        .exclude(invoice__status=InvoiceStatus.VOID)
+        .exclude(invoice_id=exclude_invoice)
+        .select_related("metric")
+        .order_by("invoice__created_at", "invoice_id", "position")
+    )
+    billed: Quantities = {}
+    for line in lines:
+        if line.metric is not None:
+            billed[line.metric.code] = _quantities(line.details)  # the latest wins
+    return billed
+
+
+def late_periods(
+    subscription: Subscription,
+    plan: Plan,
+    period: Period,
+    exclude_invoice: int | None,
+    finalized_periods: Sequence[tuple[datetime, datetime]] | None,
+    plans: PlanGetter,
+) -> list[LatePeriod]:
+    """Earlier finalized periods (of the subscription and those it replaced) that can still
+    receive events, oldest first, as the lines of one invoice read."""
+    horizon = period.start - timedelta(days=settings.BILLING_EVENT_MAX_AGE_DAYS + 1)
+    chain = _replaced_chain(subscription, plan, horizon, plans)
+    # Lines for an old period may sit on any invoice of the chain (late lines go on the newest).
+    chain_ids = [owner.pk for owner, _ in chain]
+    found: list[LatePeriod] = []
+    for owner, owner_plan in reversed(chain):
+        known = finalized_periods if owner is subscription else None
+        for old_start in _earlier_finalized_starts(owner, period, horizon, known):
+            old_period = period_of(owner, at=old_start)
+            found.append(
+                LatePeriod(
+                    period=old_period,
+                    charges=plan_spec_of(owner_plan).charges,
+                    currency=owner_plan.currency,
+                    promotion=promotion_window(owner),
+                    measured={
+                        m.metric_code: (m.quantity, m.quantity_outside_promotion)
+                        for _, m, _ in measure_period(owner, owner_plan, old_period, count_events=False)
+                    },
+                    billed=billed_quantities(chain_ids, old_start, exclude_invoice),
+                )
+            )
+    return found

@@ -1,0 +1,93 @@
+"""Ingesting usage events: resolve their owners, validate, flag the late ones, store (DESIGN §4).
+
+The API edge (billing.api.events) parses the body and renders the result; everything between is
+here. Owners are resolved for the whole batch at once (billing.selectors.event_owners), each event
+is validated by metering (metering.validation), and the batch is stored whole or not at all, once
+per (customer, transaction_id) (metering.ingest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+
+from billing.selectors.event_owners import closed_periods, event_owners, metrics_by_code
+from metering.ingest import StoredEvent, store_events
+from metering.validation import ValidEvent, validate_event
+
+
+class EventsInvalid(Exception):
+    """Some events are invalid; nothing was stored. `errors`: by index ("0", "1", …), then by field."""
+
+    def __init__(self, errors: dict[str, dict[str, list[str]]]) -> None:
+        self.errors = errors
+        super().__init__(f"{len(errors)} invalid event(s)")
+
+
+@dataclass(frozen=True)
+class IngestedEvent:
+    stored: StoredEvent
+    external_customer_id: str
+    # The subscription Lago's response names for an event sent by customer: its newest active one.
+    fallback_subscription_id: str
+
+
+def flag_late(events: list[ValidEvent], closed_until: dict[int, datetime]) -> list[ValidEvent]:
+    """Mark events whose period is already invoiced (finalized): they will be billed as late usage.
+
+    The flag informs (API response, admin filter); billing does not depend on it: every close
+    re-measures recent finalized periods, so an event is billed even if it raced a finalization.
+    `closed_until` (each customer's last closed period end) spares the query when every event
+    is newer, as nearly all are.
+    """
+    maybe = [e for e in events if e.timestamp < closed_until.get(e.owner.customer_id, e.timestamp)]
+    if not maybe:
+        return events
+    closed = closed_periods({e.owner.customer_id for e in maybe}, min(e.timestamp for e in maybe))
+    if not closed:
+        return events
+    return [
+        replace(e, is_late=True)
+        if any(start <= e.timestamp < end for start, end in closed.get(e.owner.customer_id, ()))
+        else e
+        for e in events
+    ]
+
+
+def events_ingest(*, payloads: list[Any], now: datetime) -> list[IngestedEvent]:
+    """Validate and store a batch of event payloads, all or none, in order.
+
+    Raises EventsInvalid (errors by index and field) when any is invalid, and
+    metering.ingest.EventConflict when a transaction id was already used for another event.
+    """
+    metrics = metrics_by_code(payloads)
+    owners = event_owners(payloads)
+    valid: list[ValidEvent] = []
+    errors: dict[str, dict[str, list[str]]] = {}
+    for i, payload in enumerate(payloads):
+        event, event_errors = validate_event(
+            payload,
+            resolve_owner=owners.resolve,
+            metrics=metrics,
+            now=now,
+            max_age_days=settings.BILLING_EVENT_MAX_AGE_DAYS,
+        )
+        if event is None:
+            errors[str(i)] = event_errors
+        else:
+            valid.append(event)
+    if errors:
+        raise EventsInvalid(errors)
+    valid = flag_late(valid, owners.closed_until)
+    stored = store_events(valid, received_at=now)
+    return [
+        IngestedEvent(
+            stored=row,
+            external_customer_id=event.owner.external_customer_id,
+            fallback_subscription_id=owners.active_subscription.get(event.owner.customer_id, ""),
+        )
+        for row, event in zip(stored, valid, strict=True)
+    ]
