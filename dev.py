@@ -67,7 +67,8 @@ def install() -> None:
     print("Installing dependencies from pyproject.toml …", flush=True)
     subprocess.run(
         [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[dev]"],
-        cwd=ROOT, check=True,
+        cwd=ROOT,
+        check=True,
     )
     STAMP.write_text(wanted)
 

@@ -26,9 +26,7 @@ def _read(name: str, parse: Callable[[], T]) -> T:
     except ImproperlyConfigured as exc:
         raise ImproperlyConfigured(f"{name}: {exc}") from exc
     except (ValueError, TypeError, KeyError) as exc:
-        raise ImproperlyConfigured(
-            f"{name}: cannot use {env.str(name, default='')!r} ({exc})"
-        ) from exc
+        raise ImproperlyConfigured(f"{name}: cannot use {env.str(name, default='')!r} ({exc})") from exc
 
 
 def env_bool(name: str, default: bool) -> bool:

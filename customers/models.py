@@ -17,7 +17,9 @@ class Customer(models.Model):
     email = models.EmailField(blank=True)
     currency = models.CharField(max_length=3, default="USD", validators=[validate_currency])
     timezone = models.CharField(
-        max_length=64, default="UTC", validators=[validate_timezone],
+        max_length=64,
+        default="UTC",
+        validators=[validate_timezone],
         help_text="IANA time zone; billing periods start at midnight here.",
     )
     # Billing details, snapshotted onto invoices when they are finalized.

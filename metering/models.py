@@ -20,7 +20,8 @@ class BillableMetric(models.Model):
     description = models.TextField(blank=True)
     aggregation = models.CharField(max_length=16, choices=Aggregation.choices)
     field = models.CharField(
-        max_length=128, blank=True,
+        max_length=128,
+        blank=True,
         help_text="Event property aggregated (e.g. user_id); empty for count.",
     )
     created_at = models.DateTimeField(auto_now_add=True)

@@ -12,8 +12,13 @@ def test_schema_lists_the_api_with_event_examples(client: Client) -> None:
     response = client.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     schema = response.json()
-    for path in ("/api/v1/events", "/api/v1/events/batch", "/api/v1/customers", "/api/v1/subscriptions",
-                 "/api/v1/customers/{external_id}/current_usage"):
+    for path in (
+        "/api/v1/events",
+        "/api/v1/events/batch",
+        "/api/v1/customers",
+        "/api/v1/subscriptions",
+        "/api/v1/customers/{external_id}/current_usage",
+    ):
         assert path in schema["paths"], path
     examples = schema["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]["application/json"]["examples"]
     assert any(e["value"]["event"]["code"] == "mtu" for e in examples.values())

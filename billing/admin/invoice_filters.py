@@ -108,5 +108,3 @@ class InvoiceCustomerFilter(admin.SimpleListFilter):
         if self.value():
             return queryset.filter(customer__external_id=self.value())
         return queryset
-
-

@@ -74,5 +74,3 @@ class InvoiceLineInline(admin.TabularInline):
     @admin.display(description="audit")
     def audit_display(self, obj: InvoiceLine) -> str:
         return audit_link(obj)  # the distinct values a usage line counted (billing.admin.audit)
-
-

@@ -97,7 +97,6 @@ CSV_HEADER = (
 )
 
 
-
 def period_days(invoice: Invoice) -> tuple[date, date]:
     """The first and last day (inclusive) of the invoice's period, in the customer's time zone."""
     tz = invoice.customer.timezone
@@ -333,9 +332,7 @@ class InvoiceAdmin(admin.ModelAdmin):
                 "unchanged": report.unchanged,
                 "errors": len(report.errors),
             }
-            self.message_user(
-                request, CLOSE_SUMMARY % counts, messages.WARNING if report.errors else messages.SUCCESS
-            )
+            self.message_user(request, CLOSE_SUMMARY % counts, messages.WARNING if report.errors else messages.SUCCESS)
             report_refusals(self, request, report.errors, CLOSE_ERROR)
             return HttpResponseRedirect(changelist_url)
         context = {

@@ -22,5 +22,3 @@ class BilledMetricAdmin(BillableMetricAdmin):
 
 admin.site.unregister(BillableMetric)
 admin.site.register(BillableMetric, BilledMetricAdmin)
-
-

@@ -466,5 +466,3 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/billing/plan/calculator.html", context)
-
-

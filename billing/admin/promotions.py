@@ -53,5 +53,3 @@ class PromotionAdmin(admin.ModelAdmin):
             ("Terms", {"fields": PROMOTION_TERMS_FIELDS, "description": SOLD_PROMOTION_NOTE}),
             ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
         )
-
-

@@ -220,7 +220,9 @@ class EventDetailView(ApiView):
         key = found_keys[0]
         found = list(
             Event.objects.filter(
-                customer_id=key.customer_id, metric_id=key.metric_id, timestamp=key.timestamp,
+                customer_id=key.customer_id,
+                metric_id=key.metric_id,
+                timestamp=key.timestamp,
                 transaction_id=transaction_id,
             ).select_related("metric", "customer")[:1]
         )

@@ -328,9 +328,7 @@ LIST_PARAMETERS = [
     OpenApiParameter("period", str, description="Issuing month, YYYY-MM."),
     OpenApiParameter("issuing_date_from", OpenApiTypes.DATE, description="Issued on or after (inclusive)."),
     OpenApiParameter("issuing_date_to", OpenApiTypes.DATE, description="Issued on or before (inclusive)."),
-    OpenApiParameter(
-        "period_from", OpenApiTypes.DATE, description="Billing period covers a day on or after this one."
-    ),
+    OpenApiParameter("period_from", OpenApiTypes.DATE, description="Billing period covers a day on or after this one."),
     OpenApiParameter("period_to", OpenApiTypes.DATE, description="Billing period covers a day on or before this one."),
     OpenApiParameter("page", int, description="1-based page number (default 1)."),
     OpenApiParameter("per_page", int, description=f"Invoices per page (default {DEFAULT_PER_PAGE}, at most 100)."),
@@ -376,4 +374,3 @@ class InvoiceDetailView(ApiView):
         if invoice is None:
             return not_found("invoice")
         return Response({"invoice": invoice_json(invoice)})
-

@@ -84,8 +84,13 @@ class PlanDef:
     def pricing(self) -> tuple[Any, ...]:
         """Everything that changes what a subscriber pays (not the name or description)."""
         return (
-            self.interval, self.currency, self.base_fee, self.pay_in_advance,
-            self.promotion, self.commitment, self.charges,
+            self.interval,
+            self.currency,
+            self.base_fee,
+            self.pay_in_advance,
+            self.promotion,
+            self.commitment,
+            self.charges,
         )
 
 
@@ -125,8 +130,15 @@ class _Reader:
         return value
 
     def text(
-        self, data: dict[str, Any], key: str, path: str, *, required: bool = True,
-        max_length: int = 255, code: bool = False, default: str = "",
+        self,
+        data: dict[str, Any],
+        key: str,
+        path: str,
+        *,
+        required: bool = True,
+        max_length: int = 255,
+        code: bool = False,
+        default: str = "",
     ) -> str:
         value = data.get(key, _MISSING)
         if value is _MISSING or value is None:
@@ -155,8 +167,15 @@ class _Reader:
         return str(value)
 
     def decimal(
-        self, data: dict[str, Any], key: str, path: str, *, required: bool = True,
-        nullable: bool = False, default: Decimal | None = None, positive: bool = False,
+        self,
+        data: dict[str, Any],
+        key: str,
+        path: str,
+        *,
+        required: bool = True,
+        nullable: bool = False,
+        default: Decimal | None = None,
+        positive: bool = False,
         maximum: Decimal | None = None,
     ) -> Decimal | None:
         value = data.get(key, _MISSING)
@@ -167,7 +186,7 @@ class _Reader:
                 self.error(f"{path}.{key}", "is required")
             return default
         if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-            self.error(f"{path}.{key}", "must be a decimal number (a JSON string such as \"0.012\" or a number)")
+            self.error(f"{path}.{key}", 'must be a decimal number (a JSON string such as "0.012" or a number)')
             return default
         if isinstance(value, float):  # pragma: no cover - json is parsed with parse_float=Decimal
             value = str(value)
@@ -193,7 +212,13 @@ class _Reader:
         return number
 
     def integer(
-        self, data: dict[str, Any], key: str, path: str, *, required: bool = True, minimum: int = 1,
+        self,
+        data: dict[str, Any],
+        key: str,
+        path: str,
+        *,
+        required: bool = True,
+        minimum: int = 1,
         maximum: int = 2_147_483_647,
     ) -> int | None:
         value = data.get(key, _MISSING)
@@ -296,9 +321,20 @@ def parse_catalog(
     for i, raw in enumerate(r.items(root, "plans", "")):
         path = f"plans[{i}]"
         p = r.obj(
-            raw, path,
-            ("code", "name", "description", "interval", "currency", "base_fee", "pay_in_advance",
-             "promotion", "commitment", "charges"),
+            raw,
+            path,
+            (
+                "code",
+                "name",
+                "description",
+                "interval",
+                "currency",
+                "base_fee",
+                "pay_in_advance",
+                "promotion",
+                "commitment",
+                "charges",
+            ),
         )
         if p is None:
             continue
@@ -352,9 +388,9 @@ def _charge(
     r: _Reader, raw: Any, path: str, metric_codes: set[str], known_metrics: Callable[[str], bool]
 ) -> ChargeDef | None:
     c = r.obj(
-        raw, path,
-        ("metric", "model", "tiers", "unit_amount", "package_size", "package_amount", "free_units",
-         "usage_limit"),
+        raw,
+        path,
+        ("metric", "model", "tiers", "unit_amount", "package_size", "package_amount", "free_units", "usage_limit"),
     )
     if c is None:
         return None

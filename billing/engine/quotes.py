@@ -38,8 +38,7 @@ def quote_plan(plan: PlanSpec, usage: Mapping[str, Decimal]) -> Quote:
     )
     lines += usage_lines(
         charges=[
-            MeasuredCharge(c.metric_code, c.metric_name, c.charge, usage.get(c.metric_code, ZERO))
-            for c in plan.charges
+            MeasuredCharge(c.metric_code, c.metric_name, c.charge, usage.get(c.metric_code, ZERO)) for c in plan.charges
         ],
         currency=plan.currency,
         period=None,

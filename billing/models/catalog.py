@@ -64,7 +64,11 @@ class Plan(models.Model):
         default=False, help_text="Bill the base fee at the start of its period instead of the end."
     )
     promotion = models.ForeignKey(
-        Promotion, on_delete=models.PROTECT, null=True, blank=True, related_name="plans",
+        Promotion,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="plans",
         help_text="Attached to every new subscription (e.g. the free trial).",
     )
     # Default commitment terms, copied onto each new subscription's commitment.
@@ -84,9 +88,7 @@ class Plan(models.Model):
         ordering = ["code", "-version"]
         constraints = [
             models.UniqueConstraint(fields=["code", "version"], name="plan_code_version_unique"),
-            models.UniqueConstraint(
-                fields=["code"], condition=Q(is_current=True), name="plan_one_current_version"
-            ),
+            models.UniqueConstraint(fields=["code"], condition=Q(is_current=True), name="plan_one_current_version"),
             models.CheckConstraint(condition=Q(base_fee__gte=0), name="plan_base_fee_not_negative"),
             models.CheckConstraint(
                 condition=Q(commitment_amount__isnull=True, commitment_months__isnull=True)
@@ -115,14 +117,14 @@ class Charge(models.Model):
     metric = models.ForeignKey(BillableMetric, on_delete=models.PROTECT, related_name="charges")
     position = models.PositiveSmallIntegerField(default=0)
     model = models.CharField(max_length=16, choices=ChargeModel.choices, default=ChargeModel.STANDARD)
-    unit_amount = models.DecimalField(
-        **price_field_kwargs(), default=0, help_text="Standard model: price per unit."
-    )
+    unit_amount = models.DecimalField(**price_field_kwargs(), default=0, help_text="Standard model: price per unit.")
     package_size = models.PositiveIntegerField(null=True, blank=True)
     package_amount = models.DecimalField(**price_field_kwargs(), null=True, blank=True)
     free_units = models.DecimalField(**price_field_kwargs(), default=0)
     usage_limit = models.DecimalField(
-        **price_field_kwargs(), null=True, blank=True,
+        **price_field_kwargs(),
+        null=True,
+        blank=True,
         help_text="Usage above this is not billed but flagged (plan limit).",
     )
     history = HistoricalRecords(get_user=history_user)  # shown in the admin's History view
@@ -164,9 +166,7 @@ class Tier(models.Model):
     class Meta:
         ordering = ["charge", "position", "id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(up_to__isnull=True) | Q(up_to__gt=0), name="tier_up_to_positive"
-            ),
+            models.CheckConstraint(condition=Q(up_to__isnull=True) | Q(up_to__gt=0), name="tier_up_to_positive"),
             models.CheckConstraint(condition=Q(unit_amount__gte=0), name="tier_unit_amount_not_negative"),
             models.CheckConstraint(condition=Q(flat_amount__gte=0), name="tier_flat_amount_not_negative"),
         ]

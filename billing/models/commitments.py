@@ -29,11 +29,13 @@ class Commitment(models.Model):
     covers = models.CharField(max_length=16, choices=CommitmentCovers.choices, default=CommitmentCovers.BASE_FEE)
     auto_renew = models.BooleanField(default=True)
     status = models.CharField(max_length=16, choices=CommitmentStatus.choices, default=CommitmentStatus.PENDING)
-    renewed_from = models.OneToOneField(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="renewal"
-    )
+    renewed_from = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="renewal")
     invoice = models.OneToOneField(
-        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="commitment",
+        Invoice,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="commitment",
         help_text="The prepayment invoice.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -80,9 +82,7 @@ class LedgerEntry(models.Model):
             models.UniqueConstraint(
                 fields=["commitment"], condition=Q(kind="expiry"), name="ledger_one_expiry_per_commitment"
             ),
-            models.CheckConstraint(
-                condition=~Q(kind="purchase") | Q(amount__gt=0), name="ledger_purchase_positive"
-            ),
+            models.CheckConstraint(condition=~Q(kind="purchase") | Q(amount__gt=0), name="ledger_purchase_positive"),
             models.CheckConstraint(
                 condition=~Q(kind="drawdown") | (Q(amount__lt=0) & Q(invoice__isnull=False)),
                 name="ledger_drawdown_negative_with_invoice",

@@ -19,24 +19,29 @@ class Subscription(models.Model):
         max_length=255, help_text="Unique among live subscriptions; a plan change keeps it (as in Lago)."
     )
     subscription_at = models.DateTimeField(help_text="Start of the subscription.")
-    billing_time = models.CharField(
-        max_length=16, choices=BillingTime.choices, default=BillingTime.CALENDAR
-    )
-    status = models.CharField(
-        max_length=16, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE
-    )
+    billing_time = models.CharField(max_length=16, choices=BillingTime.choices, default=BillingTime.CALENDAR)
+    status = models.CharField(max_length=16, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE)
     terminated_at = models.DateTimeField(null=True, blank=True)
     promotion = models.ForeignKey(
-        Promotion, on_delete=models.PROTECT, null=True, blank=True, related_name="subscriptions",
+        Promotion,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="subscriptions",
         help_text="Copied from the plan at creation (or from the previous plan's subscription).",
     )
     promotion_start = models.DateTimeField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="Where the promotion window starts: subscription_at, or the first subscription's start "
         "after plan changes (a trial is given once).",
     )
     previous = models.OneToOneField(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="next",
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="next",
         help_text="The subscription this one replaced on a plan change.",
     )
     created_at = models.DateTimeField(auto_now_add=True)

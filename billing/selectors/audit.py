@@ -134,5 +134,3 @@ def daily_distinct(
         so_far += counts[f"new_{i}"]
         result.append((day, counts[f"seen_{i}"], so_far))
     return result
-
-

@@ -20,8 +20,10 @@ def plan_def(plan: Plan) -> PlanDef:
     commitment = None
     if plan.commitment_amount is not None and plan.commitment_months is not None:
         commitment = CommitmentDef(
-            amount=plan.commitment_amount, months=plan.commitment_months,
-            covers=plan.commitment_covers, auto_renew=plan.commitment_auto_renew,
+            amount=plan.commitment_amount,
+            months=plan.commitment_months,
+            covers=plan.commitment_covers,
+            auto_renew=plan.commitment_auto_renew,
         )
     charges = tuple(
         ChargeDef(
@@ -37,9 +39,16 @@ def plan_def(plan: Plan) -> PlanDef:
         for c in plan.charges.all()
     )
     return PlanDef(
-        code=plan.code, name=plan.name, description=plan.description, interval=plan.interval,
-        currency=plan.currency, base_fee=plan.base_fee, pay_in_advance=plan.pay_in_advance,
-        promotion=plan.promotion.code if plan.promotion else None, commitment=commitment, charges=charges,
+        code=plan.code,
+        name=plan.name,
+        description=plan.description,
+        interval=plan.interval,
+        currency=plan.currency,
+        base_fee=plan.base_fee,
+        pay_in_advance=plan.pay_in_advance,
+        promotion=plan.promotion.code if plan.promotion else None,
+        commitment=commitment,
+        charges=charges,
     )
 
 
@@ -84,8 +93,11 @@ def catalog_export() -> dict[str, Any]:
         metrics.append(entry)
     promotions = [
         {
-            "code": p.code, "name": p.name, "percent_off": format_decimal(p.percent_off),
-            "duration_days": p.duration_days, "applies_to": p.applies_to,
+            "code": p.code,
+            "name": p.name,
+            "percent_off": format_decimal(p.percent_off),
+            "duration_days": p.duration_days,
+            "applies_to": p.applies_to,
         }
         for p in Promotion.objects.order_by("code")
     ]
@@ -93,7 +105,10 @@ def catalog_export() -> dict[str, Any]:
     for stored in plans_with_charges().filter(is_current=True).order_by("code"):
         p = plan_def(stored)
         plan: dict[str, Any] = {
-            "code": p.code, "name": p.name, "interval": p.interval, "currency": p.currency,
+            "code": p.code,
+            "name": p.name,
+            "interval": p.interval,
+            "currency": p.currency,
             "base_fee": format_decimal(p.base_fee),
         }
         if p.description:
@@ -104,8 +119,10 @@ def catalog_export() -> dict[str, Any]:
             plan["promotion"] = p.promotion
         if p.commitment:
             plan["commitment"] = {
-                "amount": format_decimal(p.commitment.amount), "months": p.commitment.months,
-                "covers": p.commitment.covers, "auto_renew": p.commitment.auto_renew,
+                "amount": format_decimal(p.commitment.amount),
+                "months": p.commitment.months,
+                "covers": p.commitment.covers,
+                "auto_renew": p.commitment.auto_renew,
             }
         plan["charges"] = [_charge_dict(c) for c in p.charges]
         plans.append(plan)

@@ -286,5 +286,3 @@ def expiring_commitments(now: datetime, days: int = EXPIRING_DAYS) -> list[Expir
     for commitment_id, amount in entries:
         balances[commitment_id] += amount
     return [Expiring(c, balances[c.pk]) for c in commitments if balances[c.pk] > 0][:EXPIRING_LISTED]
-
-

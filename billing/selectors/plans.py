@@ -15,8 +15,7 @@ def charge_spec(charge: Charge) -> ChargeSpec:
     return ChargeSpec(
         model=charge.model,
         tiers=tuple(
-            TierSpec(up_to=t.up_to, unit_amount=t.unit_amount, flat_amount=t.flat_amount)
-            for t in charge.tiers.all()
+            TierSpec(up_to=t.up_to, unit_amount=t.unit_amount, flat_amount=t.flat_amount) for t in charge.tiers.all()
         ),
         unit_amount=charge.unit_amount,
         package_size=charge.package_size,

@@ -37,9 +37,7 @@ from customers.validators import validate_currency
 from metering.models import BillableMetric
 
 METRIC_IN_USE = "metric {code!r} is billed on subscribed plans; its aggregation and field cannot change"
-PROMOTION_IN_USE = (
-    "promotion {code!r} is attached to {count} subscription(s); its terms cannot change (use a new code)"
-)
+PROMOTION_IN_USE = "promotion {code!r} is attached to {count} subscription(s); its terms cannot change (use a new code)"
 
 
 @dataclass
@@ -100,8 +98,11 @@ def _load_metric(metric: MetricDef, path: str, report: LoadReport, errors: list[
     stored = BillableMetric.objects.filter(code=metric.code).first()
     if stored is None:
         BillableMetric.objects.create(
-            code=metric.code, name=metric.name, aggregation=metric.aggregation,
-            field=metric.field, description=metric.description,
+            code=metric.code,
+            name=metric.name,
+            aggregation=metric.aggregation,
+            field=metric.field,
+            description=metric.description,
         )
         report.add("metric", metric.code, "created")
         return
@@ -123,8 +124,11 @@ def _load_promotion(promotion: PromotionDef, path: str, report: LoadReport, erro
     terms = (promotion.percent_off, promotion.duration_days, promotion.applies_to)
     if stored is None:
         Promotion.objects.create(
-            code=promotion.code, name=promotion.name, percent_off=promotion.percent_off,
-            duration_days=promotion.duration_days, applies_to=promotion.applies_to,
+            code=promotion.code,
+            name=promotion.name,
+            percent_off=promotion.percent_off,
+            duration_days=promotion.duration_days,
+            applies_to=promotion.applies_to,
         )
         report.add("promotion", promotion.code, "created")
         return
@@ -195,9 +199,15 @@ def _create_charges(plan: Plan, charges: tuple[ChargeDef, ...]) -> None:
     metrics = {m.code: m for m in BillableMetric.objects.filter(code__in=[c.metric for c in charges])}
     for position, c in enumerate(charges):
         charge = Charge.objects.create(
-            plan=plan, metric=metrics[c.metric], position=position, model=c.model,
-            unit_amount=c.unit_amount, package_size=c.package_size, package_amount=c.package_amount,
-            free_units=c.free_units, usage_limit=c.usage_limit,
+            plan=plan,
+            metric=metrics[c.metric],
+            position=position,
+            model=c.model,
+            unit_amount=c.unit_amount,
+            package_size=c.package_size,
+            package_amount=c.package_amount,
+            free_units=c.free_units,
+            usage_limit=c.usage_limit,
         )
         bulk_create_with_history(
             [

@@ -87,9 +87,7 @@ def unique(args: dict[str, Any]) -> dict[str, Any]:
     raw_count, raw_runs = timed(raw, repeats)
     events = window_events(customer=customer, metric=metric, start=start, end=end)
     scanned, scan_runs = timed(events.count, repeats)
-    counted, count_runs = timed(
-        lambda: events_count(customer=customer, metric=metric, start=start, end=end), repeats
-    )
+    counted, count_runs = timed(lambda: events_count(customer=customer, metric=metric, start=start, end=end), repeats)
     if counted != scanned:
         raise RuntimeError(f"daily event counts say {counted}, the events table {scanned}")
     _, aggregate_runs = timed(

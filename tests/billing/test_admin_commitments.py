@@ -69,8 +69,12 @@ def commitment(
 ) -> Commitment:
     """A commitment of `sub`; prepaid (invoice, purchase entry, active) unless told otherwise."""
     c = Commitment.objects.create(
-        subscription=sub, amount=Decimal(amount), currency=sub.plan.currency, term_start=start,
-        term_end=term_end(start, months, sub.customer.timezone), months=months,
+        subscription=sub,
+        amount=Decimal(amount),
+        currency=sub.plan.currency,
+        term_start=start,
+        term_end=term_end(start, months, sub.customer.timezone),
+        months=months,
     )
     if prepaid:
         with time_machine.travel(start, tick=False):
@@ -263,8 +267,13 @@ def test_pending_commitment_can_be_edited_and_its_term_is_recomputed(admin_clien
 
 def add_data(sub: Subscription, **changes: str) -> dict[str, str]:
     return {
-        "subscription": str(sub.pk), "amount": "1440", "start_day": "2026-07-01", "months": "12",
-        "covers": CommitmentCovers.BASE_FEE, "auto_renew": "on", **changes,
+        "subscription": str(sub.pk),
+        "amount": "1440",
+        "start_day": "2026-07-01",
+        "months": "12",
+        "covers": CommitmentCovers.BASE_FEE,
+        "auto_renew": "on",
+        **changes,
     }
 
 

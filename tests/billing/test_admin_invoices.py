@@ -108,7 +108,9 @@ def october(settings: Any) -> dict[str, Invoice]:
     for invoice in invoices.values():
         invoice.refresh_from_db()
     assert [invoices[n].number for n in ("finalized", "paid", "void")] == [
-        "INV-2026-000001", "INV-2026-000002", "INV-2026-000003"
+        "INV-2026-000001",
+        "INV-2026-000002",
+        "INV-2026-000003",
     ]
     return invoices
 
@@ -167,8 +169,13 @@ def test_changelist_lists_a_hundred_invoices_in_a_bounded_number_of_queries(
     assert "INV-2026-000002" in content
     assert "120.00 USD" in content
     # the filters are there
-    for parameter in ("status__exact=finalized", "invoice_type__exact=period", "period=2026-10", "plan_code=team",
-                      "customer="):
+    for parameter in (
+        "status__exact=finalized",
+        "invoice_type__exact=period",
+        "period=2026-10",
+        "plan_code=team",
+        "customer=",
+    ):
         assert parameter in content, parameter
 
     # filters and search do not add queries per row either
@@ -260,17 +267,46 @@ def test_usage_line_shows_its_tier_breakdown_on_the_invoice_page(
 ) -> None:
     invoice = october["draft"]
     InvoiceLine.objects.create(
-        invoice=invoice, position=5, kind=LineKind.USAGE, description="Monthly tracked users",
-        quantity=Decimal(30_000), amount=Decimal("235.00"), currency="USD",
-        period_start=invoice.period_start, period_end=invoice.period_end,
-        details={"tiers": [
-            {"position": 1, "from": "1", "up_to": "10000", "units": "10000", "unit_amount": "0",
-             "flat_amount": "0", "amount": "0"},
-            {"position": 2, "from": "10001", "up_to": "25000", "units": "15000", "unit_amount": "0.012",
-             "flat_amount": "0", "amount": "180"},
-            {"position": 4, "from": "100001", "up_to": None, "units": "0", "unit_amount": "0.010",
-             "flat_amount": "0", "amount": "0"},
-        ]},
+        invoice=invoice,
+        position=5,
+        kind=LineKind.USAGE,
+        description="Monthly tracked users",
+        quantity=Decimal(30_000),
+        amount=Decimal("235.00"),
+        currency="USD",
+        period_start=invoice.period_start,
+        period_end=invoice.period_end,
+        details={
+            "tiers": [
+                {
+                    "position": 1,
+                    "from": "1",
+                    "up_to": "10000",
+                    "units": "10000",
+                    "unit_amount": "0",
+                    "flat_amount": "0",
+                    "amount": "0",
+                },
+                {
+                    "position": 2,
+                    "from": "10001",
+                    "up_to": "25000",
+                    "units": "15000",
+                    "unit_amount": "0.012",
+                    "flat_amount": "0",
+                    "amount": "180",
+                },
+                {
+                    "position": 4,
+                    "from": "100001",
+                    "up_to": None,
+                    "units": "0",
+                    "unit_amount": "0.010",
+                    "flat_amount": "0",
+                    "amount": "0",
+                },
+            ]
+        },
     )
     content = admin_client.get(change_url(invoice)).content.decode()
     assert "Tier 2: 10,001 – 25,000: 15,000 × $0.012 = $180.00" in content

@@ -66,7 +66,9 @@ def store_users(customer: Customer, users: range, when: datetime, prefix: str) -
 @pytest.fixture
 def plan() -> Plan:
     plan = PlanFactory(
-        code="team", name="Team", base_fee=Decimal("120"),
+        code="team",
+        name="Team",
+        base_fee=Decimal("120"),
         promotion=PromotionFactory(code="trial-14d-base", name="14-day free trial"),
     )
     charge = ChargeFactory(plan=plan, metric=BillableMetricFactory(), model=ChargeModel.GRADUATED)
@@ -79,10 +81,12 @@ def invoices(plan: Plan, settings: Any) -> dict[str, Invoice]:
     settings.BILLING_GRACE_PERIOD_HOURS = 24
     acme = CustomerFactory(external_id="acme", name="Acme")
     globex = CustomerFactory(external_id="globex", name="Globex", timezone="Europe/Paris")
-    SubscriptionFactory(customer=acme, plan=plan, external_id="acme-team",
-                        subscription_at=datetime(2026, 8, 1, tzinfo=UTC))
-    SubscriptionFactory(customer=globex, plan=plan, external_id="globex-team",
-                        subscription_at=datetime(2026, 8, 31, 22, tzinfo=UTC))  # Sep 1, Paris
+    SubscriptionFactory(
+        customer=acme, plan=plan, external_id="acme-team", subscription_at=datetime(2026, 8, 1, tzinfo=UTC)
+    )
+    SubscriptionFactory(
+        customer=globex, plan=plan, external_id="globex-team", subscription_at=datetime(2026, 8, 31, 22, tzinfo=UTC)
+    )  # Sep 1, Paris
     store_users(acme, range(300), datetime(2026, 9, 20, tzinfo=UTC), "sep")
     close_periods(now=datetime(2026, 9, 2, 1, tzinfo=UTC))  # August, after its grace
     close_periods(now=datetime(2026, 10, 2, 1, tzinfo=UTC))  # September
@@ -197,8 +201,7 @@ def test_no_key_or_a_bad_key_is_401(path: str) -> None:
 
 def test_list_is_newest_period_first_with_lago_meta(api: APIClient, invoices: dict[str, Invoice]) -> None:
     body = get(api, "/api/v1/invoices")
-    assert body["meta"] == {"current_page": 1, "next_page": None, "prev_page": None, "total_pages": 1,
-                            "total_count": 5}
+    assert body["meta"] == {"current_page": 1, "next_page": None, "prev_page": None, "total_pages": 1, "total_count": 5}
     periods = [inv["period_start"] for inv in body["invoices"]]
     assert periods == sorted(periods, reverse=True)
     assert all(inv["lines"] for inv in body["invoices"])
@@ -233,10 +236,12 @@ def test_period_filters_the_issuing_month(api: APIClient, invoices: dict[str, In
     # finalized: the day of finalization; drafts: the day they are due (the period's end)
     assert set(ids(get(api, "/api/v1/invoices", period="2026-09"))) == {str(invoices["acme-08"].pk)}
     assert set(ids(get(api, "/api/v1/invoices", period="2026-10"))) == {
-        str(invoices["acme-09"].pk), str(invoices["globex-09"].pk)
+        str(invoices["acme-09"].pk),
+        str(invoices["globex-09"].pk),
     }
     assert set(ids(get(api, "/api/v1/invoices", period="2026-11"))) == {
-        str(invoices["acme-10"].pk), str(invoices["globex-10"].pk)
+        str(invoices["acme-10"].pk),
+        str(invoices["globex-10"].pk),
     }
     assert get(api, "/api/v1/invoices", period="2026-12")["invoices"] == []
     issued = get(api, "/api/v1/invoices", issuing_date_from="2026-10-02", issuing_date_to="2026-10-02")
@@ -251,7 +256,9 @@ def test_period_range_uses_the_customers_calendar_days(api: APIClient, invoices:
     assert invoices["globex-09"].period_start == datetime(2026, 8, 31, 22, tzinfo=UTC)
     late_summer = get(api, "/api/v1/invoices", period_from="2026-08-15", period_to="2026-09-01")
     assert set(ids(late_summer)) == {
-        str(invoices["acme-08"].pk), str(invoices["acme-09"].pk), str(invoices["globex-09"].pk)
+        str(invoices["acme-08"].pk),
+        str(invoices["acme-09"].pk),
+        str(invoices["globex-09"].pk),
     }
     since_october = get(api, "/api/v1/invoices", period_from="2026-10-01")
     assert set(ids(since_october)) == {str(invoices["acme-10"].pk), str(invoices["globex-10"].pk)}

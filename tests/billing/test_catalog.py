@@ -58,8 +58,11 @@ def subscribe(plan_code: str) -> Subscription:
     customer = Customer.objects.create(external_id="cust-1", name="Acme")
     plan = Plan.objects.get(code=plan_code, is_current=True)
     return Subscription.objects.create(
-        customer=customer, plan=plan, external_id="sub-1",
-        subscription_at=datetime(2026, 9, 1, tzinfo=UTC), promotion=plan.promotion,
+        customer=customer,
+        plan=plan,
+        external_id="sub-1",
+        subscription_at=datetime(2026, 9, 1, tzinfo=UTC),
+        promotion=plan.promotion,
     )
 
 
@@ -130,9 +133,7 @@ def test_loading_the_same_catalog_twice_changes_nothing(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_invalid_catalog_names_the_path_and_changes_nothing(
-    tmp_path: Path, mutate: Any, message: str
-) -> None:
+def test_invalid_catalog_names_the_path_and_changes_nothing(tmp_path: Path, mutate: Any, message: str) -> None:
     load(tmp_path, segment())
     before = snapshot()
     catalog = copy.deepcopy(segment())
@@ -235,18 +236,34 @@ def test_other_charge_models_load(tmp_path: Path) -> None:
             {"code": "storage", "name": "Storage GB", "aggregation": "max", "field": "gb"},
             {"code": "seats", "name": "Seats", "aggregation": "latest", "field": "seats"},
         ],
-        "plans": [{
-            "code": "pro", "name": "Pro", "interval": "year", "currency": "EUR", "base_fee": "1000",
-            "pay_in_advance": True,
-            "charges": [
-                {"metric": "api_calls", "model": "package", "package_size": 1000, "package_amount": "5",
-                 "free_units": 10000},
-                {"metric": "storage", "model": "volume", "tiers": [
-                    {"up_to": 100, "unit_amount": "0.5", "flat_amount": "10"},
-                    {"up_to": None, "unit_amount": "0.25"}]},
-                {"metric": "seats", "model": "standard", "unit_amount": "12.5"},
-            ],
-        }],
+        "plans": [
+            {
+                "code": "pro",
+                "name": "Pro",
+                "interval": "year",
+                "currency": "EUR",
+                "base_fee": "1000",
+                "pay_in_advance": True,
+                "charges": [
+                    {
+                        "metric": "api_calls",
+                        "model": "package",
+                        "package_size": 1000,
+                        "package_amount": "5",
+                        "free_units": 10000,
+                    },
+                    {
+                        "metric": "storage",
+                        "model": "volume",
+                        "tiers": [
+                            {"up_to": 100, "unit_amount": "0.5", "flat_amount": "10"},
+                            {"up_to": None, "unit_amount": "0.25"},
+                        ],
+                    },
+                    {"metric": "seats", "model": "standard", "unit_amount": "12.5"},
+                ],
+            }
+        ],
     }
     load(tmp_path, catalog)
     pro = Plan.objects.get(code="pro")
@@ -258,8 +275,14 @@ def test_other_charge_models_load(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mtu", "total"),
     [
-        (30000, "355.00"), (150000, "1625.00"), (10000, "120.00"), (10001, "120.01"),
-        (25000, "300.00"), (25001, "300.01"), (100000, "1125.00"), (100001, "1125.01"),
+        (30000, "355.00"),
+        (150000, "1625.00"),
+        (10000, "120.00"),
+        (10001, "120.01"),
+        (25000, "300.00"),
+        (25001, "300.01"),
+        (100000, "1125.00"),
+        (100001, "1125.01"),
     ],
 )
 def test_quote_command_gives_design_totals(mtu: int, total: str) -> None:
@@ -280,7 +303,10 @@ def test_quote_30000_lines_and_tiers() -> None:
     lines = json.loads(out.text)["lines"]
     assert [line["amount"] for line in lines] == ["120.00", "235.00"]
     assert [(t["units"], t["amount"]) for t in lines[1]["tiers"]] == [
-        ("10000", "0"), ("15000", "180"), ("5000", "55"), ("0", "0"),
+        ("10000", "0"),
+        ("15000", "180"),
+        ("5000", "55"),
+        ("0", "0"),
     ]
 
 

@@ -149,9 +149,7 @@ def close_in_reverse(now: datetime) -> CloseReport:
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["same-order", "opposite-order"])
-def test_two_threads_closing_at_once_invoice_each_period_once(
-    population: list[Subscription], reverse: bool
-) -> None:
+def test_two_threads_closing_at_once_invoice_each_period_once(population: list[Subscription], reverse: bool) -> None:
     now = timezone.now()
     barrier = threading.Barrier(2)
     reports: list[CloseReport] = []

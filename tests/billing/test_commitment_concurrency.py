@@ -51,7 +51,11 @@ CATALOG = {
     ],
     "plans": [
         {
-            "code": "metered", "name": "Metered", "interval": "month", "currency": "USD", "base_fee": "10",
+            "code": "metered",
+            "name": "Metered",
+            "interval": "month",
+            "currency": "USD",
+            "base_fee": "10",
             "commitment": {"amount": "200", "months": 12, "covers": "all", "auto_renew": False},
             "charges": [{"metric": "mtu", "model": "standard", "unit_amount": "0.10"}],
         }
@@ -102,8 +106,12 @@ def test_concurrent_period_closes_never_overdraw_a_commitment(tmp_path: Path) ->
         customer = Customer.objects.create(external_id=f"acme-{n}", name=f"Acme {n}", currency="USD")
         with time_machine.travel(at(2026, 1, 1, 0, 10), tick=False):
             subscription_create(
-                customer=customer, plan=plan, external_id=f"acme-{n}-metered", subscription_at=at(2026, 1, 1),
-                billing_time="calendar", now=at(2026, 1, 1, 0, 10),
+                customer=customer,
+                plan=plan,
+                external_id=f"acme-{n}-metered",
+                subscription_at=at(2026, 1, 1),
+                billing_time="calendar",
+                now=at(2026, 1, 1, 0, 10),
             )
     # Each month costs $10 + 500 users × $0.10 = $60: four months ($240) are more than the $200.
     for month in MONTHS:
@@ -111,8 +119,13 @@ def test_concurrent_period_closes_never_overdraw_a_commitment(tmp_path: Path) ->
         with time_machine.travel(when, tick=False):
             for n in range(CUSTOMERS):
                 events = [
-                    {"transaction_id": f"{month}-u{u}", "external_customer_id": f"acme-{n}", "code": "mtu",
-                     "timestamp": when.isoformat(), "properties": {"user_id": f"u{u}"}}
+                    {
+                        "transaction_id": f"{month}-u{u}",
+                        "external_customer_id": f"acme-{n}",
+                        "code": "mtu",
+                        "timestamp": when.isoformat(),
+                        "properties": {"user_id": f"u{u}"},
+                    }
                     for u in range(500)
                 ]
                 response = client.post("/api/v1/events/batch", {"events": events}, format="json")
@@ -146,8 +159,7 @@ def test_concurrent_period_closes_never_overdraw_a_commitment(tmp_path: Path) ->
         # $60, $60, $60 drawn, then the last $20; the rest of April is billed in cash.
         assert drawn == Decimal("200.00") and balance(commitment) == 0
         totals = [
-            i.total
-            for i in period_invoices.filter(subscription=commitment.subscription).order_by("period_start")
+            i.total for i in period_invoices.filter(subscription=commitment.subscription).order_by("period_start")
         ]
         assert totals == [0, 0, 0, Decimal("40.00")]
 
@@ -170,8 +182,12 @@ def test_adjustments_racing_period_closes_never_overdraw(tmp_path: Path) -> None
         customer = Customer.objects.create(external_id=f"acme-{n}", name=f"Acme {n}", currency="USD")
         with time_machine.travel(at(2026, 1, 1, 0, 10), tick=False):
             subscription_create(
-                customer=customer, plan=plan, external_id=f"acme-{n}-metered", subscription_at=at(2026, 1, 1),
-                billing_time="calendar", now=at(2026, 1, 1, 0, 10),
+                customer=customer,
+                plan=plan,
+                external_id=f"acme-{n}-metered",
+                subscription_at=at(2026, 1, 1),
+                billing_time="calendar",
+                now=at(2026, 1, 1, 0, 10),
             )
     commitments = list(Commitment.objects.order_by("id"))
     now = at(2026, 5, 1, 0, 5)  # four $10 base fees to draw from each $200

@@ -59,12 +59,20 @@ CATALOG = {
     ],
     "plans": [
         {
-            "code": "metered", "name": "Metered", "interval": "month", "currency": "USD", "base_fee": "10",
+            "code": "metered",
+            "name": "Metered",
+            "interval": "month",
+            "currency": "USD",
+            "base_fee": "10",
             "commitment": {"amount": "200", "months": 12, "covers": "all", "auto_renew": False},
             "charges": [{"metric": "mtu", "model": "standard", "unit_amount": "0.10"}],
         },
         {
-            "code": "renewing", "name": "Renewing", "interval": "month", "currency": "USD", "base_fee": "5",
+            "code": "renewing",
+            "name": "Renewing",
+            "interval": "month",
+            "currency": "USD",
+            "base_fee": "5",
             "commitment": {"amount": "100", "months": 12, "covers": "base_fee", "auto_renew": True},
             "charges": [{"metric": "mtu", "model": "standard", "unit_amount": "0.10"}],
         },
@@ -91,16 +99,30 @@ class Api:
     def subscribe(self, customer: str, plan: str, start: datetime) -> Subscription:
         with time_machine.travel(start, tick=False):
             self.post("/api/v1/customers", {"customer": {"external_id": customer, "name": customer, "currency": "USD"}})
-            self.post("/api/v1/subscriptions", {"subscription": {
-                "external_customer_id": customer, "plan_code": plan, "external_id": f"{customer}-{plan}",
-                "subscription_at": start.isoformat(), "billing_time": "calendar"}})
+            self.post(
+                "/api/v1/subscriptions",
+                {
+                    "subscription": {
+                        "external_customer_id": customer,
+                        "plan_code": plan,
+                        "external_id": f"{customer}-{plan}",
+                        "subscription_at": start.isoformat(),
+                        "billing_time": "calendar",
+                    }
+                },
+            )
         return Subscription.objects.get(external_id=f"{customer}-{plan}")
 
     def users(self, customer: str, count: int, when: datetime) -> None:
         """`count` distinct users seen on `when`, posted on that day."""
         events = [
-            {"transaction_id": f"{when:%Y%m%d}-u{u}", "external_customer_id": customer, "code": "mtu",
-             "timestamp": when.isoformat(), "properties": {"user_id": f"u{u}"}}
+            {
+                "transaction_id": f"{when:%Y%m%d}-u{u}",
+                "external_customer_id": customer,
+                "code": "mtu",
+                "timestamp": when.isoformat(),
+                "properties": {"user_id": f"u{u}"},
+            }
             for u in range(count)
         ]
         with time_machine.travel(when, tick=False):
@@ -166,7 +188,9 @@ def test_covers_all_draws_usage_too_until_the_balance_is_spent_then_bills_cash(a
     close(2026, 2)
     january = period_invoice(subscription, 2026, 1)
     assert lines(january) == [
-        ("base_fee", Decimal("10.00")), ("usage", Decimal("30.00")), ("commitment_drawdown", Decimal("-40.00")),
+        ("base_fee", Decimal("10.00")),
+        ("usage", Decimal("30.00")),
+        ("commitment_drawdown", Decimal("-40.00")),
     ]
     assert january.total == 0 and january.status == InvoiceStatus.FINALIZED
     assert balance(commitment) == Decimal("160.00")
@@ -182,7 +206,9 @@ def test_covers_all_draws_usage_too_until_the_balance_is_spent_then_bills_cash(a
     close(2026, 4)
     march = period_invoice(subscription, 2026, 3)
     assert lines(march) == [
-        ("base_fee", Decimal("10.00")), ("usage", Decimal("60.00")), ("commitment_drawdown", Decimal("-50.00")),
+        ("base_fee", Decimal("10.00")),
+        ("usage", Decimal("60.00")),
+        ("commitment_drawdown", Decimal("-50.00")),
     ]
     assert march.total == Decimal("20.00")
     assert balance(commitment) == 0
@@ -352,7 +378,9 @@ def test_missed_days_are_caught_up_term_after_term_in_order(api: Api) -> None:
     second = first.renewal
     third = second.renewal
     assert [c.status for c in (first, second, third)] == [
-        CommitmentStatus.EXPIRED, CommitmentStatus.EXPIRED, CommitmentStatus.ACTIVE,
+        CommitmentStatus.EXPIRED,
+        CommitmentStatus.EXPIRED,
+        CommitmentStatus.ACTIVE,
     ]
     assert (second.term_start, second.term_end) == (at(2027, 1, 1), at(2028, 1, 1))
     assert (third.term_start, third.term_end) == (at(2028, 1, 1), at(2029, 1, 1))
@@ -409,8 +437,14 @@ def test_commitment_added_later_is_prepaid_only_when_its_start_is_processed(api:
     start = day_start(date(2026, 3, 1), "UTC")
     with time_machine.travel(at(2026, 2, 10), tick=False):
         commitment = Commitment.objects.create(
-            subscription=subscription, amount=Decimal("300"), currency="USD", term_start=start,
-            term_end=term_end(start, 12, "UTC"), months=12, covers=CommitmentCovers.BASE_FEE, auto_renew=False,
+            subscription=subscription,
+            amount=Decimal("300"),
+            currency="USD",
+            term_start=start,
+            term_end=term_end(start, 12, "UTC"),
+            months=12,
+            covers=CommitmentCovers.BASE_FEE,
+            auto_renew=False,
         )
     assert commitment.term_end == at(2027, 3, 1)
 
@@ -431,7 +465,8 @@ def test_commitment_added_later_is_prepaid_only_when_its_start_is_processed(api:
 
     close(2026, 4)
     assert lines(period_invoice(subscription, 2026, 3)) == [
-        ("base_fee", Decimal("40.00")), ("commitment_drawdown", Decimal("-40.00")),
+        ("base_fee", Decimal("40.00")),
+        ("commitment_drawdown", Decimal("-40.00")),
     ]
     assert balance(commitment) == Decimal("260.00")
 
@@ -442,8 +477,14 @@ def test_next_term_set_up_by_hand_replaces_the_automatic_renewal(api: Api) -> No
     start = at(2027, 1, 1)
     with time_machine.travel(at(2026, 11, 10), tick=False):
         next_year = Commitment.objects.create(
-            subscription=subscription, amount=Decimal("150"), currency="USD", term_start=start,
-            term_end=term_end(start, 12, "UTC"), months=12, covers=CommitmentCovers.BASE_FEE, auto_renew=False,
+            subscription=subscription,
+            amount=Decimal("150"),
+            currency="USD",
+            term_start=start,
+            term_end=term_end(start, 12, "UTC"),
+            months=12,
+            covers=CommitmentCovers.BASE_FEE,
+            auto_renew=False,
         )
     close(2027, 1)
 
@@ -463,8 +504,12 @@ def test_voiding_a_prepayment_invoice_cancels_its_commitment_and_takes_back_the_
     plan = Plan.objects.get(code="team-annual", is_current=True)
     frozen_now = timezone.now()
     subscription_create(
-        customer=customer, plan=plan, external_id="vp", subscription_at=frozen_now,
-        billing_time="calendar", now=frozen_now,
+        customer=customer,
+        plan=plan,
+        external_id="vp",
+        subscription_at=frozen_now,
+        billing_time="calendar",
+        now=frozen_now,
     )
     prepayment = Invoice.objects.get(invoice_type=InvoiceType.COMMITMENT)
     invoice_void(invoice=prepayment, reason="customer never paid", now=frozen_now)

@@ -24,8 +24,12 @@ def test_customer_page_shows_commitment_balance_drawdown_and_ledger(admin_client
     start = datetime(2026, 3, 1, tzinfo=UTC)
     with time_machine.travel(datetime(2026, 3, 1, 0, 10, tzinfo=UTC), tick=False):
         subscription_create(
-            customer=customer, plan=Plan.objects.get(code="team-annual", is_current=True),
-            external_id="initech-annual", subscription_at=start, billing_time="calendar", now=start,
+            customer=customer,
+            plan=Plan.objects.get(code="team-annual", is_current=True),
+            external_id="initech-annual",
+            subscription_at=start,
+            billing_time="calendar",
+            now=start,
         )
     with time_machine.travel(datetime(2026, 4, 1, 0, 5, tzinfo=UTC), tick=False):
         call_command("close_period", stdout=StringIO())  # March: 120.00 − 54.19 trial = 65.81 drawn

@@ -86,8 +86,15 @@ def team_october_invoice() -> Invoice:
         post(
             api,
             "/api/v1/subscriptions",
-            {"subscription": {"external_customer_id": "acme", "plan_code": "team", "external_id": "acme-team",
-                              "subscription_at": "2026-09-01T00:00:00Z", "billing_time": "calendar"}},
+            {
+                "subscription": {
+                    "external_customer_id": "acme",
+                    "plan_code": "team",
+                    "external_id": "acme-team",
+                    "subscription_at": "2026-09-01T00:00:00Z",
+                    "billing_time": "calendar",
+                }
+            },
         )
     with time_machine.travel(datetime(2026, 10, 20, 12, tzinfo=UTC), tick=False):
         send_users(api, "acme", 30_000, datetime(2026, 10, 20, tzinfo=UTC))
@@ -231,24 +238,58 @@ def test_lines_show_promotions_as_credits_and_skip_empty_tiers(settings: Any) ->
     """Line rendering over stored details: a credit, a flat tier fee, an exact tier amount, the limit note."""
     invoice = closed_invoice(settings=settings, grace_hours=48)
     InvoiceLine.objects.filter(invoice=invoice).delete()
-    common = {"invoice": invoice, "currency": "USD", "period_start": invoice.period_start,
-              "period_end": invoice.period_end}
+    common = {
+        "invoice": invoice,
+        "currency": "USD",
+        "period_start": invoice.period_start,
+        "period_end": invoice.period_end,
+    }
     InvoiceLine.objects.create(
-        position=0, kind=LineKind.PROMOTION, description="14-day free trial: 100 % off the base fee for 14 of 31 days",
-        quantity=Decimal(14), amount=Decimal("-54.19"), **common,
+        position=0,
+        kind=LineKind.PROMOTION,
+        description="14-day free trial: 100 % off the base fee for 14 of 31 days",
+        quantity=Decimal(14),
+        amount=Decimal("-54.19"),
+        **common,
     )
     InvoiceLine.objects.create(
-        position=1, kind=LineKind.USAGE, description="Monthly tracked users", quantity=Decimal(10_001),
+        position=1,
+        kind=LineKind.USAGE,
+        description="Monthly tracked users",
+        quantity=Decimal(10_001),
         amount=Decimal("5.01"),
         details={
-            "quantity": "10001", "billed_units": "10001", "limit_exceeded": True,
+            "quantity": "10001",
+            "billed_units": "10001",
+            "limit_exceeded": True,
             "tiers": [
-                {"position": 1, "from": "1", "up_to": "10000", "units": "10000", "unit_amount": "0",
-                 "flat_amount": "5", "amount": "5"},
-                {"position": 2, "from": "10001", "up_to": None, "units": "1", "unit_amount": "0.012",
-                 "flat_amount": "0", "amount": "0.012"},
-                {"position": 3, "from": "20001", "up_to": None, "units": "0", "unit_amount": "0.5",
-                 "flat_amount": "0", "amount": "0"},
+                {
+                    "position": 1,
+                    "from": "1",
+                    "up_to": "10000",
+                    "units": "10000",
+                    "unit_amount": "0",
+                    "flat_amount": "5",
+                    "amount": "5",
+                },
+                {
+                    "position": 2,
+                    "from": "10001",
+                    "up_to": None,
+                    "units": "1",
+                    "unit_amount": "0.012",
+                    "flat_amount": "0",
+                    "amount": "0.012",
+                },
+                {
+                    "position": 3,
+                    "from": "20001",
+                    "up_to": None,
+                    "units": "0",
+                    "unit_amount": "0.5",
+                    "flat_amount": "0",
+                    "amount": "0",
+                },
             ],
         },
         **common,

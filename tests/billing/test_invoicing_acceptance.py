@@ -64,8 +64,15 @@ def subscribe(api: APIClient, start: str) -> None:
     post(
         api,
         "/api/v1/subscriptions",
-        {"subscription": {"external_customer_id": "acme", "plan_code": "team", "external_id": "acme-team",
-                          "subscription_at": start, "billing_time": "calendar"}},
+        {
+            "subscription": {
+                "external_customer_id": "acme",
+                "plan_code": "team",
+                "external_id": "acme-team",
+                "subscription_at": start,
+                "billing_time": "calendar",
+            }
+        },
     )
 
 
@@ -100,7 +107,8 @@ def test_team_plan_started_mid_month_prorates_the_first_period(api: APIClient) -
     close(datetime(2026, 10, 1, 0, 5, tzinfo=UTC))
     invoice = Invoice.objects.get()
     assert (invoice.period_start, invoice.period_end) == (
-        datetime(2026, 9, 10, tzinfo=UTC), datetime(2026, 10, 1, tzinfo=UTC)
+        datetime(2026, 9, 10, tzinfo=UTC),
+        datetime(2026, 10, 1, tzinfo=UTC),
     )
     assert lines(invoice) == [("base_fee", "84.00"), ("promotion", "-56.00")]
     assert invoice.total == Decimal("28.00")

@@ -50,13 +50,31 @@ CATALOG = {
         {"code": "trial-mini", "name": "Trial", "percent_off": "100", "duration_days": 14, "applies_to": "plan"}
     ],
     "plans": [
-        {"code": "mini", "name": "Mini", "interval": "month", "currency": "USD", "base_fee": "120",
-         "charges": [{"metric": "mtu", "model": "graduated", "tiers": MINI_TIERS}]},
-        {"code": "mini-trial", "name": "Mini with trial", "interval": "month", "currency": "USD",
-         "base_fee": "120", "promotion": "trial-mini",
-         "charges": [{"metric": "mtu", "model": "graduated", "tiers": MINI_TIERS}]},
-        {"code": "mini-plus", "name": "Mini Plus", "interval": "month", "currency": "USD", "base_fee": "200",
-         "charges": [{"metric": "mtu", "model": "graduated", "tiers": MINI_TIERS}]},
+        {
+            "code": "mini",
+            "name": "Mini",
+            "interval": "month",
+            "currency": "USD",
+            "base_fee": "120",
+            "charges": [{"metric": "mtu", "model": "graduated", "tiers": MINI_TIERS}],
+        },
+        {
+            "code": "mini-trial",
+            "name": "Mini with trial",
+            "interval": "month",
+            "currency": "USD",
+            "base_fee": "120",
+            "promotion": "trial-mini",
+            "charges": [{"metric": "mtu", "model": "graduated", "tiers": MINI_TIERS}],
+        },
+        {
+            "code": "mini-plus",
+            "name": "Mini Plus",
+            "interval": "month",
+            "currency": "USD",
+            "base_fee": "200",
+            "charges": [{"metric": "mtu", "model": "graduated", "tiers": MINI_TIERS}],
+        },
     ],
 }
 
@@ -91,15 +109,30 @@ def post(api: APIClient, path: str, body: dict[str, Any], expect: int = 200) -> 
 def subscribe(api: APIClient, plan: str, start: str, *, at_moment: datetime) -> None:
     with at(at_moment):
         post(api, "/api/v1/customers", {"customer": {"external_id": "acme", "name": "Acme", "currency": "USD"}})
-        post(api, "/api/v1/subscriptions", {"subscription": {
-            "external_customer_id": "acme", "plan_code": plan, "external_id": "acme-sub",
-            "subscription_at": start, "billing_time": "calendar"}})
+        post(
+            api,
+            "/api/v1/subscriptions",
+            {
+                "subscription": {
+                    "external_customer_id": "acme",
+                    "plan_code": plan,
+                    "external_id": "acme-sub",
+                    "subscription_at": start,
+                    "billing_time": "calendar",
+                }
+            },
+        )
 
 
 def events(users: range | list[int], when: datetime, prefix: str) -> list[dict[str, Any]]:
     return [
-        {"transaction_id": f"{prefix}-{u}", "external_customer_id": "acme", "code": "mtu",
-         "timestamp": int(when.timestamp()), "properties": {"user_id": f"u{u}"}}
+        {
+            "transaction_id": f"{prefix}-{u}",
+            "external_customer_id": "acme",
+            "code": "mtu",
+            "timestamp": int(when.timestamp()),
+            "properties": {"user_id": f"u{u}"},
+        }
         for u in users
     ]
 
@@ -119,9 +152,7 @@ def invoice_for(period_start: datetime) -> Invoice:
 
 
 def lines(invoice: Invoice) -> list[tuple[str, str, str]]:
-    return [
-        (ln.kind, f"{ln.quantity.normalize():f}", f"{ln.amount:.2f}") for ln in invoice.lines.order_by("position")
-    ]
+    return [(ln.kind, f"{ln.quantity.normalize():f}", f"{ln.amount:.2f}") for ln in invoice.lines.order_by("position")]
 
 
 def billed_for(period_start: datetime) -> Decimal:
@@ -137,8 +168,10 @@ def price_of_final_quantity(plan_code: str, start: datetime, end: datetime) -> t
     plan = current_plan(plan_code)
     (charge,) = plan.charges.all()
     quantity = aggregate(
-        customer=Customer.objects.get(external_id="acme"), metric=BillableMetric.objects.get(code="mtu"),
-        start=start, end=end,
+        customer=Customer.objects.get(external_id="acme"),
+        metric=BillableMetric.objects.get(code="mtu"),
+        start=start,
+        end=end,
     ).quantity
     return quantity, price_charge(charge_spec(charge), quantity, "USD").amount
 
@@ -197,8 +230,9 @@ def test_late_events_are_billed_on_the_next_invoices_once_and_completely(api: AP
 
     # Too old to be accepted: rejected whole, nothing stored.
     with at(utc(2026, 11, 10)):
-        response = api.post("/api/v1/events/batch", {"events": events([999], utc(2026, 9, 1), "too-old")},
-                            format="json")
+        response = api.post(
+            "/api/v1/events/batch", {"events": events([999], utc(2026, 9, 1), "too-old")}, format="json"
+        )
     assert response.status_code == 422
 
     # Duplicates of everything already billed, then more closes: nothing more is billed.
@@ -228,7 +262,10 @@ def test_late_events_in_a_plan_scope_trial_are_priced_net_of_it(api: APIClient) 
     september = invoice_for(utc(2026, 9, 1))
     # usage: price(35) = 29.00; the trial takes off what only trial users cost: 29.00 − price(15)
     assert [(k, a) for k, _, a in lines(september)] == [
-        ("base_fee", "120.00"), ("promotion", "-56.00"), ("usage", "29.00"), ("promotion", "-23.00")
+        ("base_fee", "120.00"),
+        ("promotion", "-56.00"),
+        ("usage", "29.00"),
+        ("promotion", "-23.00"),
     ]
 
     # Late users seen only during the trial cost nothing; late users after it cost the difference.
@@ -284,9 +321,19 @@ def test_late_events_for_the_plan_before_a_change_are_billed_on_the_new_plans_in
     subscribe(api, "mini", "2026-08-01T00:00:00Z", at_moment=utc(2026, 8, 1, 9))
     send(api, events(range(20), utc(2026, 9, 10), "early-sep"), sent_at=utc(2026, 9, 10))
     with at(utc(2026, 9, 16, 0, 1)):
-        post(api, "/api/v1/subscriptions", {"subscription": {
-            "external_customer_id": "acme", "plan_code": "mini-plus", "external_id": "acme-sub",
-            "subscription_at": "2026-09-16T00:00:00Z", "billing_time": "calendar"}})
+        post(
+            api,
+            "/api/v1/subscriptions",
+            {
+                "subscription": {
+                    "external_customer_id": "acme",
+                    "plan_code": "mini-plus",
+                    "external_id": "acme-sub",
+                    "subscription_at": "2026-09-16T00:00:00Z",
+                    "billing_time": "calendar",
+                }
+            },
+        )
     close(utc(2026, 9, 16, 0, 5))  # the old plan's last period [Sep 1, Sep 16) is final now
     old_final = invoice_for(utc(2026, 9, 1))
     assert old_final.status == InvoiceStatus.FINALIZED

@@ -37,11 +37,23 @@ TEST_CATALOG = {
         {"code": "mtu", "name": "Monthly tracked users", "aggregation": "unique_count", "field": "user_id"}
     ],
     "plans": [
-        {"code": "metered", "name": "Metered", "interval": "month", "currency": "USD", "base_fee": "10",
-         "charges": [{"metric": "mtu", "model": "standard", "unit_amount": "0.10"}]},
-        {"code": "metered-advance", "name": "Metered in advance", "interval": "month", "currency": "USD",
-         "base_fee": "30", "pay_in_advance": True,
-         "charges": [{"metric": "mtu", "model": "standard", "unit_amount": "0.10"}]},
+        {
+            "code": "metered",
+            "name": "Metered",
+            "interval": "month",
+            "currency": "USD",
+            "base_fee": "10",
+            "charges": [{"metric": "mtu", "model": "standard", "unit_amount": "0.10"}],
+        },
+        {
+            "code": "metered-advance",
+            "name": "Metered in advance",
+            "interval": "month",
+            "currency": "USD",
+            "base_fee": "30",
+            "pay_in_advance": True,
+            "charges": [{"metric": "mtu", "model": "standard", "unit_amount": "0.10"}],
+        },
     ],
 }
 
@@ -74,24 +86,43 @@ def call(api: APIClient, method: str, path: str, body: dict[str, Any] | None = N
 
 
 def customer(api: APIClient, external_id: str, tz: str = "UTC") -> None:
-    call(api, "post", "/api/v1/customers",
-         {"customer": {"external_id": external_id, "name": external_id.title(), "currency": "USD", "timezone": tz}})
+    call(
+        api,
+        "post",
+        "/api/v1/customers",
+        {"customer": {"external_id": external_id, "name": external_id.title(), "currency": "USD", "timezone": tz}},
+    )
 
 
 def subscribe(
-    api: APIClient, customer_id: str, plan: str, start: str, *, external_id: str | None = None,
+    api: APIClient,
+    customer_id: str,
+    plan: str,
+    start: str,
+    *,
+    external_id: str | None = None,
     billing_time: str = "calendar",
 ) -> dict[str, Any]:
-    body = {"external_customer_id": customer_id, "plan_code": plan, "external_id": external_id or customer_id,
-            "subscription_at": start, "billing_time": billing_time}
+    body = {
+        "external_customer_id": customer_id,
+        "plan_code": plan,
+        "external_id": external_id or customer_id,
+        "subscription_at": start,
+        "billing_time": billing_time,
+    }
     return call(api, "post", "/api/v1/subscriptions", {"subscription": body})["subscription"]
 
 
 def send_users(api: APIClient, customer_id: str, users: range, when: datetime, prefix: str) -> list[dict[str, Any]]:
     """One mtu event per user at `when`, through the API (call it at a frozen time near `when`)."""
     events = [
-        {"transaction_id": f"{customer_id}-{prefix}-{u}", "external_customer_id": customer_id, "code": "mtu",
-         "timestamp": when.isoformat(), "properties": {"user_id": f"u{u}"}}
+        {
+            "transaction_id": f"{customer_id}-{prefix}-{u}",
+            "external_customer_id": customer_id,
+            "code": "mtu",
+            "timestamp": when.isoformat(),
+            "properties": {"user_id": f"u{u}"},
+        }
         for u in users
     ]
     return call(api, "post", "/api/v1/events/batch", {"events": events})["events"]
@@ -121,9 +152,7 @@ def state() -> list[tuple[Any, ...]]:
 
 
 def numbers() -> list[str]:
-    return list(
-        Invoice.objects.exclude(number=None).order_by("finalized_at", "pk").values_list("number", flat=True)
-    )
+    return list(Invoice.objects.exclude(number=None).order_by("finalized_at", "pk").values_list("number", flat=True))
 
 
 def utc(*args: int) -> datetime:
@@ -310,7 +339,9 @@ def test_numbers_are_gap_free_per_year_in_finalization_order(api: APIClient) -> 
     # within one run, subscriptions are closed in a fixed order (by id)
     november = invoices(period_start__gte=utc(2026, 10, 1), period_start__lt=utc(2026, 11, 1))
     assert [inv.customer.external_id for inv in sorted(november, key=lambda i: i.number or "")] == [
-        "acme", "globex", "initech"
+        "acme",
+        "globex",
+        "initech",
     ]
     assert Invoice.objects.get(number="INV-2026-000001").status == InvoiceStatus.VOID
 
@@ -433,11 +464,19 @@ def test_plan_change_mid_day_bills_the_day_of_the_change_once_on_the_new_plan(ap
 def test_plan_change_on_the_day_a_subscription_started_replaces_it_from_its_start(api: APIClient) -> None:
     with at(utc(2026, 9, 16, 9)):
         customer(api, "acme")
-        call(api, "post", "/api/v1/subscriptions",
-             {"subscription": {"external_customer_id": "acme", "plan_code": "metered", "external_id": "acme"}})
+        call(
+            api,
+            "post",
+            "/api/v1/subscriptions",
+            {"subscription": {"external_customer_id": "acme", "plan_code": "metered", "external_id": "acme"}},
+        )
     with at(utc(2026, 9, 16, 14)):
-        call(api, "post", "/api/v1/subscriptions",
-             {"subscription": {"external_customer_id": "acme", "plan_code": "team", "external_id": "acme"}})
+        call(
+            api,
+            "post",
+            "/api/v1/subscriptions",
+            {"subscription": {"external_customer_id": "acme", "plan_code": "team", "external_id": "acme"}},
+        )
     old, new = Subscription.objects.order_by("subscription_at")
     assert old.terminated_at == old.subscription_at == utc(2026, 9, 16, 9)  # it never ran
     close(utc(2026, 10, 1, 0, 5))
@@ -525,10 +564,22 @@ def test_the_django_q2_task_invoices_like_the_command(api: APIClient, runner: An
     ]
     assert found == [
         ("acme", "period", utc(2026, 9, 1), "finalized", "INV-2026-000001", [("base_fee", "10.00"), ("usage", "3.00")]),
-        ("globex", "period", utc(2026, 9, 1), "finalized", "INV-2026-000002",
-         [("base_fee", "10.00"), ("usage", "0.50")]),
-        ("initech", "period", utc(2026, 9, 10), "finalized", "INV-2026-000003",
-         [("base_fee", "84.00"), ("promotion", "-56.00")]),
+        (
+            "globex",
+            "period",
+            utc(2026, 9, 1),
+            "finalized",
+            "INV-2026-000002",
+            [("base_fee", "10.00"), ("usage", "0.50")],
+        ),
+        (
+            "initech",
+            "period",
+            utc(2026, 9, 10),
+            "finalized",
+            "INV-2026-000003",
+            [("base_fee", "84.00"), ("promotion", "-56.00")],
+        ),
     ]
 
 

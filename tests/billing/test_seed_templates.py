@@ -41,8 +41,13 @@ class Api:
 
     def users(self, customer: str, user_ids: range, when: datetime) -> None:
         events = [
-            {"transaction_id": f"{when:%Y%m%d}-u{u}", "external_customer_id": customer, "code": "mtu",
-             "timestamp": when.isoformat(), "properties": {"user_id": f"u{u}"}}
+            {
+                "transaction_id": f"{when:%Y%m%d}-u{u}",
+                "external_customer_id": customer,
+                "code": "mtu",
+                "timestamp": when.isoformat(),
+                "properties": {"user_id": f"u{u}"},
+            }
             for u in user_ids
         ]
         for i in range(0, len(events), 1000):
@@ -69,9 +74,18 @@ def test_lago_template_team_plan_october_invoices_355() -> None:
     api = Api()
     with time_machine.travel(at(2026, 9, 1, 9), tick=False):
         api.post("/api/v1/customers", {"customer": {"external_id": "acme", "name": "Acme", "currency": "USD"}})
-        api.post("/api/v1/subscriptions", {"subscription": {
-            "external_customer_id": "acme", "plan_code": "team", "external_id": "acme-team",
-            "subscription_at": "2026-09-01T00:00:00Z", "billing_time": "calendar"}})
+        api.post(
+            "/api/v1/subscriptions",
+            {
+                "subscription": {
+                    "external_customer_id": "acme",
+                    "plan_code": "team",
+                    "external_id": "acme-team",
+                    "subscription_at": "2026-09-01T00:00:00Z",
+                    "billing_time": "calendar",
+                }
+            },
+        )
     run("close_period", at(2026, 10, 1, 0, 5))
     with time_machine.travel(at(2026, 10, 25), tick=False):
         api.users("acme", range(30_000), at(2026, 10, 24))
@@ -89,9 +103,18 @@ def test_amberflo_template_annual_commitment_drawn_down_and_renewed() -> None:
     # 2026-03-01: the subscription starts; the commitment is invoiced in full.
     with time_machine.travel(at(2026, 3, 1, 0, 10), tick=False):
         api.post("/api/v1/customers", {"customer": {"external_id": "initech", "name": "Initech", "currency": "USD"}})
-        api.post("/api/v1/subscriptions", {"subscription": {
-            "external_customer_id": "initech", "plan_code": "team-annual", "external_id": "initech-annual",
-            "subscription_at": "2026-03-01T00:00:00Z", "billing_time": "calendar"}})
+        api.post(
+            "/api/v1/subscriptions",
+            {
+                "subscription": {
+                    "external_customer_id": "initech",
+                    "plan_code": "team-annual",
+                    "external_id": "initech-annual",
+                    "subscription_at": "2026-03-01T00:00:00Z",
+                    "billing_time": "calendar",
+                }
+            },
+        )
     prepayment = Invoice.objects.get(invoice_type=InvoiceType.COMMITMENT)
     assert prepayment.total == Decimal("1440.00") and prepayment.number
     assert lines(prepayment) == [("commitment", Decimal("1440.00"))]

@@ -67,14 +67,26 @@ def setup_customers(count: int) -> None:
     for i in range(count):
         customer = Customer.objects.create(external_id=f"c{i}", name=f"Customer {i}")
         subscription_create(
-            customer=customer, plan=team, external_id=f"s{i}", subscription_at=started,
-            billing_time="calendar", now=frozen_now,
+            customer=customer,
+            plan=team,
+            external_id=f"s{i}",
+            subscription_at=started,
+            billing_time="calendar",
+            now=frozen_now,
         )
         owner = Owner(customer.pk, "UTC", customer.external_id)
         for u in range(20):
             events.append(
-                ValidEvent(owner=owner, metric=mtu, transaction_id=f"e{i}-{u}", timestamp=started + timedelta(days=3),
-                           properties={"user_id": f"u{u}"}, value=None, distinct=f"u{u}", payload_hash=f"h{i}-{u}")
+                ValidEvent(
+                    owner=owner,
+                    metric=mtu,
+                    transaction_id=f"e{i}-{u}",
+                    timestamp=started + timedelta(days=3),
+                    properties={"user_id": f"u{u}"},
+                    value=None,
+                    distinct=f"u{u}",
+                    payload_hash=f"h{i}-{u}",
+                )
             )
     store_events(events, received_at=frozen_now)
 
@@ -85,8 +97,13 @@ def test_two_clusters_on_redis_close_each_period_once() -> None:
     name = f"billing-test-{uuid.uuid4().hex[:8]}"
     env = child_env(name)
     clusters = [
-        subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(2)
     ]
     try:

@@ -22,8 +22,16 @@ pytestmark = [
 
 
 def event(owner: Owner, metric: object, txid: str, when: datetime, user: str = "u1") -> ValidEvent:
-    return ValidEvent(owner=owner, metric=metric, transaction_id=txid, timestamp=when,  # type: ignore[arg-type]
-                      properties={"user_id": user}, value=None, distinct=user, payload_hash=f"{txid}-{when}-{user}")
+    return ValidEvent(
+        owner=owner,
+        metric=metric,
+        transaction_id=txid,
+        timestamp=when,  # type: ignore[arg-type]
+        properties={"user_id": user},
+        value=None,
+        distinct=user,
+        payload_hash=f"{txid}-{when}-{user}",
+    )
 
 
 def partition_of(event_id: int) -> str:

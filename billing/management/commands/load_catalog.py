@@ -24,7 +24,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "file", nargs="?", default=str(SEGMENT_CATALOG),
+            "file",
+            nargs="?",
+            default=str(SEGMENT_CATALOG),
             help=f"Catalog JSON file (default: the shipped Segment catalog, {SEGMENT_CATALOG.name}).",
         )
         parser.add_argument("--dry-run", action="store_true", help="Validate and report, change nothing.")
@@ -48,6 +50,4 @@ class Command(BaseCommand):
 
         changed = sum(1 for *_, action in report.actions if action != "unchanged")
         verb = "would change" if options["dry_run"] else "changed"
-        self.stdout.write(
-            self.style.SUCCESS(f"Catalog {path.name}: {len(report.actions)} item(s), {changed} {verb}.")
-        )
+        self.stdout.write(self.style.SUCCESS(f"Catalog {path.name}: {len(report.actions)} item(s), {changed} {verb}."))

@@ -36,7 +36,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("plan", help="Plan code (its current version), e.g. team.")
         parser.add_argument(
-            "--usage", action="append", default=[], metavar="CODE=QTY",
+            "--usage",
+            action="append",
+            default=[],
+            metavar="CODE=QTY",
             help="Quantity of a billable metric, e.g. --usage mtu=30000 (repeatable; missing = 0).",
         )
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
@@ -73,8 +76,10 @@ class Command(BaseCommand):
                     + f" = {format_decimal(tier.amount)}"
                 )
             if line.priced.limit_exceeded:
-                self.stdout.write(self.style.WARNING(
-                    f"      usage limit exceeded: {format_decimal(line.quantity)} > billed "
-                    f"{format_decimal(line.priced.billed_units)}"
-                ))
+                self.stdout.write(
+                    self.style.WARNING(
+                        f"      usage limit exceeded: {format_decimal(line.quantity)} > billed "
+                        f"{format_decimal(line.priced.billed_units)}"
+                    )
+                )
         self.stdout.write(f"  {'Total':<40} {'':>12} {money_str(quote.total, cur):>12}")

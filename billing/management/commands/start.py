@@ -60,27 +60,39 @@ class Command(BaseCommand):
         host, port = options["host"], options["port"]
         children = [
             subprocess.Popen([sys.executable, "manage.py", "qcluster"]),
-            subprocess.Popen([
-                sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"{host}:{port}",
-                "--workers", str(options["workers"]), "--access-logfile", "-", "--graceful-timeout", "10",
-            ]),
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "config.wsgi",
+                    "--bind",
+                    f"{host}:{port}",
+                    "--workers",
+                    str(options["workers"]),
+                    "--access-logfile",
+                    "-",
+                    "--graceful-timeout",
+                    "10",
+                ]
+            ),
         ]
         broker = "Redis" if settings.REDIS_URL else "ORM (database)"
         db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
-        self.stdout.write(self.style.SUCCESS(
-            f"\n  Billing is starting on http://{host}:{port}/admin/\n"
-            f"  Login: {ADMIN_USERNAME} / {password}\n"
-            f"  API docs: http://{host}:{port}/api/docs/   database: {db}   task broker: {broker}\n"
-            f"  Press Ctrl-C to stop the web server and the task cluster.\n"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\n  Billing is starting on http://{host}:{port}/admin/\n"
+                f"  Login: {ADMIN_USERNAME} / {password}\n"
+                f"  API docs: http://{host}:{port}/api/docs/   database: {db}   task broker: {broker}\n"
+                f"  Press Ctrl-C to stop the web server and the task cluster.\n"
+            )
+        )
         self.supervise(children)
 
     def ensure_admin(self) -> str:
         password = admin_password()
         user_model = get_user_model()
-        user, _ = user_model.objects.get_or_create(
-            username=ADMIN_USERNAME, defaults={"email": "admin@example.com"}
-        )
+        user, _ = user_model.objects.get_or_create(username=ADMIN_USERNAME, defaults={"email": "admin@example.com"})
         if not (user.is_superuser and user.is_staff and user.check_password(password)):
             user.is_superuser = user.is_staff = user.is_active = True
             user.set_password(password)
