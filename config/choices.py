@@ -11,21 +11,28 @@ as they do for `TextChoices` (metering.apps registers the serializer).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import EnumType, StrEnum
 
 
 class _ChoicesType(EnumType):
+    # EnumType.__iter__ is typed for `type[Enum]`, not for the metaclass's own `cls`; naming the
+    # members' type (every class of this metaclass is a `Choices`) types the loops below.
+
     @property
     def choices(cls) -> list[tuple[str, str]]:
-        return [(member.value, member.label) for member in cls]  # type: ignore[attr-defined]
+        members: Iterable[Choices] = cls
+        return [(member.value, member.label) for member in members]
 
     @property
     def values(cls) -> list[str]:
-        return [member.value for member in cls]  # type: ignore[attr-defined]
+        members: Iterable[Choices] = cls
+        return [member.value for member in members]
 
     @property
     def labels(cls) -> list[str]:
-        return [member.label for member in cls]  # type: ignore[attr-defined]
+        members: Iterable[Choices] = cls
+        return [member.label for member in members]
 
 
 class Choices(StrEnum, metaclass=_ChoicesType):

@@ -41,7 +41,7 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_int(name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
-    value = _read(name, lambda: env.int(name, default=default))
+    value: int = _read(name, lambda: env.int(name, default=default))
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise ImproperlyConfigured(f"{name}: must be {bound}, got {value}")
@@ -60,7 +60,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 def env_db(name: str, default: str) -> dict[str, Any]:
-    config = _read(name, lambda: env.db_url(name, default=default))
+    config: dict[str, Any] = _read(name, lambda: env.db_url(name, default=default))
     if not config.get("ENGINE"):
         raise ImproperlyConfigured(f"{name}: unsupported database URL scheme")
     if config["ENGINE"] not in {
@@ -72,7 +72,7 @@ def env_db(name: str, default: str) -> dict[str, Any]:
 
 
 def env_optional_url(name: str) -> str | None:
-    raw = env.str(name, default="").strip()
+    raw: str = env.str(name, default="").strip()
     if not raw:
         return None
     if not raw.startswith(("redis://", "rediss://", "unix://")):
@@ -87,7 +87,7 @@ def secret_key(name: str, fallback_file: Path) -> str:
     and kept in a git-ignored file is safe for a local run and survives restarts (so admin
     sessions do too). Production sets SECRET_KEY.
     """
-    value = env.str(name, default="").strip()
+    value: str = env.str(name, default="").strip()
     if value:
         if len(value) < 32:
             raise ImproperlyConfigured(f"{name}: must be at least 32 characters long")

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import django_stubs_ext
+
 from config.env import env_bool, env_db, env_int, env_list, env_optional_url, env_str, secret_key
+
+# Django's generic classes (ModelAdmin, ModelForm, Paginator, …) take type arguments in their
+# stubs (`admin.ModelAdmin[Invoice]`); this lets them take them at run time too (a no-op there).
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"

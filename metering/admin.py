@@ -8,7 +8,6 @@ answer quickly: newest first by id, counts capped, no facet counts, exact-match 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
@@ -31,7 +30,7 @@ BILLING_FIELDS = ("aggregation", "field")
 
 
 @admin.register(BillableMetric)
-class BillableMetricAdmin(admin.ModelAdmin):
+class BillableMetricAdmin(admin.ModelAdmin[BillableMetric]):
     list_display = ("code", "name", "aggregation", "field_display", "updated_at")
     list_filter = ("aggregation",)
     search_fields = ("code", "name", "field")
@@ -60,7 +59,7 @@ class BillableMetricAdmin(admin.ModelAdmin):
             ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
         )
 
-    def get_readonly_fields(self, request: HttpRequest, obj: BillableMetric | None = None) -> Sequence[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: BillableMetric | None = None) -> tuple[str, ...]:
         fields = tuple(super().get_readonly_fields(request, obj))
         return fields + BILLING_FIELDS if obj is not None and self.is_in_use(obj) else fields
 
@@ -73,7 +72,7 @@ class BillableMetricAdmin(admin.ModelAdmin):
 # --- Events -------------------------------------------------------------------------------------
 
 
-class CappedCountPaginator(Paginator):
+class CappedCountPaginator(Paginator[Event]):
     """Counts at most `cap` rows.
 
     The change list counts its rows for the pagination; on the events table an exact COUNT(*)
@@ -103,7 +102,7 @@ class MetricCodeFilter(admin.SimpleListFilter):
     title = "metric"
     parameter_name = "code"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
         # From the (small) metrics table, never from a DISTINCT over the events.
         return [(code, code) for code in BillableMetric.objects.order_by("code").values_list("code", flat=True)]
 
@@ -120,7 +119,7 @@ EVENT_SEARCH_HELP = (
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(admin.ModelAdmin[Event]):
     """Usage events, read-only for everyone.
 
     - Newest first by id (the primary key index): the model's order, by timestamp, has no index

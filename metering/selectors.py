@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import TypedDict
 
 from django.db import connections
 from django.db.models import Case, Count, F, IntegerField, Max, QuerySet, Sum, Value, When
@@ -36,6 +37,16 @@ class Usage:
 
 
 Window = tuple[datetime, datetime]
+
+
+class _WindowArgs(TypedDict):
+    """The keyword arguments that name a window of a customer's events of a metric."""
+
+    customer: Customer
+    metric: BillableMetric
+    start: datetime
+    end: datetime
+    exclude: Window | None
 
 
 def window_events(
@@ -181,7 +192,7 @@ def aggregate(
     With count_events=False the count is 0 for sum, latest and unique_count (saving a query);
     count and max get it for free.
     """
-    window = {"customer": customer, "metric": metric, "start": start, "end": end, "exclude": exclude}
+    window: _WindowArgs = {"customer": customer, "metric": metric, "start": start, "end": end, "exclude": exclude}
     agg = metric.aggregation
     if agg == Aggregation.COUNT:
         count = events_count(**window)

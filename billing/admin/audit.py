@@ -30,7 +30,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -101,13 +101,14 @@ def _late_lines(line: InvoiceLine) -> list[dict[str, Any]]:
 # --- Pages --------------------------------------------------------------------------------------
 
 
-def _page(request: HttpRequest, values: WindowValues) -> Any:
-    paginator = Paginator(values, PAGE_SIZE)
+def _page(request: HttpRequest, values: WindowValues) -> tuple[Page[str], list[str | int]]:
+    # The stub asks for len() and int indexes; Paginator reads count() and slices, as WindowValues offers.
+    paginator: Paginator[str] = Paginator(values, PAGE_SIZE)  # type: ignore[arg-type]
     page = paginator.get_page(request.GET.get("page"))
     return page, list(paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1))
 
 
-def _render(request: HttpRequest, model_admin: admin.ModelAdmin, context: dict[str, Any]) -> HttpResponse:
+def _render(request: HttpRequest, model_admin: admin.ModelAdmin[Any], context: dict[str, Any]) -> HttpResponse:
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(
         request,
@@ -122,7 +123,7 @@ def _render(request: HttpRequest, model_admin: admin.ModelAdmin, context: dict[s
     )
 
 
-def _line(request: HttpRequest, model_admin: admin.ModelAdmin, line_id: int) -> InvoiceLine:
+def _line(request: HttpRequest, model_admin: admin.ModelAdmin[Any], line_id: int) -> InvoiceLine:
     if not may_view(request, model_admin, Invoice):
         raise PermissionDenied
     line = get_object_or_404(
@@ -133,7 +134,7 @@ def _line(request: HttpRequest, model_admin: admin.ModelAdmin, line_id: int) -> 
     return line
 
 
-def line_audit_view(request: HttpRequest, line_id: int, model_admin: admin.ModelAdmin) -> HttpResponse:
+def line_audit_view(request: HttpRequest, line_id: int, model_admin: admin.ModelAdmin[Any]) -> HttpResponse:
     """The values counted for an invoice line, paginated, with the count beside the quantity."""
     line = _line(request, model_admin, line_id)
     invoice = line.invoice
@@ -186,7 +187,9 @@ def line_audit_view(request: HttpRequest, line_id: int, model_admin: admin.Model
     )
 
 
-def line_audit_csv_view(request: HttpRequest, line_id: int, model_admin: admin.ModelAdmin) -> StreamingHttpResponse:
+def line_audit_csv_view(
+    request: HttpRequest, line_id: int, model_admin: admin.ModelAdmin[Any]
+) -> StreamingHttpResponse:
     """Every value counted for an invoice line, as CSV."""
     line = _line(request, model_admin, line_id)
     metric = line.metric
@@ -201,7 +204,7 @@ def line_audit_csv_view(request: HttpRequest, line_id: int, model_admin: admin.M
 
 
 def _open_period(
-    request: HttpRequest, model_admin: admin.ModelAdmin, subscription_id: int
+    request: HttpRequest, model_admin: admin.ModelAdmin[Any], subscription_id: int
 ) -> tuple[Subscription, BillableMetric, Any, datetime]:
     if not may_view(request, model_admin, Subscription):
         raise PermissionDenied
@@ -215,7 +218,9 @@ def _open_period(
     return subscription, metric, period_of(subscription, at=now), now
 
 
-def open_period_audit_view(request: HttpRequest, subscription_id: int, model_admin: admin.ModelAdmin) -> HttpResponse:
+def open_period_audit_view(
+    request: HttpRequest, subscription_id: int, model_admin: admin.ModelAdmin[Any]
+) -> HttpResponse:
     """The values counted so far in a subscription's open period (for ?metric=CODE, default its first)."""
     subscription, metric, period, _now = _open_period(request, model_admin, subscription_id)
     customer = subscription.customer
@@ -249,7 +254,7 @@ def open_period_audit_view(request: HttpRequest, subscription_id: int, model_adm
 
 
 def open_period_audit_csv_view(
-    request: HttpRequest, subscription_id: int, model_admin: admin.ModelAdmin
+    request: HttpRequest, subscription_id: int, model_admin: admin.ModelAdmin[Any]
 ) -> StreamingHttpResponse:
     subscription, metric, period, _now = _open_period(request, model_admin, subscription_id)
     values = WindowValues(customer=subscription.customer, metric=metric, start=period.start, end=period.end)
@@ -260,7 +265,7 @@ def open_period_audit_csv_view(
     )
 
 
-def audit_urls(model_admin: admin.ModelAdmin) -> list[URLPattern]:
+def audit_urls(model_admin: admin.ModelAdmin[Any]) -> list[URLPattern]:
     """The audit pages, under the invoice admin's URLs."""
     wrap = model_admin.admin_site.admin_view
     kwargs = {"model_admin": model_admin}

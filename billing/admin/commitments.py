@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -49,6 +49,9 @@ from billing.services.commitments import (
     commitment_update,
 )
 from metering.days import local_date
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 # Messages are constants so tests can match them.
 STARTED_NOTE = (
@@ -83,7 +86,7 @@ LIVE = (CommitmentStatus.PENDING, CommitmentStatus.ACTIVE)
 # --- Forms --------------------------------------------------------------------------------------
 
 
-class CommitmentForm(forms.ModelForm):
+class CommitmentForm(forms.ModelForm[Commitment]):
     """A new or pending commitment: its first day (local) and months; the end is computed."""
 
     start_day = forms.DateField(label="First day", help_text=START_DAY_HELP)
@@ -95,7 +98,8 @@ class CommitmentForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "subscription" in self.fields:
-            self.fields["subscription"].queryset = (
+            subscriptions = cast("forms.ModelChoiceField[Subscription]", self.fields["subscription"])
+            subscriptions.queryset = (
                 Subscription.objects.exclude(status=SubscriptionStatus.TERMINATED)
                 .select_related("customer")
                 .order_by("external_id")
@@ -103,7 +107,7 @@ class CommitmentForm(forms.ModelForm):
         if "amount" in self.fields:
             self.fields["amount"].help_text = "Prepaid in full at the start of the term, in the plan's currency."
         if "months" in self.fields:
-            self.fields["months"].min_value = 1
+            cast(forms.IntegerField, self.fields["months"]).min_value = 1
         if self.instance.pk is not None:
             tz = self.instance.subscription.customer.timezone
             self.fields["start_day"].initial = local_date(self.instance.term_start, tz)
@@ -111,7 +115,8 @@ class CommitmentForm(forms.ModelForm):
             self.initial["amount"] = Decimal(format_decimal(self.instance.amount))
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what super().clean() returns
         subscription: Subscription | None = cleaned.get("subscription")
         if subscription is None and self.instance.subscription_id is not None:
             subscription = self.instance.subscription
@@ -166,7 +171,8 @@ class AdjustmentForm(forms.Form):
         return amount
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what super().clean() returns
         amount = cleaned.get("amount")
         if amount is not None and amount < 0:
             # Checked here so the page says so before anything is written; the service checks
@@ -186,7 +192,7 @@ class AdjustmentForm(forms.Form):
 
 
 @admin.register(Commitment)
-class CommitmentAdmin(admin.ModelAdmin):
+class CommitmentAdmin(admin.ModelAdmin[Commitment]):
     form = CommitmentForm
     list_display = (
         "subscription_display",
@@ -297,7 +303,9 @@ class CommitmentAdmin(admin.ModelAdmin):
 
     # --- pages ---
 
-    def get_inlines(self, request: HttpRequest, obj: Commitment | None) -> list[type[admin.options.InlineModelAdmin]]:
+    def get_inlines(
+        self, request: HttpRequest, obj: Commitment | None
+    ) -> list[type[admin.options.InlineModelAdmin[Any, Any]]]:
         return [LedgerEntryInline] if obj is not None else []  # a new commitment has no ledger yet
 
     def render_change_form(
@@ -306,7 +314,8 @@ class CommitmentAdmin(admin.ModelAdmin):
         if obj is not None:
             # Named by its label: the model's string prints all 10 stored decimal places of the amount.
             context["subtitle"] = context["commitment_label"] = commitment_label(obj)
-        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+        kwargs["obj"] = obj
+        return super().render_change_form(request, context, *args, **kwargs)
 
     def _started(self, obj: Commitment | None) -> bool:
         return obj is not None and obj.status != CommitmentStatus.PENDING
@@ -340,7 +349,7 @@ class CommitmentAdmin(admin.ModelAdmin):
             ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
         )
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Commitment | None = None) -> Sequence[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Commitment | None = None) -> tuple[str, ...]:
         if obj is None:
             return ()
         if self._started(obj):
@@ -430,9 +439,12 @@ class CommitmentAdmin(admin.ModelAdmin):
             done, refusals = 0, []
             for commitment in adjustable:
                 try:
-                    # created_by: the ledger records who moved the balance.
+                    # created_by: the ledger records who moved the balance (signed-in staff, never anonymous).
                     adjustment_create(
-                        commitment=commitment, amount=amount, reason=form.cleaned_data["reason"], user=request.user
+                        commitment=commitment,
+                        amount=amount,
+                        reason=form.cleaned_data["reason"],
+                        user=cast("User", request.user),
                     )
                 except CommitmentError as exc:  # e.g. a drawdown got there first
                     refusals.append(f"{commitment_label(commitment)}: {exc}")

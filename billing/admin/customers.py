@@ -12,9 +12,8 @@ saved through that service, which checks the rule again under the customer's loc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -34,6 +33,9 @@ from billing.selectors.usage import ChargeUsage, PeriodUsage, current_usage
 from billing.services.customers import CustomerError, customer_update, locked_fields
 from customers.admin import CustomerAdmin
 from customers.models import Customer
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 # Messages are constants so tests can match them.
 CUSTOMER_LOCKED_NOTE = (
@@ -156,7 +158,7 @@ def current_usage_panels(customer: Customer, at: Any) -> list[dict[str, Any]]:
 # --- Customers ----------------------------------------------------------------------------------
 
 
-class SubscriptionInline(admin.TabularInline):
+class SubscriptionInline(admin.TabularInline[Subscription, Customer]):
     """The customer's subscriptions, read-only: they are created and ended from the subscription admin."""
 
     model = Subscription
@@ -183,6 +185,10 @@ class SubscriptionInline(admin.TabularInline):
     @admin.display(description="trial / promotion ends")
     def promotion_end(self, obj: Subscription) -> str:
         return promotion_end_display(obj)
+
+
+class _ActiveSubscriptionCount(TypedDict):
+    active_subscription_count: int  # BilledCustomerAdmin.get_queryset
 
 
 class BilledCustomerAdmin(CustomerAdmin):
@@ -213,8 +219,8 @@ class BilledCustomerAdmin(CustomerAdmin):
         )
 
     @admin.display(description="active subscriptions", ordering="active_subscription_count")
-    def active_subscriptions(self, obj: Customer) -> int:
-        return obj.active_subscription_count  # type: ignore[attr-defined]
+    def active_subscriptions(self, obj: WithAnnotations[Customer, _ActiveSubscriptionCount]) -> int:
+        return obj.active_subscription_count
 
     def locked(self, request: HttpRequest, obj: Customer | None) -> dict[str, str]:
         """The fields that may no longer change (billing.services.customers); asked once per
@@ -226,7 +232,7 @@ class BilledCustomerAdmin(CustomerAdmin):
             cache[obj.pk] = locked_fields(obj)
         return cache[obj.pk]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Customer | None = None) -> Sequence[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Customer | None = None) -> tuple[str, ...]:
         fields = tuple(super().get_readonly_fields(request, obj))
         return (*fields, *sorted(self.locked(request, obj)))
 

@@ -46,7 +46,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from billing.admin.shared import admin_url
-from billing.documents.charts import bar_chart
+from billing.documents.charts import Number, bar_chart
 from billing.documents.formats import format_money, format_quantity
 from billing.engine.money import ZERO
 from billing.engine.periods import add_months, month_start
@@ -109,11 +109,11 @@ def revenue_charts(revenue: Revenue) -> list[dict[str, Any]]:
     for currency in sorted(revenue.by_currency):
         by_month = revenue.by_currency[currency]
         points = [(f"{month:%b %Y}", by_month.get(month, ZERO)) for month in revenue.months]
-        svg = bar_chart(
-            points,
-            title=f"Revenue invoiced per month ({currency})",
-            value_format=lambda value, cur=currency: format_money(Decimal(value), cur),
-        )
+
+        def money(value: Number, cur: str = currency) -> str:
+            return format_money(Decimal(value), cur)
+
+        svg = bar_chart(points, title=f"Revenue invoiced per month ({currency})", value_format=money)
         # The chart escapes every label itself (billing.documents.charts).
         charts.append({"currency": currency, "svg": mark_safe(svg)})
     return charts
@@ -174,7 +174,7 @@ def dashboard_context(now: datetime) -> dict[str, Any]:
     }
 
 
-def dashboard_view(request: HttpRequest, model_admin: admin.ModelAdmin) -> HttpResponse:
+def dashboard_view(request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> HttpResponse:
     """The dashboard page, for staff who may view invoices."""
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
@@ -189,7 +189,7 @@ def dashboard_view(request: HttpRequest, model_admin: admin.ModelAdmin) -> HttpR
     return TemplateResponse(request, "admin/billing/dashboard/dashboard.html", context)
 
 
-def dashboard_urls(model_admin: admin.ModelAdmin) -> list[URLPattern]:
+def dashboard_urls(model_admin: admin.ModelAdmin[Any]) -> list[URLPattern]:
     """The dashboard's URL, under the invoice admin (whose view permission it asks)."""
     return [
         path(

@@ -56,7 +56,7 @@ class PeriodMonthFilter(admin.SimpleListFilter):
         except ValueError as exc:
             raise IncorrectLookupParameters(f"period must be YYYY-MM, not {value!r}") from exc
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
         ordered = Invoice.objects.values_list("period_start", "customer__timezone")
         first = ordered.order_by("period_start").first()
         last = ordered.order_by("-period_start").first()
@@ -64,7 +64,7 @@ class PeriodMonthFilter(admin.SimpleListFilter):
             return []
         month = month_start(local_date(last[0], last[1]))
         stop = month_start(local_date(first[0], first[1]))
-        choices = []
+        choices: list[tuple[str, str]] = []
         while month >= stop and len(choices) < MONTHS_LISTED:
             choices.append((f"{month:%Y-%m}", f"{month:%B %Y}"))
             month = month_start(month - timedelta(days=1))
@@ -93,7 +93,7 @@ class InvoiceCustomerFilter(admin.SimpleListFilter):
     title = "customer"
     parameter_name = "customer"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
         invoiced = (
             Customer.objects.filter(Exists(Invoice.objects.filter(customer=OuterRef("pk"))))
             .order_by("external_id")

@@ -13,10 +13,10 @@ from django.utils.safestring import mark_safe
 from billing.admin.audit import audit_link
 from billing.documents.formats import format_money, format_price, format_quantity
 from billing.documents.invoice import tier_rows
-from billing.models import InvoiceLine
+from billing.models import Invoice, InvoiceLine
 
 
-class InvoiceLineInline(admin.TabularInline):
+class InvoiceLineInline(admin.TabularInline[InvoiceLine, Invoice]):
     """The invoice's lines, read-only always: they are computed from usage, never typed."""
 
     model = InvoiceLine

@@ -24,7 +24,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -118,7 +118,7 @@ class VoidReasonForm(forms.Form):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(admin.ModelAdmin[Invoice]):
     list_display = (
         "number_display",
         "customer_display",
@@ -260,7 +260,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         actions.pop("delete_selected", None)
         return actions
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Invoice | None = None) -> Sequence[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Invoice | None = None) -> tuple[str, ...]:
         return self.readonly_fields
 
     # --- pages ---
@@ -293,7 +293,9 @@ class InvoiceAdmin(admin.ModelAdmin):
         """The invoice as its self-contained HTML document (billing.documents.invoice)."""
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # ModelAdmin's own "not found" message and redirect; django-stubs leaves this private method out.
+            redirect: HttpResponse = self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
+            return redirect
         if not self.has_view_permission(request, obj):
             raise PermissionDenied
         response = HttpResponse(render_invoice_html(obj), content_type="text/html; charset=utf-8")
@@ -305,7 +307,9 @@ class InvoiceAdmin(admin.ModelAdmin):
         """The invoice document as a PDF download (billing.documents.pdf), e.g. INV-2026-000001.pdf."""
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # ModelAdmin's own "not found" message and redirect; django-stubs leaves this private method out.
+            redirect: HttpResponse = self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
+            return redirect
         if not self.has_view_permission(request, obj):
             raise PermissionDenied
         try:

@@ -15,10 +15,10 @@ from django.http import HttpRequest
 
 from billing.admin.shared import admin_link
 from billing.documents.formats import commitment_label, format_amount
-from billing.models import LedgerEntry
+from billing.models import Commitment, LedgerEntry
 
 
-class LedgerEntryInline(admin.TabularInline):
+class LedgerEntryInline(admin.TabularInline[LedgerEntry, Commitment]):
     """The commitment's ledger, oldest first, read-only always: it is append-only."""
 
     model = LedgerEntry
@@ -58,7 +58,7 @@ class LedgerEntryInline(admin.TabularInline):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
+class LedgerEntryAdmin(admin.ModelAdmin[LedgerEntry]):
     """Every ledger entry, searchable; read-only (the ledger is append-only)."""
 
     list_display = (

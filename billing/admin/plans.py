@@ -11,16 +11,16 @@ priced by the same line builders as invoices (billing.engine.quotes.quote_plan).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import nested_admin
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, F, QuerySet, Window
+from django.db.models import Count, F, Field, QuerySet, Window
 from django.db.models.functions import Lag
 from django.forms.formsets import DELETION_FIELD_NAME
 from django.http import HttpRequest, HttpResponse
@@ -36,6 +36,15 @@ from billing.engine.pricing import TierSpec, tier_errors
 from billing.engine.quotes import quote_plan
 from billing.models import Charge, ChargeModel, Plan, Subscription, Tier
 from billing.selectors.plans import plan_spec, plans_with_charges
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import InlineModelAdmin, _FieldGroups
+    from django.utils.datastructures import _ListOrTuple
+
+    # What SoldPlanLockMixin is mixed into (nested-admin's inlines, which are Django's).
+    _Inline = InlineModelAdmin[Any, Any]
+else:
+    _Inline = object
 
 # Messages are constants so tests can match them.
 SOLD_PLAN_NOTE = (
@@ -82,7 +91,7 @@ def _decimal_display(field_name: str, description: str) -> Callable[[Any, Any], 
     return display
 
 
-class PlainDecimalsForm(forms.ModelForm):
+class PlainDecimalsForm(forms.ModelForm[Any]):
     """Shows stored prices as typed (25000, 0.012) instead of with all 10 stored decimal places."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -117,15 +126,16 @@ def plan_is_sold(request: HttpRequest, plan_id: int | None) -> bool:
     return sold[plan_id]
 
 
-class SoldPlanLockMixin:
+class SoldPlanLockMixin(_Inline):
     """View-only inlines once the plan is sold: no add, no change, no delete."""
 
     locked_fields: tuple[str, ...] = ()
+    sortable_field_name: str | None  # nested-admin's
 
     def is_locked(self, request: HttpRequest, obj: Plan | Charge | None) -> bool:
         return plan_is_sold(request, _plan_id(obj))
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> _FieldGroups:
         if self.is_locked(request, obj):
             # Nothing to reorder, and nested-admin's sorting reads the position field from the
             # form, which a locked inline does not have. Inline instances are made per request.
@@ -133,7 +143,7 @@ class SoldPlanLockMixin:
             return self.locked_fields
         return super().get_fields(request, obj)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> _ListOrTuple[str]:
         if self.is_locked(request, obj):
             return self.locked_fields
         return super().get_readonly_fields(request, obj)
@@ -210,7 +220,7 @@ class TierFormSet(nested_admin.NestedInlineFormSet):
             if field == "tiers":
                 details.append(f"{message[0].upper()}{message[1:]}.")
                 continue
-            label = Tier._meta.get_field(field).verbose_name
+            label = cast("Field[Any, Any]", Tier._meta.get_field(field)).verbose_name  # a column, not a relation
             details.append(f"Tier {index + 1}, “{label}”: {message}.")
             forms_in_order[index].add_error(field, message)
         raise ValidationError([TIER_TABLE_INVALID, *details], code="invalid_tiers")
@@ -233,22 +243,20 @@ class TierInline(SoldPlanLockMixin, nested_admin.NestedTabularInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tier]:
         # The previous tier's bound, for the range column, in the same query as the tiers.
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                previous_up_to=Window(
-                    Lag("up_to"),
-                    partition_by=[F("charge_id")],
-                    order_by=[F("position").asc(), F("id").asc()],
-                )
+        tiers: QuerySet[Tier] = super().get_queryset(request)
+        return tiers.annotate(
+            previous_up_to=Window(
+                Lag("up_to"),
+                partition_by=[F("charge_id")],
+                order_by=[F("position").asc(), F("id").asc()],
             )
         )
 
     @admin.display(description="range (units)")
     def tier_range(self, obj: Tier) -> str:
-        if obj.pk is None:
-            return "—"  # a new tier's range is known once the table is saved
+        if obj.pk is None:  # a new tier's range is known once the table is saved
+            # django-stubs types an AutoField pk as int, yet it is None until the row is saved.
+            return "—"  # type: ignore[unreachable]
         if hasattr(obj, "previous_up_to"):
             lower = obj.previous_up_to
         else:
@@ -352,7 +360,8 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Plan]:
         # One count per plan in the list query itself: no query per row.
-        return super().get_queryset(request).annotate(subscription_count=Count("subscriptions"))
+        plans: QuerySet[Plan] = super().get_queryset(request)  # nested-admin's (untyped)
+        return plans.annotate(subscription_count=Count("subscriptions"))
 
     def is_sold(self, request: HttpRequest, obj: Plan | None) -> bool:
         if obj is None or obj.pk is None:
@@ -406,7 +415,7 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
             fieldsets.append(("History", {"fields": ("subscriptions_link", "created_at", "updated_at")}))
         return fieldsets
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Plan | None = None) -> Sequence[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Plan | None = None) -> tuple[str, ...]:
         fields = tuple(super().get_readonly_fields(request, obj))
         if self.is_sold(request, obj):
             fields += (*PLAN_PRICING_FIELDS, "base_fee_locked_display", "commitment_amount_locked_display")
@@ -423,7 +432,10 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
     ) -> HttpResponse:
         context["plan_is_sold"] = self.is_sold(request, obj)
         context["sold_plan_note"] = SOLD_PLAN_NOTE
-        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+        response: HttpResponse = super().render_change_form(  # nested-admin's (untyped)
+            request, context, add=add, change=change, form_url=form_url, obj=obj
+        )
+        return response
 
     def get_urls(self) -> list[URLPattern]:
         opts = self.opts
@@ -440,7 +452,8 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
         """Price one full period of the plan at the quantities in the query string."""
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            redirect: HttpResponse = self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            return redirect
         if not self.has_view_permission(request, obj):
             raise PermissionDenied
         plan = plans_with_charges().get(pk=obj.pk)

@@ -3,14 +3,16 @@ subscription uses them, as load_catalog refuses to change them then."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from billing.models import Promotion
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 SOLD_PROMOTION_NOTE = (
     "Subscriptions use this promotion, so its terms are read-only: changing them would reprice "
@@ -19,8 +21,12 @@ SOLD_PROMOTION_NOTE = (
 PROMOTION_TERMS_FIELDS = ("percent_off", "duration_days", "applies_to")
 
 
+class _PlanCount(TypedDict):
+    plan_count: int  # PromotionAdmin.get_queryset
+
+
 @admin.register(Promotion)
-class PromotionAdmin(admin.ModelAdmin):
+class PromotionAdmin(admin.ModelAdmin[Promotion]):
     list_display = ("code", "name", "percent_off", "duration_days", "applies_to", "plan_count")
     list_filter = ("applies_to",)
     search_fields = ("code", "name")
@@ -35,13 +41,13 @@ class PromotionAdmin(admin.ModelAdmin):
         return super().get_queryset(request).annotate(plan_count=Count("plans"))
 
     @admin.display(description="plans", ordering="plan_count")
-    def plan_count(self, obj: Promotion) -> int:
+    def plan_count(self, obj: WithAnnotations[Promotion, _PlanCount]) -> int:
         return obj.plan_count
 
     def _is_used(self, obj: Promotion | None) -> bool:
         return obj is not None and obj.subscriptions.exists()
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Promotion | None = None) -> Sequence[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Promotion | None = None) -> tuple[str, ...]:
         fields = tuple(super().get_readonly_fields(request, obj))
         return fields + PROMOTION_TERMS_FIELDS if self._is_used(obj) else fields
 

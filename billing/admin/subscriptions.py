@@ -4,8 +4,7 @@ subscription_terminate. A subscription's terms are read-only once it exists."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -57,7 +56,7 @@ class PlanCodeFilter(admin.SimpleListFilter):
     title = "plan"
     parameter_name = "plan_code"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
         codes = Plan.objects.order_by("code").values_list("code", flat=True).distinct()
         return [(code, code) for code in codes]
 
@@ -67,7 +66,7 @@ class PlanCodeFilter(admin.SimpleListFilter):
         return queryset
 
 
-class SubscriptionAddForm(forms.ModelForm):
+class SubscriptionAddForm(forms.ModelForm[Subscription]):
     """A new subscription: to a current plan version, in the customer's currency."""
 
     no_promotion = forms.BooleanField(
@@ -82,13 +81,14 @@ class SubscriptionAddForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["plan"].queryset = Plan.objects.current().order_by("code")
+        cast("forms.ModelChoiceField[Plan]", self.fields["plan"]).queryset = Plan.objects.current().order_by("code")
         self.fields["plan"].help_text = "The plan's current version; its promotion is attached unless you choose one."
         self.fields["promotion"].help_text = PROMOTION_HELP
         self.fields["subscription_at"].initial = timezone.now
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what super().clean() returns
         external_id = cleaned.get("external_id")
         if external_id:
             # Unique among live subscriptions (a conditional constraint the form cannot check itself).
@@ -120,7 +120,7 @@ class SubscriptionAddForm(forms.ModelForm):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
     list_display = (
         "external_id",
         "customer_display",
@@ -179,7 +179,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
             ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
         )
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Subscription | None = None) -> Sequence[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Subscription | None = None) -> tuple[str, ...]:
         if obj is None:
             return ()
         return (

@@ -20,7 +20,7 @@ CODE_FIELDS = ("func", "hook", "args", "kwargs", "cluster")
 
 
 @admin.action(description="Resubmit selected tasks to queue", permissions=["change"])
-def resubmit_task(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+def resubmit_task(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]) -> None:
     q_admin.resubmit_task(modeladmin, request, queryset)
 
 

@@ -15,7 +15,7 @@ from customers.models import Customer
 from customers.validators import INVALID_CURRENCY, INVALID_TIMEZONE, validate_currency, validate_timezone
 
 
-class CustomerInput(serializers.Serializer):
+class CustomerInput(serializers.Serializer[Any]):
     external_id = serializers.CharField(max_length=255)
     name = serializers.CharField(max_length=255, required=False, allow_null=True, allow_blank=True)
     email = serializers.EmailField(required=False, allow_null=True, allow_blank=True)
@@ -47,7 +47,7 @@ class CustomerInput(serializers.Serializer):
         return value
 
 
-class CustomerEnvelope(serializers.Serializer):
+class CustomerEnvelope(serializers.Serializer[Any]):
     customer = CustomerInput()
 
 

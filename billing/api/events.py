@@ -7,6 +7,8 @@ Lago's envelopes ({"event": {...}}, {"events": [...]}) so Lago's SDKs work uncha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -16,6 +18,8 @@ from drf_orjson_renderer.parsers import ORJSONParser
 from drf_orjson_renderer.renderers import ORJSONRenderer
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -32,7 +36,7 @@ AMBIGUOUS_TRANSACTION = "several customers used this transaction_id; pass extern
 
 
 @lru_cache(maxsize=4096)
-def _utc_text(moment: Any) -> str:
+def _utc_text(moment: datetime) -> str:
     """ISO 8601 with Z; cached, as a batch's events mostly share a few timestamps."""
     return iso_datetime(moment)
 
@@ -78,7 +82,7 @@ def _ingested_json(event: IngestedEvent) -> dict[str, Any]:
     )
 
 
-class EventInput(serializers.Serializer):
+class EventInput(serializers.Serializer[Any]):
     transaction_id = serializers.CharField(max_length=255, help_text="Your unique id; retries are idempotent.")
     external_customer_id = serializers.CharField(required=False, allow_null=True)
     external_subscription_id = serializers.CharField(required=False, allow_null=True)
@@ -89,15 +93,15 @@ class EventInput(serializers.Serializer):
     properties = serializers.DictField(required=False, allow_null=True)
 
 
-class EventEnvelope(serializers.Serializer):
+class EventEnvelope(serializers.Serializer[Any]):
     event = EventInput()
 
 
-class BatchEnvelope(serializers.Serializer):
+class BatchEnvelope(serializers.Serializer[Any]):
     events = EventInput(many=True)
 
 
-class EventOutput(serializers.Serializer):
+class EventOutput(serializers.Serializer[Any]):
     lago_id = serializers.CharField()
     transaction_id = serializers.CharField()
     lago_customer_id = serializers.CharField()
@@ -110,11 +114,11 @@ class EventOutput(serializers.Serializer):
     is_late = serializers.BooleanField()
 
 
-class EventOutputEnvelope(serializers.Serializer):
+class EventOutputEnvelope(serializers.Serializer[Any]):
     event = EventOutput()
 
 
-class BatchOutputEnvelope(serializers.Serializer):
+class BatchOutputEnvelope(serializers.Serializer[Any]):
     events = EventOutput(many=True)
 
 
@@ -142,8 +146,8 @@ class FastJsonMixin:
     """orjson parses the request and renders the response: a batch of 1,000 events is about 150 kB
     each way, where the standard library's json costs more than storing the events."""
 
-    parser_classes = [ORJSONParser]
-    renderer_classes = [ORJSONRenderer]
+    parser_classes: Sequence[type[BaseParser]] = [ORJSONParser]
+    renderer_classes: Sequence[type[BaseRenderer]] = [ORJSONRenderer]
 
 
 class EventCreateView(FastJsonMixin, ApiView):

@@ -256,7 +256,7 @@ def filter_invoices(qs: QuerySet[Invoice], params: Any) -> QuerySet[Invoice] | d
 # --- schema ---------------------------------------------------------------------------------
 
 
-class TierOutput(serializers.Serializer):
+class TierOutput(serializers.Serializer[Any]):
     position = serializers.IntegerField()
     up_to = serializers.CharField(allow_null=True)
     units = serializers.CharField()
@@ -265,7 +265,7 @@ class TierOutput(serializers.Serializer):
     amount = serializers.CharField()
 
 
-class InvoiceLineOutput(serializers.Serializer):
+class InvoiceLineOutput(serializers.Serializer[Any]):
     lago_id = serializers.CharField()
     kind = serializers.ChoiceField(choices=LineKind.choices)
     description = serializers.CharField()
@@ -280,7 +280,7 @@ class InvoiceLineOutput(serializers.Serializer):
     tiers = TierOutput(many=True)
 
 
-class InvoiceOutput(serializers.Serializer):
+class InvoiceOutput(serializers.Serializer[Any]):
     lago_id = serializers.CharField()
     number = serializers.CharField(help_text="INV-YYYY-NNNNNN once finalized; DRAFT-<id> before.")
     issuing_date = serializers.DateField()
@@ -304,11 +304,11 @@ class InvoiceOutput(serializers.Serializer):
     lines = InvoiceLineOutput(many=True)
 
 
-class InvoiceEnvelope(serializers.Serializer):
+class InvoiceEnvelope(serializers.Serializer[Any]):
     invoice = InvoiceOutput()
 
 
-class PageMeta(serializers.Serializer):
+class PageMeta(serializers.Serializer[Any]):
     current_page = serializers.IntegerField()
     next_page = serializers.IntegerField(allow_null=True)
     prev_page = serializers.IntegerField(allow_null=True)
@@ -316,7 +316,7 @@ class PageMeta(serializers.Serializer):
     total_count = serializers.IntegerField()
 
 
-class InvoiceListEnvelope(serializers.Serializer):
+class InvoiceListEnvelope(serializers.Serializer[Any]):
     invoices = InvoiceOutput(many=True)
     meta = PageMeta()
 

@@ -56,7 +56,7 @@ def subscription_json(sub: Subscription) -> dict[str, Any]:
     }
 
 
-class SubscriptionInput(serializers.Serializer):
+class SubscriptionInput(serializers.Serializer[Any]):
     external_customer_id = serializers.CharField(max_length=255)
     plan_code = serializers.CharField(max_length=64)
     external_id = serializers.CharField(max_length=255)
@@ -72,7 +72,7 @@ class SubscriptionInput(serializers.Serializer):
             raise serializers.ValidationError(str(exc)) from None
 
 
-class SubscriptionEnvelope(serializers.Serializer):
+class SubscriptionEnvelope(serializers.Serializer[Any]):
     subscription = SubscriptionInput()
 
 

@@ -57,7 +57,7 @@ def format_number(value: Number) -> str:
 def _nice_step(span: float) -> float:
     """A step of 1, 2, 2.5 or 5 × 10^k that cuts `span` into about TICKS parts."""
     raw = span / TICKS
-    magnitude = 10 ** math.floor(math.log10(raw))
+    magnitude: float = 10 ** math.floor(math.log10(raw))
     for factor in (1, 2, 2.5, 5, 10):
         if raw <= factor * magnitude:
             return factor * magnitude

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from billing.engine.money import ZERO, format_decimal, quantize_money
 from billing.engine.periods import Period
@@ -130,7 +130,14 @@ def _percent(value: Decimal) -> str:
     return f"{value.normalize():f} %"
 
 
-def _covers(period: Period | None) -> dict[str, datetime]:
+class _Covers(TypedDict, total=False):
+    """The dates a line covers, as keyword arguments of `Line` (none for a quote's lines)."""
+
+    period_start: datetime
+    period_end: datetime
+
+
+def _covers(period: Period | None) -> _Covers:
     return {} if period is None else {"period_start": period.start, "period_end": period.end}
 
 

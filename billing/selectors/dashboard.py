@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.db import connections
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
@@ -238,7 +238,7 @@ def over_limit(counts: MonthCounts, metrics: dict[int, BillableMetric]) -> Upgra
         .values_list("plan_id", "metric_id", "usage_limit")
         .distinct()
     ):
-        limits[(plan_id, metric_id)] = usage_limit
+        limits[(plan_id, metric_id)] = cast(Decimal, usage_limit)  # usage_limit__isnull=False
     if not limits:
         return UpgradeList(rows=[], total=0, more=False)
     lowest = min(limits.values())

@@ -50,7 +50,8 @@ Resolve = Callable[[str | None, str | None], tuple[Owner | None, dict[str, str]]
 def _rows(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
 
 
 def _placeholders(values: Iterable[Any]) -> str:

@@ -136,7 +136,8 @@ def billed_quantities(chain_ids: list[int], period_start: datetime, exclude_invo
             period_start=period_start,
         )
         .exclude(invoice__status=InvoiceStatus.VOID)
-        .exclude(invoice_id=exclude_invoice)
+        # None excludes nothing (Django compares with IS NULL); the stubs refuse None for a NOT NULL column.
+        .exclude(invoice_id=exclude_invoice)  # type: ignore[misc]
         .select_related("metric")
         .order_by("invoice__created_at", "invoice_id", "position")
     )

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils import timezone
@@ -49,6 +50,9 @@ from billing.models import (
 from billing.selectors.commitments import balance
 from billing.services.numbering import assign_number
 from metering.days import day_start, local_date
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 # Messages are constants so tests can match them.
 ADJUSTMENT_REASON_REQUIRED = "an adjustment needs a reason"
@@ -107,7 +111,8 @@ def commitment_term(
         raise CommitmentError(STARTS_BEFORE_SUBSCRIPTION.format(day=first_day.isoformat()), field="start_day")
     start = day_start(start_day, tz)
     end = term_end(start, months, tz)
-    others = Commitment.objects.filter(subscription=subscription).exclude(pk=exclude.pk if exclude else None)
+    # pk=None excludes nothing (Django compares with IS NULL); the stubs refuse None for a NOT NULL column.
+    others = Commitment.objects.filter(subscription=subscription).exclude(pk=exclude.pk if exclude else None)  # type: ignore[misc]
     if others.filter(term_start=start).exists():
         raise CommitmentError(
             TERM_TAKEN.format(subscription=subscription.external_id, day=start_day.isoformat()), field="start_day"
@@ -311,7 +316,7 @@ def prepayment_reverse(*, invoice: Invoice) -> LedgerEntry | None:
 
 
 @transaction.atomic
-def adjustment_create(*, commitment: Commitment, amount: Decimal, reason: str, user: object | None) -> LedgerEntry:
+def adjustment_create(*, commitment: Commitment, amount: Decimal, reason: str, user: User | None) -> LedgerEntry:
     commitment = Commitment.objects.select_for_update().get(pk=commitment.pk)
     if not reason.strip():
         raise CommitmentError(ADJUSTMENT_REASON_REQUIRED)

@@ -51,7 +51,8 @@ class CustomerError(Exception):
 def locked_fields(customer: Customer) -> dict[str, str]:
     """The fields that may no longer change, each with the reason."""
     if customer.pk is None:
-        return {}
+        # django-stubs types an AutoField pk as int, yet it is None until the row is saved.
+        return {}  # type: ignore[unreachable]
     has_subscriptions = Subscription.objects.filter(customer=customer).exists()
     locked = {}
     if has_subscriptions or Event.objects.filter(customer=customer).exists():

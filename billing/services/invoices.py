@@ -17,6 +17,7 @@ passed; drafts are recomputed on every close run, finalized ones never change.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from django.db import connections, router, transaction
 
@@ -75,8 +76,9 @@ def insert_lines(invoice: Invoice, lines: list[Line], metric_ids: dict[str, int]
             unit_amount=ln.unit_amount,
             amount=ln.amount,
             currency=invoice.currency,
-            period_start=ln.period_start,
-            period_end=ln.period_end,
+            # An invoice's lines cover dates (only a quote's lines have none).
+            period_start=cast(datetime, ln.period_start),
+            period_end=cast(datetime, ln.period_end),
             details=ln.details,
         )
         for i, ln in enumerate(lines)
@@ -85,8 +87,9 @@ def insert_lines(invoice: Invoice, lines: list[Line], metric_ids: dict[str, int]
     connection = connections[router.db_for_write(InvoiceLine)]
     quote = connection.ops.quote_name
     placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    columns = [cast(str, f.column) for f in fields]  # a concrete field has a column
     sql = (
-        f"INSERT INTO {quote(InvoiceLine._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"INSERT INTO {quote(InvoiceLine._meta.db_table)} ({', '.join(quote(column) for column in columns)}) "
         f"VALUES {', '.join([placeholders] * len(rows))}"
     )
     params = [f.get_db_prep_save(f.pre_save(row, True), connection) for row in rows for f in fields]

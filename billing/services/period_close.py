@@ -332,11 +332,15 @@ def close_subscription(
                 continue
             if not _in_month(period, month) and not known.draft(InvoiceType.PERIOD, period.start):
                 continue
+
+            def period_compute(invoice_id: int | None, p: Period = period) -> list[Line]:
+                return period_lines(invoice_id, p)
+
             _create_or_recompute(
                 subscription,
                 InvoiceType.PERIOD,
                 period,
-                lambda invoice_id, p=period: period_lines(invoice_id, p),
+                period_compute,
                 now,
                 report,
                 dry_run,
@@ -349,11 +353,15 @@ def close_subscription(
                     continue
                 if not _in_month(period, month) and not known.draft(InvoiceType.ADVANCE, period.start):
                     continue
+
+                def advance_compute(_invoice_id: int | None, p: Period = period) -> list[Line]:
+                    return advance_lines(p)
+
                 _create_or_recompute(
                     subscription,
                     InvoiceType.ADVANCE,
                     period,
-                    lambda _invoice_id, p=period: advance_lines(p),
+                    advance_compute,
                     now,
                     report,
                     dry_run,

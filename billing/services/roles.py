@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from django.apps import apps
 from django.contrib.auth.management import create_permissions
@@ -72,14 +73,15 @@ class RoleResult:
 def history_models(models: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The django-simple-history models recording changes to `models` (e.g. billing.historicalplan)."""
     wanted = set(models)
-    found = []
+    found: list[tuple[str, str]] = []
     for model in apps.get_models():
         # Historical models carry the model they record as `instance_type`.
         instance_type: type[Model] | None = getattr(model, "instance_type", None)
         if instance_type is None or not hasattr(model, "history_object"):
             continue
         if (instance_type._meta.app_label, instance_type._meta.model_name) in wanted:
-            found.append((model._meta.app_label, model._meta.model_name))
+            # A registered model has its model_name (the stub allows None, as before registration).
+            found.append((model._meta.app_label, cast(str, model._meta.model_name)))
     return sorted(found)
 
 

@@ -143,6 +143,7 @@ def stored(bench: Bench, prefix: str) -> int:
             "WHERE c.external_id = %s AND e.transaction_id LIKE %s",
             (INGEST_CUSTOMER, prefix + "-%"),
         ).fetchone()
+        assert row is not None  # an aggregate without GROUP BY returns one row
         return int(row[0])
 
 
@@ -151,7 +152,7 @@ def probe(bench: Bench) -> ServerConfig:
     probes = []
     for config in CANDIDATES:
         with Server(bench.db, config) as server:
-            kwargs = {
+            kwargs: dict[str, Any] = {
                 "customer": INGEST_CUSTOMER,
                 "threads": client_threads(config),
                 "duration": bench.sizes.probe_seconds,
@@ -220,11 +221,13 @@ def copy_rows(bench: Bench, rows: int) -> None:
     """COPY `rows` events of the ingested shape into a LIKE-table (same columns and indexes)."""
     rows = max(rows, 10_000)
     with bench.db.connect() as conn:
-        customer_id, metric_id = conn.execute(
+        ids = conn.execute(
             "SELECT c.id, m.id FROM customers_customer c, metering_billablemetric m "
             "WHERE c.external_id = %s AND m.code = 'mtu'",
             (INGEST_CUSTOMER,),
         ).fetchone()
+        assert ids is not None  # the ingest customer and the mtu metric exist by now
+        customer_id, metric_id = ids
         conn.execute("DROP TABLE IF EXISTS bench_copy_event")
         conn.execute("CREATE TABLE bench_copy_event (LIKE metering_event INCLUDING ALL)")
         conn.commit()

@@ -102,6 +102,8 @@ def bulk_data(bench: Bench, sections: set[str]) -> None:
     data.vacuum_analyze(bench.db.connect)
     build["vacuum_s"] = round(time.monotonic() - started, 1)
     with bench.db.connect() as conn:
-        build["events_total"] = conn.execute("SELECT count(*) FROM metering_event").fetchone()[0]
+        row = conn.execute("SELECT count(*) FROM metering_event").fetchone()
+        assert row is not None  # an aggregate without GROUP BY returns one row
+        build["events_total"] = row[0]
     bench.results["build"] = build
     bench.log(f"data ready: {build['events_total']:,} events, {build['distinct_values']:,} distinct-value rows")

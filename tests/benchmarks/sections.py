@@ -140,11 +140,13 @@ def close(bench: Bench) -> None:
         bench.log(f"closing last month for {n:,} customers (manage.py close_period in a child process) …")
         run = run_close_child(bench)
         with bench.db.connect() as conn:
-            invoices, finalized, total = conn.execute(
+            row = conn.execute(
                 "SELECT count(*), count(*) FILTER (WHERE status = 'finalized'), coalesce(sum(total), 0) "
                 "FROM billing_invoice WHERE period_start = %s",
                 (bench.last_month,),
             ).fetchone()
+            assert row is not None  # an aggregate without GROUP BY returns one row
+            invoices, finalized, total = row
         if invoices != n:
             raise BenchmarkError(f"close of {n} customers made {invoices} invoices")
         run.update(
