@@ -33,13 +33,12 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from billing.admin.shared import admin_url, csv_response, may_view
+from billing.admin.shared import admin_page, admin_url, csv_response, may_view
 from billing.documents.charts import bar_chart, line_chart
 from billing.documents.formats import format_day, format_quantity
 from billing.models import Invoice, InvoiceLine, LineKind, Subscription
@@ -109,18 +108,7 @@ def _page(request: HttpRequest, values: WindowValues) -> tuple[Page[str], list[s
 
 
 def _render(request: HttpRequest, model_admin: admin.ModelAdmin[Any], context: dict[str, Any]) -> HttpResponse:
-    request.current_app = model_admin.admin_site.name
-    return TemplateResponse(
-        request,
-        "admin/billing/audit/values.html",
-        {
-            **model_admin.admin_site.each_context(request),
-            "opts": model_admin.opts,
-            "has_view_permission": True,
-            "changelist_url": admin_url("billing_invoice_changelist"),
-            **context,
-        },
-    )
+    return admin_page(model_admin, request, "admin/billing/audit/values.html", **context)
 
 
 def _line(request: HttpRequest, model_admin: admin.ModelAdmin[Any], line_id: int) -> InvoiceLine:

@@ -23,16 +23,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.db.models import DecimalField, OuterRef, QuerySet, Subquery, Sum
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import ngettext
 
 from billing.admin.ledger import LedgerEntryInline
-from billing.admin.shared import admin_link, admin_url, report_refusals
+from billing.admin.shared import action_page, admin_link, admin_url, report_refusals
 from billing.documents.formats import commitment_label, format_amount, term_days
 from billing.engine.money import amount_field_kwargs, currency_minor_digits, format_decimal, minor_unit, quantize_money
 from billing.models import Commitment, CommitmentStatus, LedgerEntry, Subscription, SubscriptionStatus
@@ -457,20 +454,17 @@ class CommitmentAdmin(admin.ModelAdmin[Commitment]):
             )
             report_refusals(self, request, refusals)
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Adjust commitment balance",
-            "opts": self.opts,
-            "form": form,
-            "adjustable": [self._row(c) for c in adjustable],
-            "refused": [self._row(c) for c in refused],
-            "selected_ids": [c.pk for c in selected],
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "action_name": "adjust_balance",
-            "changelist_url": reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"),
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, "admin/billing/commitment/adjust_balance.html", context)
+        return action_page(
+            self,
+            request,
+            "admin/billing/commitment/adjust_balance.html",
+            action_name="adjust_balance",
+            selected_ids=[c.pk for c in selected],
+            title="Adjust commitment balance",
+            form=form,
+            adjustable=[self._row(c) for c in adjustable],
+            refused=[self._row(c) for c in refused],
+        )
 
     @admin.action(description="Cancel selected commitments", permissions=["change"])
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Commitment]) -> None:

@@ -40,12 +40,11 @@ from typing import Any
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from billing.admin.shared import admin_url
+from billing.admin.shared import admin_page, admin_url
 from billing.documents.charts import Number, bar_chart
 from billing.documents.formats import format_money, format_quantity
 from billing.engine.money import ZERO
@@ -178,15 +177,13 @@ def dashboard_view(request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> 
     """The dashboard page, for staff who may view invoices."""
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
-    context = {
-        **model_admin.admin_site.each_context(request),
+    return admin_page(
+        model_admin,
+        request,
+        "admin/billing/dashboard/dashboard.html",
+        title="Billing dashboard",
         **dashboard_context(timezone.now()),
-        "title": "Billing dashboard",
-        "opts": model_admin.opts,
-        "has_view_permission": True,
-    }
-    request.current_app = model_admin.admin_site.name
-    return TemplateResponse(request, "admin/billing/dashboard/dashboard.html", context)
+    )
 
 
 def dashboard_urls(model_admin: admin.ModelAdmin[Any]) -> list[URLPattern]:

@@ -30,12 +30,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -46,7 +43,15 @@ from billing.admin.audit import audit_urls
 from billing.admin.dashboard import dashboard_urls
 from billing.admin.invoice_filters import InvoiceCustomerFilter, InvoicePlanFilter, PeriodMonthFilter
 from billing.admin.invoice_lines import InvoiceLineInline
-from billing.admin.shared import admin_url, csv_response, report_refusals
+from billing.admin.shared import (
+    action_page,
+    admin_page,
+    admin_url,
+    changelist_url,
+    csv_response,
+    report_refusals,
+    viewable_object,
+)
 from billing.documents.formats import format_amount, format_day, format_money
 from billing.documents.invoice import billing_details, customer_block, render_invoice_html
 from billing.documents.pdf import PdfUnavailable, invoice_pdf_filename, render_invoice_pdf
@@ -291,13 +296,9 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
 
     def document_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The invoice as its self-contained HTML document (billing.documents.invoice)."""
-        obj = self.get_object(request, unquote(object_id))
-        if obj is None:
-            # ModelAdmin's own "not found" message and redirect; django-stubs leaves this private method out.
-            redirect: HttpResponse = self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
-            return redirect
-        if not self.has_view_permission(request, obj):
-            raise PermissionDenied
+        obj = viewable_object(self, request, object_id)
+        if isinstance(obj, HttpResponse):
+            return obj
         response = HttpResponse(render_invoice_html(obj), content_type="text/html; charset=utf-8")
         filename = obj.number or f"draft-{obj.pk}"
         response["Content-Disposition"] = f'inline; filename="{filename}.html"'
@@ -305,13 +306,9 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
 
     def pdf_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The invoice document as a PDF download (billing.documents.pdf), e.g. INV-2026-000001.pdf."""
-        obj = self.get_object(request, unquote(object_id))
-        if obj is None:
-            # ModelAdmin's own "not found" message and redirect; django-stubs leaves this private method out.
-            redirect: HttpResponse = self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
-            return redirect
-        if not self.has_view_permission(request, obj):
-            raise PermissionDenied
+        obj = viewable_object(self, request, object_id)
+        if isinstance(obj, HttpResponse):
+            return obj
         try:
             pdf = render_invoice_pdf(obj)
         except PdfUnavailable as exc:
@@ -326,7 +323,6 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
         """Confirm (GET), then run close_periods now (POST) and report its summary."""
         if not self.has_change_permission(request):
             raise PermissionDenied
-        changelist_url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
         if request.method == "POST":
             report = close_periods(now=timezone.now())
             counts = {
@@ -338,16 +334,8 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
             }
             self.message_user(request, CLOSE_SUMMARY % counts, messages.WARNING if report.errors else messages.SUCCESS)
             report_refusals(self, request, report.errors, CLOSE_ERROR)
-            return HttpResponseRedirect(changelist_url)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Close ended periods",
-            "opts": self.opts,
-            "changelist_url": changelist_url,
-            "has_view_permission": True,
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, "admin/billing/invoice/close_periods.html", context)
+            return HttpResponseRedirect(changelist_url(self))
+        return admin_page(self, request, "admin/billing/invoice/close_periods.html", title="Close ended periods")
 
     # --- actions ---
 
@@ -435,20 +423,17 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
             self._report(request, done, INVOICES_VOIDED, refusals)
             return None
         refused = [invoice for invoice in invoices if invoice.status != InvoiceStatus.FINALIZED]
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Void invoices",
-            "opts": self.opts,
-            "form": form,
-            "voidable": [self._void_row(invoice) for invoice in voidable],
-            "refused": [self._void_row(invoice) for invoice in refused],
-            "selected_ids": [invoice.pk for invoice in invoices],
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "action_name": "void_selected",
-            "changelist_url": reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"),
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, "admin/billing/invoice/void_confirmation.html", context)
+        return action_page(
+            self,
+            request,
+            "admin/billing/invoice/void_confirmation.html",
+            action_name="void_selected",
+            selected_ids=[invoice.pk for invoice in invoices],
+            title="Void invoices",
+            form=form,
+            voidable=[self._void_row(invoice) for invoice in voidable],
+            refused=[self._void_row(invoice) for invoice in refused],
+        )
 
     # "change", as every action here: read-only staff are offered no action (tests/billing/test_roles.py).
     @admin.action(description="Export selected to CSV", permissions=["change"])

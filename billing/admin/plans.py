@@ -18,18 +18,16 @@ from typing import TYPE_CHECKING, Any, cast
 import nested_admin
 from django import forms
 from django.contrib import admin
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Field, QuerySet, Window
 from django.db.models.functions import Lag
 from django.forms.formsets import DELETION_FIELD_NAME
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.html import format_html
 
 from billing.admin.calculator import PriceCalculatorForm, quote_rows
-from billing.admin.shared import admin_url
+from billing.admin.shared import admin_page, admin_url, viewable_object
 from billing.documents.formats import format_amount, format_quantity, tier_range_label
 from billing.engine.money import ZERO, format_decimal
 from billing.engine.pricing import TierSpec, tier_errors
@@ -450,12 +448,9 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
 
     def calculator_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Price one full period of the plan at the quantities in the query string."""
-        obj = self.get_object(request, unquote(object_id))
-        if obj is None:
-            redirect: HttpResponse = self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-            return redirect
-        if not self.has_view_permission(request, obj):
-            raise PermissionDenied
+        obj: Plan | HttpResponse = viewable_object(self, request, object_id)
+        if isinstance(obj, HttpResponse):
+            return obj
         plan = plans_with_charges().get(pk=obj.pk)
         spec = plan_spec(plan)
         form = PriceCalculatorForm(request.GET or None, charges=spec.charges)
@@ -465,17 +460,15 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
                 result = quote_rows(quote_plan(spec, form.usage()))
             except ValueError as exc:  # a stored charge the engine cannot price
                 form.add_error(None, str(exc))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Price calculator",
-            "subtitle": str(plan),
-            "opts": self.opts,
-            "original": plan,
-            "plan": plan,
-            "plan_is_sold": self.is_sold(request, obj),
-            "form": form,
-            "result": result,
-            "has_view_permission": True,
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, "admin/billing/plan/calculator.html", context)
+        return admin_page(
+            self,
+            request,
+            "admin/billing/plan/calculator.html",
+            title="Price calculator",
+            subtitle=str(plan),
+            original=plan,
+            plan=plan,
+            plan_is_sold=self.is_sold(request, obj),
+            form=form,
+            result=result,
+        )

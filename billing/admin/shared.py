@@ -6,12 +6,19 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib import admin, messages
-from django.http import HttpRequest, StreamingHttpResponse
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
+
+M = TypeVar("M", bound=Model)
 
 # Refusals listed one by one before they are summed up in a count.
 REFUSALS_LISTED = 10
@@ -30,6 +37,67 @@ def admin_link(name: str, pk: int, label: str) -> str:
     """An HTML link to an admin page, or the label alone where the page is not in this site."""
     url = admin_url(name, pk)
     return format_html('<a href="{}">{}</a>', url, label) if url else label
+
+
+def changelist_url(model_admin: admin.ModelAdmin[Any]) -> str:
+    opts = model_admin.opts
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+
+
+def admin_page(
+    model_admin: admin.ModelAdmin[Any], request: HttpRequest, template: str, **context: Any
+) -> TemplateResponse:
+    """A page of our own inside the admin (a calculator, a confirmation, a report), with the admin's
+    header, breadcrumbs and permissions context, for a user already checked to may view it."""
+    request.current_app = model_admin.admin_site.name
+    return TemplateResponse(
+        request,
+        template,
+        {
+            **model_admin.admin_site.each_context(request),
+            "opts": model_admin.opts,
+            "has_view_permission": True,
+            "changelist_url": changelist_url(model_admin),
+            **context,
+        },
+    )
+
+
+def action_page(
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    template: str,
+    *,
+    action_name: str,
+    selected_ids: list[int],
+    **context: Any,
+) -> TemplateResponse:
+    """The intermediate page of an action that asks for something first (a reason, an amount): it
+    posts back the action and the selection with the answer."""
+    return admin_page(
+        model_admin,
+        request,
+        template,
+        action_name=action_name,
+        selected_ids=selected_ids,
+        action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
+        **context,
+    )
+
+
+def viewable_object(model_admin: admin.ModelAdmin[M], request: HttpRequest, object_id: str) -> M | HttpResponse:
+    """The object a custom page of one object is about (a document, a calculator), or the admin's
+    own "not found" redirect; PermissionDenied if the user may not view it."""
+    obj = model_admin.get_object(request, unquote(object_id))
+    if obj is None:
+        # ModelAdmin's own message and redirect; django-stubs leaves this private method out.
+        redirect: HttpResponse = model_admin._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
+            request, model_admin.opts, object_id
+        )
+        return redirect
+    if not model_admin.has_view_permission(request, obj):
+        raise PermissionDenied
+    return obj
 
 
 def report_refusals(

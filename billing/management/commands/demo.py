@@ -26,6 +26,7 @@ from django.core.management.base import BaseCommand
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from billing.engine.periods import month_start
 from billing.models import BillingTime, Plan, Subscription
 from billing.selectors.plans import plans_with_charges
 from billing.selectors.usage import current_usage, period_of
@@ -60,9 +61,9 @@ DEMO_CUSTOMERS = [
 ]
 
 
-def month_start(moment: datetime, tz: str) -> datetime:
+def local_month_start(moment: datetime, tz: str) -> datetime:
     """The first instant of the month containing `moment` in zone `tz`, in UTC."""
-    return day_start(local_date(moment, tz).replace(day=1), tz)
+    return day_start(month_start(local_date(moment, tz)), tz)
 
 
 def planned_events(demo: DemoCustomer, month: str) -> list[tuple[str, float, dict[str, str]]]:
@@ -114,7 +115,7 @@ class Command(BaseCommand):
                 customer=customer,
                 plan=Plan.objects.current().get(code=demo.plan_code),
                 external_id=f"{demo.external_id}-{demo.plan_code}",
-                subscription_at=month_start(frozen_now, customer.timezone),
+                subscription_at=local_month_start(frozen_now, customer.timezone),
                 billing_time=BillingTime.CALENDAR,
                 now=frozen_now,
             )
@@ -131,7 +132,7 @@ class Command(BaseCommand):
     ) -> None:
         customer = subscription.customer
         period = period_of(subscription, at=frozen_now)
-        start = max(period.start, month_start(frozen_now, customer.timezone))
+        start = max(period.start, local_month_start(frozen_now, customer.timezone))
         span = frozen_now - start
         month = f"{period.start_day:%Y%m}"
         owner = Owner(customer.pk, customer.timezone, customer.external_id)
