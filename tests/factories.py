@@ -6,7 +6,7 @@ one `mtu` row instead of tripping over its unique code; pass `code=` (and the ag
 another metric.
 
 `team_plan()` builds the seeds' Team plan (DESIGN §1): $120 a month, 10,000 MTUs included, then
-graduated tiers at 0.012 / 0.011 / 0.010.
+graduated tiers at 0.012 / 0.011 / 0.010; `free_plan()` the Free plan: MTUs free up to a usage limit.
 """
 
 from __future__ import annotations
@@ -175,4 +175,14 @@ def team_plan(**kwargs: Any) -> Plan:
     plan = PlanFactory(**kwargs)
     charge = ChargeFactory(plan=plan, metric=BillableMetricFactory(), model=ChargeModel.GRADUATED)
     add_tiers(charge, TEAM_TIERS)
+    return plan
+
+
+def free_plan(limit: int = 1000) -> Plan:
+    """The catalog's Free plan: no base fee, one unbounded free tier of MTUs and a usage limit."""
+    plan = PlanFactory(code="free", name="Free")
+    charge = ChargeFactory(
+        plan=plan, metric=BillableMetricFactory(), model=ChargeModel.GRADUATED, usage_limit=Decimal(limit)
+    )
+    add_tiers(charge, [(None, "0")])
     return plan

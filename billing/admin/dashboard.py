@@ -28,7 +28,7 @@ cache the page or keep per-customer counts). For calendar billing (the default) 
 open period; for anniversary billing it is an approximation of it, which the page states.
 
 Every figure is a fixed number of queries, independent of the number of invoices, customers or
-events (tests/billing/test_dashboard.py checks it).
+events (tests/billing/admin/test_dashboard.py checks it).
 """
 
 from __future__ import annotations

@@ -435,7 +435,7 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
             refused=[self._void_row(invoice) for invoice in refused],
         )
 
-    # "change", as every action here: read-only staff are offered no action (tests/billing/test_roles.py).
+    # "change", as every action here: read-only staff are offered no action (tests/billing/admin/test_roles.py).
     @admin.action(description="Export selected to CSV", permissions=["change"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> StreamingHttpResponse:
         """The selected invoices (or all that match the filters) as CSV, streamed, in the list's order.

@@ -8,7 +8,7 @@
 - `Finance read-only`: the view permission on every one of those, nothing else. The admins are
   written so that a view permission shows everything and changes nothing: every action declares
   the permission it needs (`@admin.action(permissions=[...])`) and every custom admin page checks
-  it (tests/billing/test_roles.py proves both for every registered model).
+  it (tests/billing/admin/test_roles.py proves both for every registered model).
 
 Neither group reaches the users, groups, task results or the task queue: task results stay
 out because django-q2's own admin offers "Resubmit selected tasks to queue" to anyone who can

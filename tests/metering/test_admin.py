@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import time_machine
 from django.contrib import admin
 from django.contrib.auth.models import User
 from django.test import Client, RequestFactory
@@ -20,15 +18,9 @@ from metering.models import BillableMetric, Event
 from metering.validation import Owner, ValidEvent, payload_hash
 from tests.factories import BillableMetricFactory, CustomerFactory
 
-pytestmark = pytest.mark.django_db
-
 NOW = datetime(2025, 6, 20, 12, 0, tzinfo=UTC)
 
-
-@pytest.fixture(autouse=True)
-def frozen_clock() -> Iterator[None]:
-    with time_machine.travel(NOW, tick=False):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.frozen_clock(NOW)]
 
 
 def send(customer: Customer, metric: BillableMetric, count: int, *, at: datetime, prefix: str = "evt") -> list[Event]:

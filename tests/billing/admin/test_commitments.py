@@ -4,7 +4,7 @@ append-only ledger (no entry can be added, changed or deleted through the admin)
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
@@ -42,14 +42,11 @@ from billing.models import (
 from billing.selectors.commitments import balance
 from billing.services.commitments import TERM_OVERLAPS, commitment_activate
 from tests.factories import CustomerFactory, PlanFactory, SubscriptionFactory
+from tests.helpers import at
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:billing_commitment_changelist"
-
-
-def at(year: int, month: int, day: int, hour: int = 0) -> datetime:
-    return datetime(year, month, day, hour, tzinfo=UTC)
 
 
 JAN_1 = at(2026, 1, 1)

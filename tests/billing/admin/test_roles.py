@@ -18,7 +18,6 @@ from __future__ import annotations
 import html
 import re
 from collections import deque
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from io import StringIO
 from typing import Any
@@ -58,13 +57,13 @@ from metering.ingest import store_events
 from metering.models import BillableMetric
 from metering.validation import Owner, ValidEvent, payload_hash
 
-pytestmark = pytest.mark.django_db
-
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 JAN_1 = datetime(2026, 1, 1, tzinfo=UTC)
 FEB_1 = datetime(2026, 2, 1, tzinfo=UTC)
 CLOSED_AT = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
 AFTER_GRACE = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)  # February's 48 hours of grace are over
+
+pytestmark = [pytest.mark.django_db, pytest.mark.frozen_clock(NOW)]
 
 # What finance staff see: every admin of these apps, and the django-q2 schedules.
 FINANCE_APPS = {"customers", "metering", "billing"}
@@ -115,12 +114,6 @@ CUSTOM_VIEWS = _custom_views()
 
 
 # --- Data ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def frozen_clock() -> Iterator[None]:
-    with time_machine.travel(NOW, tick=False):
-        yield
 
 
 def send_mtu(customer: Customer, users: list[str], *, at: datetime, prefix: str) -> None:

@@ -6,7 +6,6 @@ nothing of the batch stored), 409 on a reused transaction id, 401 without a vali
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,25 +33,12 @@ from metering.validation import (
 )
 from tests.conftest import using_postgres
 from tests.factories import ApiKeyFactory, BillableMetricFactory, CustomerFactory, SubscriptionFactory, team_plan
-
-pytestmark = pytest.mark.django_db
+from tests.helpers import errors
 
 NOW = datetime(2026, 10, 20, 12, 0, tzinfo=UTC)
 NOW_TS = int(NOW.timestamp())
 
-
-@pytest.fixture(autouse=True)
-def frozen_clock() -> Iterator[None]:
-    with time_machine.travel(NOW, tick=False):
-        yield
-
-
-@pytest.fixture
-def client() -> APIClient:
-    _, key = ApiKeyFactory.create_with_key()
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    return api
+pytestmark = [pytest.mark.django_db, pytest.mark.frozen_clock(NOW)]
 
 
 @pytest.fixture
@@ -80,28 +66,21 @@ def mtu(tx: str = "tx-1", **overrides: Any) -> dict[str, Any]:
     return event
 
 
-def post_event(client: APIClient, event: dict[str, Any]) -> Any:
-    return client.post("/api/v1/events", {"event": event}, format="json")
+def post_event(api: APIClient, event: dict[str, Any]) -> Any:
+    return api.post("/api/v1/events", {"event": event}, format="json")
 
 
-def post_batch(client: APIClient, events: list[Any]) -> Any:
-    return client.post("/api/v1/events/batch", {"events": events}, format="json")
-
-
-def errors(response: Any) -> Any:
-    assert response.status_code == 422, response.content
-    body = response.json()
-    assert (body["status"], body["error"], body["code"]) == (422, "Unprocessable Entity", "validation_errors")
-    return body["error_details"]
+def post_batch(api: APIClient, events: list[Any]) -> Any:
+    return api.post("/api/v1/events/batch", {"events": events}, format="json")
 
 
 # --- one event -----------------------------------------------------------------------------------
 
 
 def test_event_by_external_customer_id_is_stored_and_echoed_in_lago_envelope(
-    client: APIClient, customer: Customer
+    api: APIClient, customer: Customer
 ) -> None:
-    response = post_event(client, mtu())
+    response = post_event(api, mtu())
     assert response.status_code == 200
     event = response.json()["event"]
     stored = Event.objects.get()
@@ -120,11 +99,11 @@ def test_event_by_external_customer_id_is_stored_and_echoed_in_lago_envelope(
     assert DistinctValue.objects.get().value == "user-42"
 
 
-def test_event_by_external_subscription_id_belongs_to_its_customer(client: APIClient, customer: Customer) -> None:
+def test_event_by_external_subscription_id_belongs_to_its_customer(api: APIClient, customer: Customer) -> None:
     subscribe(customer)
     event = mtu(external_subscription_id="acme-team")
     del event["external_customer_id"]
-    response = post_event(client, event)
+    response = post_event(api, event)
     assert response.status_code == 200
     assert response.json()["event"]["external_subscription_id"] == "acme-team"
     assert response.json()["event"]["external_customer_id"] == "acme"
@@ -132,19 +111,19 @@ def test_event_by_external_subscription_id_belongs_to_its_customer(client: APICl
     assert (stored.customer_id, stored.external_subscription_id) == (customer.pk, "acme-team")
 
 
-def test_same_event_twice_is_accepted_and_stored_once(client: APIClient, customer: Customer) -> None:
-    first = post_event(client, mtu())
-    second = post_event(client, mtu())
+def test_same_event_twice_is_accepted_and_stored_once(api: APIClient, customer: Customer) -> None:
+    first = post_event(api, mtu())
+    second = post_event(api, mtu())
     assert (first.status_code, second.status_code) == (200, 200)
     assert first.json()["event"]["lago_id"] == second.json()["event"]["lago_id"]
     assert Event.objects.count() == 1
 
 
 def test_same_transaction_id_with_a_different_payload_is_a_conflict_and_changes_nothing(
-    client: APIClient, customer: Customer
+    api: APIClient, customer: Customer
 ) -> None:
-    post_event(client, mtu())
-    response = post_event(client, mtu(properties={"user_id": "someone-else"}))
+    post_event(api, mtu())
+    response = post_event(api, mtu(properties={"user_id": "someone-else"}))
     assert response.status_code == 409
     assert response.json()["status"] == 409
     assert "tx-1" in response.json()["error_details"]["transaction_id"][0]
@@ -152,27 +131,27 @@ def test_same_transaction_id_with_a_different_payload_is_a_conflict_and_changes_
     assert list(DistinctValue.objects.values_list("value", flat=True)) == ["user-42"]
 
 
-def test_same_transaction_id_with_another_timestamp_is_a_conflict(client: APIClient, customer: Customer) -> None:
-    post_event(client, mtu())
-    assert post_event(client, mtu(timestamp=NOW_TS - 120)).status_code == 409
+def test_same_transaction_id_with_another_timestamp_is_a_conflict(api: APIClient, customer: Customer) -> None:
+    post_event(api, mtu())
+    assert post_event(api, mtu(timestamp=NOW_TS - 120)).status_code == 409
 
 
-def test_retry_without_timestamp_is_accepted_and_stored_once(client: APIClient, customer: Customer) -> None:
+def test_retry_without_timestamp_is_accepted_and_stored_once(api: APIClient, customer: Customer) -> None:
     event = mtu()
     del event["timestamp"]
-    assert post_event(client, event).status_code == 200
+    assert post_event(api, event).status_code == 200
     with time_machine.travel(NOW + timedelta(seconds=30), tick=False):
-        retry = post_event(client, event)
+        retry = post_event(api, event)
     assert retry.status_code == 200
     stored = Event.objects.get()
     assert stored.timestamp == NOW  # the first arrival's clock
     assert retry.json()["event"]["timestamp"] == "2026-10-20T12:00:00Z"
 
 
-def test_same_transaction_id_for_two_customers_is_two_events(client: APIClient, customer: Customer) -> None:
+def test_same_transaction_id_for_two_customers_is_two_events(api: APIClient, customer: Customer) -> None:
     CustomerFactory(external_id="globex")
-    assert post_event(client, mtu()).status_code == 200
-    assert post_event(client, mtu(external_customer_id="globex")).status_code == 200
+    assert post_event(api, mtu()).status_code == 200
+    assert post_event(api, mtu(external_customer_id="globex")).status_code == 200
     assert Event.objects.count() == 2
 
 
@@ -190,18 +169,18 @@ def test_same_transaction_id_for_two_customers_is_two_events(client: APIClient, 
     ],
 )
 def test_timestamp_as_int_float_numeric_string_or_iso_8601_is_accepted(
-    client: APIClient, customer: Customer, timestamp: Any, expected: datetime
+    api: APIClient, customer: Customer, timestamp: Any, expected: datetime
 ) -> None:
-    response = post_event(client, mtu(timestamp=timestamp))
+    response = post_event(api, mtu(timestamp=timestamp))
     assert response.status_code == 200, response.content
     assert Event.objects.get().timestamp == expected
 
 
-def test_timestamp_a_few_minutes_ahead_is_accepted(client: APIClient, customer: Customer) -> None:
-    assert post_event(client, mtu(timestamp=NOW_TS + 4 * 60)).status_code == 200
+def test_timestamp_a_few_minutes_ahead_is_accepted(api: APIClient, customer: Customer) -> None:
+    assert post_event(api, mtu(timestamp=NOW_TS + 4 * 60)).status_code == 200
 
 
-def test_null_optional_fields_are_absent_and_unknown_fields_are_ignored(client: APIClient, customer: Customer) -> None:
+def test_null_optional_fields_are_absent_and_unknown_fields_are_ignored(api: APIClient, customer: Customer) -> None:
     subscribe(customer)
     # What lago-python-client's Event(...).dict() sends: every optional field, null when unset.
     event = {
@@ -214,15 +193,15 @@ def test_null_optional_fields_are_absent_and_unknown_fields_are_ignored(client: 
         "properties": {"user_id": "u1"},
         "some_future_lago_field": {"nested": True},
     }
-    response = post_event(client, event)
+    response = post_event(api, event)
     assert response.status_code == 200, response.content
     stored = Event.objects.get()
     assert (stored.timestamp, stored.properties) == (NOW, {"user_id": "u1"})
 
 
-def test_null_properties_are_accepted_for_a_metric_that_reads_none(client: APIClient, customer: Customer) -> None:
+def test_null_properties_are_accepted_for_a_metric_that_reads_none(api: APIClient, customer: Customer) -> None:
     BillableMetricFactory(code="api-calls", name="API calls", aggregation="count", field="")
-    response = post_event(client, mtu(code="api-calls", properties=None))
+    response = post_event(api, mtu(code="api-calls", properties=None))
     assert response.status_code == 200, response.content
     assert Event.objects.get().properties == {}
 
@@ -258,36 +237,36 @@ def test_null_properties_are_accepted_for_a_metric_that_reads_none(client: APICl
     ],
 )
 def test_invalid_event_is_rejected_with_a_message_for_its_field(
-    client: APIClient, customer: Customer, overrides: dict[str, Any], field: str, message: str
+    api: APIClient, customer: Customer, overrides: dict[str, Any], field: str, message: str
 ) -> None:
-    response = post_event(client, mtu(**overrides))
+    response = post_event(api, mtu(**overrides))
     assert errors(response) == {field: [message]}
     assert Event.objects.count() == 0
 
 
-def test_several_problems_are_reported_together(client: APIClient, customer: Customer) -> None:
-    details = errors(post_event(client, mtu(code="pageviews", timestamp="soon", external_customer_id="nobody")))
+def test_several_problems_are_reported_together(api: APIClient, customer: Customer) -> None:
+    details = errors(post_event(api, mtu(code="pageviews", timestamp="soon", external_customer_id="nobody")))
     assert set(details) == {"code", "timestamp", "external_customer_id"}
 
 
-def test_timestamp_within_the_accepted_age_is_accepted(client: APIClient, customer: Customer) -> None:
-    assert post_event(client, mtu(timestamp=NOW_TS - 34 * 86_400)).status_code == 200
+def test_timestamp_within_the_accepted_age_is_accepted(api: APIClient, customer: Customer) -> None:
+    assert post_event(api, mtu(timestamp=NOW_TS - 34 * 86_400)).status_code == 200
 
 
-def test_body_without_an_event_object_is_rejected(client: APIClient, customer: Customer) -> None:
-    assert "event" in errors(client.post("/api/v1/events", {"events": []}, format="json"))
+def test_body_without_an_event_object_is_rejected(api: APIClient, customer: Customer) -> None:
+    assert "event" in errors(api.post("/api/v1/events", {"events": []}, format="json"))
 
 
-def test_subscription_of_another_customer_is_rejected(client: APIClient, customer: Customer) -> None:
+def test_subscription_of_another_customer_is_rejected(api: APIClient, customer: Customer) -> None:
     subscribe(CustomerFactory(external_id="globex"), "globex-team")
-    details = errors(post_event(client, mtu(external_subscription_id="globex-team")))
+    details = errors(post_event(api, mtu(external_subscription_id="globex-team")))
     assert list(details) == ["external_subscription_id"]
 
 
 # --- batches -------------------------------------------------------------------------------------
 
 
-def test_batch_stores_every_event_and_answers_in_order(client: APIClient, customer: Customer) -> None:
+def test_batch_stores_every_event_and_answers_in_order(api: APIClient, customer: Customer) -> None:
     subscribe(customer)
     events = [mtu(f"tx-{i}", properties={"user_id": f"u{i % 3}"}) for i in range(5)]
     events.append(
@@ -296,7 +275,7 @@ def test_batch_stores_every_event_and_answers_in_order(client: APIClient, custom
             "external_customer_id": None,
         }
     )
-    response = post_batch(client, events)
+    response = post_batch(api, events)
     assert response.status_code == 200, response.content
     body = response.json()["events"]
     assert [e["transaction_id"] for e in body] == [*(f"tx-{i}" for i in range(5)), "tx-by-sub"]
@@ -306,63 +285,63 @@ def test_batch_stores_every_event_and_answers_in_order(client: APIClient, custom
 
 
 def test_batch_with_one_invalid_event_is_rejected_by_index_and_stores_nothing(
-    client: APIClient, customer: Customer
+    api: APIClient, customer: Customer
 ) -> None:
     events = [mtu(f"tx-{i}", properties={"user_id": f"u{i}"}) for i in range(5)]
     events[3]["properties"] = {}
-    details = errors(post_batch(client, events))
+    details = errors(post_batch(api, events))
     assert details == {"3": {"properties.user_id": [PROPERTY_REQUIRED.format(code="mtu")]}}
     assert Event.objects.count() == 0
     assert DistinctValue.objects.count() == 0
 
 
-def test_batch_reports_every_invalid_index(client: APIClient, customer: Customer) -> None:
+def test_batch_reports_every_invalid_index(api: APIClient, customer: Customer) -> None:
     events = [mtu("tx-0"), mtu("tx-1", code="nope"), mtu("tx-2"), "not an object", mtu("tx-4", timestamp="x")]
-    details = errors(post_batch(client, events))
+    details = errors(post_batch(api, events))
     assert set(details) == {"1", "3", "4"}
     assert details["1"] == {"code": [UNKNOWN_METRIC.format(code="nope")]}
 
 
-def test_batch_with_a_conflicting_transaction_id_stores_nothing(client: APIClient, customer: Customer) -> None:
-    post_event(client, mtu("tx-old"))
-    response = post_batch(client, [mtu("tx-new"), mtu("tx-old", properties={"user_id": "changed"})])
+def test_batch_with_a_conflicting_transaction_id_stores_nothing(api: APIClient, customer: Customer) -> None:
+    post_event(api, mtu("tx-old"))
+    response = post_batch(api, [mtu("tx-new"), mtu("tx-old", properties={"user_id": "changed"})])
     assert response.status_code == 409
     assert list(Event.objects.values_list("transaction_id", flat=True)) == ["tx-old"]
 
 
 def test_batch_repeating_a_transaction_id_with_another_payload_is_a_conflict(
-    client: APIClient, customer: Customer
+    api: APIClient, customer: Customer
 ) -> None:
-    response = post_batch(client, [mtu("tx-1"), mtu("tx-1", properties={"user_id": "other"})])
+    response = post_batch(api, [mtu("tx-1"), mtu("tx-1", properties={"user_id": "other"})])
     assert response.status_code == 409
     assert Event.objects.count() == 0
 
 
-def test_batch_retry_is_idempotent(client: APIClient, customer: Customer) -> None:
+def test_batch_retry_is_idempotent(api: APIClient, customer: Customer) -> None:
     events = [mtu(f"tx-{i}", properties={"user_id": f"u{i}"}) for i in range(3)]
-    first = post_batch(client, events)
-    second = post_batch(client, [*events, mtu("tx-3", properties={"user_id": "u3"})])
+    first = post_batch(api, events)
+    second = post_batch(api, [*events, mtu("tx-3", properties={"user_id": "u3"})])
     assert (first.status_code, second.status_code) == (200, 200)
     assert Event.objects.count() == 4
     assert [e["lago_id"] for e in first.json()["events"]] == [e["lago_id"] for e in second.json()["events"][:3]]
 
 
-def test_batch_above_the_maximum_is_rejected(client: APIClient, customer: Customer, settings: Any) -> None:
+def test_batch_above_the_maximum_is_rejected(api: APIClient, customer: Customer, settings: Any) -> None:
     settings.BILLING_EVENTS_BATCH_MAX = 3
-    details = errors(post_batch(client, [mtu(f"tx-{i}") for i in range(4)]))
+    details = errors(post_batch(api, [mtu(f"tx-{i}") for i in range(4)]))
     assert details == {"events": [BATCH_TOO_LARGE.format(n=3)]}
     assert Event.objects.count() == 0
-    assert post_batch(client, [mtu(f"tx-{i}", properties={"user_id": str(i)}) for i in range(3)]).status_code == 200
+    assert post_batch(api, [mtu(f"tx-{i}", properties={"user_id": str(i)}) for i in range(3)]).status_code == 200
 
 
-def test_default_batch_maximum_is_1000(client: APIClient, customer: Customer) -> None:
-    details = errors(post_batch(client, [mtu(f"tx-{i}") for i in range(1001)]))
+def test_default_batch_maximum_is_1000(api: APIClient, customer: Customer) -> None:
+    details = errors(post_batch(api, [mtu(f"tx-{i}") for i in range(1001)]))
     assert details == {"events": [BATCH_TOO_LARGE.format(n=1000)]}
 
 
 @pytest.mark.parametrize("body", [{"events": []}, {"events": "nope"}, {"event": {}}, []])
-def test_batch_body_must_be_a_non_empty_list(client: APIClient, customer: Customer, body: Any) -> None:
-    assert "events" in errors(client.post("/api/v1/events/batch", body, format="json"))
+def test_batch_body_must_be_a_non_empty_list(api: APIClient, customer: Customer, body: Any) -> None:
+    assert "events" in errors(api.post("/api/v1/events/batch", body, format="json"))
 
 
 # --- authentication ------------------------------------------------------------------------------
@@ -395,28 +374,28 @@ def test_revoked_key_is_unauthorized(customer: Customer) -> None:
     assert api.get("/api/v1/events/tx-1").status_code == 401
 
 
-def test_using_a_key_records_when_it_was_last_used(client: APIClient, customer: Customer) -> None:
-    post_event(client, mtu())
+def test_using_a_key_records_when_it_was_last_used(api: APIClient, customer: Customer) -> None:
+    post_event(api, mtu())
     assert ApiKey.objects.get().last_used_at == NOW
 
 
 # --- GET /api/v1/events/<transaction_id> --------------------------------------------------------
 
 
-def test_get_event_by_transaction_id_and_customer(client: APIClient, customer: Customer) -> None:
-    posted = post_event(client, mtu("tx-get", properties={"user_id": 42})).json()["event"]
-    response = client.get("/api/v1/events/tx-get", {"external_customer_id": "acme"})
+def test_get_event_by_transaction_id_and_customer(api: APIClient, customer: Customer) -> None:
+    posted = post_event(api, mtu("tx-get", properties={"user_id": 42})).json()["event"]
+    response = api.get("/api/v1/events/tx-get", {"external_customer_id": "acme"})
     assert response.status_code == 200
     assert response.json()["event"] == posted
     assert response.json()["event"]["properties"] == {"user_id": 42}
 
 
-def test_get_unknown_event_is_not_found(client: APIClient, customer: Customer) -> None:
-    post_event(client, mtu("tx-1"))
+def test_get_unknown_event_is_not_found(api: APIClient, customer: Customer) -> None:
+    post_event(api, mtu("tx-1"))
     CustomerFactory(external_id="globex")
-    assert client.get("/api/v1/events/tx-unknown", {"external_customer_id": "acme"}).status_code == 404
-    assert client.get("/api/v1/events/tx-1", {"external_customer_id": "globex"}).status_code == 404
-    body = client.get("/api/v1/events/tx-unknown").json()
+    assert api.get("/api/v1/events/tx-unknown", {"external_customer_id": "acme"}).status_code == 404
+    assert api.get("/api/v1/events/tx-1", {"external_customer_id": "globex"}).status_code == 404
+    body = api.get("/api/v1/events/tx-unknown").json()
     assert (body["status"], body["code"]) == (404, "event_not_found")
 
 
@@ -424,9 +403,9 @@ def test_get_unknown_event_is_not_found(client: APIClient, customer: Customer) -
     "gb", ["99999999999999999999.99999999999", "-99999999999999999999.999999999995", "1e20", 1e25, "NaN", [1]]
 )
 def test_numeric_property_too_large_for_the_value_column_is_rejected(
-    client: APIClient, customer: Customer, gb: Any
+    api: APIClient, customer: Customer, gb: Any
 ) -> None:
-    details = errors(post_event(client, mtu(code="storage", properties={"gb": gb})))
+    details = errors(post_event(api, mtu(code="storage", properties={"gb": gb})))
     assert details == {"properties.gb": [PROPERTY_NOT_NUMERIC.format(code="storage", value=gb)]}
 
 
@@ -444,19 +423,17 @@ def test_numeric_property_too_large_for_the_value_column_is_rejected(
         1e19,
     ],
 )
-def test_numeric_property_that_fits_the_value_column_is_accepted(
-    client: APIClient, customer: Customer, gb: Any
-) -> None:
-    assert post_event(client, mtu(code="storage", properties={"gb": gb})).status_code == 200
+def test_numeric_property_that_fits_the_value_column_is_accepted(api: APIClient, customer: Customer, gb: Any) -> None:
+    assert post_event(api, mtu(code="storage", properties={"gb": gb})).status_code == 200
 
 
-def test_too_long_ids_are_rejected(client: APIClient, customer: Customer) -> None:
-    details = errors(post_event(client, mtu("t" * 256, properties={"user_id": "u" * 256})))
+def test_too_long_ids_are_rejected(api: APIClient, customer: Customer) -> None:
+    details = errors(post_event(api, mtu("t" * 256, properties={"user_id": "u" * 256})))
     assert details == {"transaction_id": [TOO_LONG.format(n=255)], "properties.user_id": [TOO_LONG.format(n=255)]}
-    assert post_event(client, mtu("t" * 255, properties={"user_id": "u" * 255})).status_code == 200
+    assert post_event(api, mtu("t" * 255, properties={"user_id": "u" * 255})).status_code == 200
 
 
-def test_numeric_sum_property_is_stored_as_a_decimal_value(client: APIClient, customer: Customer) -> None:
-    assert post_event(client, mtu(code="storage", properties={"gb": "1.25"})).status_code == 200
-    assert post_event(client, mtu("tx-2", code="storage", properties={"gb": 2})).status_code == 200
+def test_numeric_sum_property_is_stored_as_a_decimal_value(api: APIClient, customer: Customer) -> None:
+    assert post_event(api, mtu(code="storage", properties={"gb": "1.25"})).status_code == 200
+    assert post_event(api, mtu("tx-2", code="storage", properties={"gb": 2})).status_code == 200
     assert sorted(Event.objects.values_list("value", flat=True)) == [Decimal("1.25"), Decimal(2)]

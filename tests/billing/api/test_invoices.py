@@ -25,7 +25,6 @@ from rest_framework.test import APIClient
 from billing.models import ChargeModel, Invoice, InvoiceStatus, Plan
 from billing.services.period_close import close_periods
 from customers.models import Customer
-from customers.services import api_key_create
 from metering.days import local_date
 from metering.ingest import store_events
 from metering.models import BillableMetric
@@ -39,6 +38,7 @@ from tests.factories import (
     SubscriptionFactory,
     add_tiers,
 )
+from tests.helpers import get
 
 pytestmark = pytest.mark.django_db
 
@@ -97,20 +97,6 @@ def invoices(plan: Plan, settings: Any) -> dict[str, Invoice]:
     }
     assert sorted(by_key) == ["acme-08", "acme-09", "acme-10", "globex-09", "globex-10"]
     return by_key
-
-
-@pytest.fixture
-def api() -> APIClient:
-    _, raw = api_key_create(name="tests")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
-
-
-def get(api: APIClient, path: str, expect: int = 200, **params: Any) -> dict[str, Any]:
-    response = api.get(path, params)
-    assert response.status_code == expect, response.content
-    return response.json()
 
 
 def ids(body: dict[str, Any]) -> list[str]:

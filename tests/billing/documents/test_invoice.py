@@ -2,7 +2,7 @@
 
 The team-plan invoice is made the way production makes it: the Segment catalog, customers,
 subscriptions and events through the API, then close_period with the clock frozen
-(as tests/billing/test_invoicing_acceptance.py does).
+(as tests/billing/services/test_invoicing_acceptance.py does).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from billing.models import Invoice, InvoiceLine, InvoiceStatus, LineKind
 from billing.services.invoices import invoice_finalize, invoice_mark_paid, invoice_void
 from billing.services.period_close import close_periods
 from customers.models import Customer
-from customers.services import api_key_create
 from tests.factories import CustomerFactory, SubscriptionFactory, team_plan
+from tests.helpers import api_client, post
 
 pytestmark = pytest.mark.django_db
 
@@ -33,12 +33,6 @@ NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 # --- Building real invoices ---------------------------------------------------------------------
-
-
-def post(api: APIClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = api.post(path, body, format="json")
-    assert response.status_code == 200, response.content
-    return response.json()
 
 
 def send_users(api: APIClient, customer: str, count: int, when: datetime) -> None:
@@ -60,9 +54,7 @@ def send_users(api: APIClient, customer: str, count: int, when: datetime) -> Non
 def team_october_invoice() -> Invoice:
     """The seeds' worked example: team plan, 30,000 MTUs in October → $355.00 (finalized)."""
     call_command("load_catalog", stdout=StringIO())
-    _, raw = api_key_create(name="tests")
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    api = api_client()
     with time_machine.travel(datetime(2026, 9, 2, 12, tzinfo=UTC), tick=False):
         post(
             api,

@@ -2,8 +2,8 @@
 and the invoice list's "Export selected to CSV" action.
 
 The PDF's text is read back with pypdf. The April invoice of the team-annual seed scenario is
-rebuilt as tests/billing/test_seed_templates.py builds it (catalog, API, close_period under
-time_machine); March's users are left out, as April's invoice does not depend on them.
+rebuilt as tests/billing/services/test_seed_templates.py builds it (catalog, API, close_period
+under time_machine); March's users are left out, as April's invoice does not depend on them.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from billing.documents.pdf import LIBRARIES_MISSING, WEASYPRINT_MISSING, PdfUnav
 from billing.models import Invoice
 from billing.services.invoices import invoice_finalize, invoice_mark_paid
 from billing.services.period_close import close_periods
-from tests.billing.test_seed_templates import Api, at, lines, period_invoice, run
+from tests.billing.services.test_seed_templates import lines, period_invoice, run, send_users
 from tests.factories import CustomerFactory, PlanFactory, SubscriptionFactory, team_plan
+from tests.helpers import api_client, at, post
 
 pytestmark = pytest.mark.django_db
 
@@ -49,15 +50,15 @@ def pdf_url(invoice: Invoice) -> str:
 
 def team_annual_april() -> Invoice:
     call_command("load_catalog", stdout=StringIO())
-    api = Api()
+    api = api_client()
     with time_machine.travel(at(2026, 3, 1, 0, 10), tick=False):
-        api.post("/api/v1/customers", {"customer": {"external_id": "initech", "name": "Initech", "currency": "USD"}})
-        api.post("/api/v1/subscriptions", {"subscription": {
+        post(api, "/api/v1/customers", {"customer": {"external_id": "initech", "name": "Initech", "currency": "USD"}})
+        post(api, "/api/v1/subscriptions", {"subscription": {
             "external_customer_id": "initech", "plan_code": "team-annual", "external_id": "initech-annual",
             "subscription_at": "2026-03-01T00:00:00Z", "billing_time": "calendar"}})  # fmt: skip
     run("close_period", at(2026, 4, 1, 0, 5))
     with time_machine.travel(at(2026, 4, 20), tick=False):
-        api.users("initech", range(30_000), at(2026, 4, 15))
+        send_users(api, "initech", range(30_000), at(2026, 4, 15))
     run("close_period", at(2026, 5, 1, 0, 5))
     april = period_invoice(2026, 4)
     assert lines(april) == [

@@ -18,19 +18,13 @@ from billing.selectors.catalog import catalog_export
 from billing.services.catalog import PROMOTION_IN_USE
 from customers.models import Customer
 from metering.models import BillableMetric
+from tests.helpers import load_catalog
 
 pytestmark = pytest.mark.django_db
 
 
 def segment() -> dict[str, Any]:
     return json.loads(SEGMENT_CATALOG.read_text())
-
-
-def load(tmp_path: Path, data: dict[str, Any]) -> str:
-    path = tmp_path / "catalog.json"
-    path.write_text(json.dumps(data))
-    call_command("load_catalog", str(path), stdout=(out := _Buffer()), stderr=_Buffer())
-    return out.text
 
 
 class _Buffer:
@@ -87,9 +81,9 @@ def test_segment_catalog_creates_the_three_plans_with_their_tiers() -> None:
 
 
 def test_loading_the_same_catalog_twice_changes_nothing(tmp_path: Path) -> None:
-    load(tmp_path, segment())
+    load_catalog(tmp_path, segment())
     before = snapshot()
-    out = load(tmp_path, segment())
+    out = load_catalog(tmp_path, segment())
     assert snapshot() == before
     assert "0 changed" in out
 
@@ -134,7 +128,7 @@ def test_loading_the_same_catalog_twice_changes_nothing(tmp_path: Path) -> None:
     ],
 )
 def test_invalid_catalog_names_the_path_and_changes_nothing(tmp_path: Path, mutate: Any, message: str) -> None:
-    load(tmp_path, segment())
+    load_catalog(tmp_path, segment())
     before = snapshot()
     catalog = copy.deepcopy(segment())
     catalog["plans"][1]["name"] = "Team renamed"  # a valid change that must not land either
@@ -158,20 +152,20 @@ def test_invalid_json_is_reported(tmp_path: Path) -> None:
 
 
 def test_repricing_a_plan_without_subscriptions_updates_it_in_place(tmp_path: Path) -> None:
-    load(tmp_path, segment())
+    load_catalog(tmp_path, segment())
     catalog = segment()
     catalog["plans"][1]["base_fee"] = "150"
-    out = load(tmp_path, catalog)
+    out = load_catalog(tmp_path, catalog)
     assert "updated" in out
     assert list(Plan.objects.filter(code="team").values_list("version", "base_fee")) == [(1, Decimal(150))]
 
 
 def test_repricing_a_subscribed_plan_creates_a_new_version(tmp_path: Path) -> None:
-    load(tmp_path, segment())
+    load_catalog(tmp_path, segment())
     sub = subscribe("team")
     catalog = segment()
     catalog["plans"][1]["charges"][0]["tiers"][1]["unit_amount"] = "0.013"
-    out = load(tmp_path, catalog)
+    out = load_catalog(tmp_path, catalog)
     assert "new version 2" in out
     old, new = Plan.objects.filter(code="team").order_by("version")
     assert (old.is_current, new.is_current) == (False, True)
@@ -181,21 +175,21 @@ def test_repricing_a_subscribed_plan_creates_a_new_version(tmp_path: Path) -> No
     assert Tier.objects.get(charge__plan=new, position=1).unit_amount == Decimal("0.013")
     # and loading the same file again is a no-op
     before = snapshot()
-    load(tmp_path, catalog)
+    load_catalog(tmp_path, catalog)
     assert snapshot() == before
 
 
 def test_renaming_a_subscribed_plan_does_not_version_it(tmp_path: Path) -> None:
-    load(tmp_path, segment())
+    load_catalog(tmp_path, segment())
     subscribe("team")
     catalog = segment()
     catalog["plans"][1]["name"] = "Team (2026)"
-    load(tmp_path, catalog)
+    load_catalog(tmp_path, catalog)
     assert list(Plan.objects.filter(code="team").values_list("version", "name")) == [(1, "Team (2026)")]
 
 
 def test_changing_terms_of_a_promotion_in_use_is_refused(tmp_path: Path) -> None:
-    load(tmp_path, segment())
+    load_catalog(tmp_path, segment())
     subscribe("team")
     before = snapshot()
     catalog = segment()
@@ -219,10 +213,10 @@ def test_dry_run_reports_without_writing(tmp_path: Path) -> None:
 
 
 def test_export_round_trips_the_catalog(tmp_path: Path) -> None:
-    load(tmp_path, segment())
+    load_catalog(tmp_path, segment())
     exported = catalog_export()
     before = snapshot()
-    load(tmp_path, exported)
+    load_catalog(tmp_path, exported)
     assert snapshot() == before
     team = next(p for p in exported["plans"] if p["code"] == "team")
     assert team["charges"][0]["tiers"][1] == {"up_to": 25000, "unit_amount": "0.012"}
@@ -265,7 +259,7 @@ def test_other_charge_models_load(tmp_path: Path) -> None:
             }
         ],
     }
-    load(tmp_path, catalog)
+    load_catalog(tmp_path, catalog)
     pro = Plan.objects.get(code="pro")
     assert pro.pay_in_advance and pro.interval == "year"
     exported = catalog_export()["plans"][0]

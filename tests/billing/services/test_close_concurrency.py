@@ -41,7 +41,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SUBSCRIPTIONS = 40
 MONTHS = 3
 USERS = 5

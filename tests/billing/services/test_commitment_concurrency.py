@@ -10,21 +10,16 @@ most one drawdown, the drawdowns add up to at most the prepayment and no balance
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
 import time_machine
-from django.core.management import call_command
 from django.db import connections
 from django.db.models import Count
-from rest_framework.test import APIClient
 
 from billing.models import Commitment, Invoice, InvoiceStatus, InvoiceType, LedgerEntry, LedgerKind, LineKind, Plan
 from billing.selectors.commitments import balance
@@ -32,8 +27,8 @@ from billing.services.commitments import CommitmentError, adjustment_create
 from billing.services.period_close import CloseReport, close_periods
 from billing.services.subscriptions import subscription_create
 from customers.models import Customer
-from customers.services import api_key_create
 from tests.conftest import using_postgres
+from tests.helpers import api_client, at, load_catalog
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -63,10 +58,6 @@ CATALOG = {
 }
 
 
-def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=UTC)
-
-
 def run_concurrently(tasks: list[Callable[[], Any]]) -> list[Any]:
     """Run each task in its own thread (and connection), all released at once; re-raise the first failure."""
     barrier = threading.Barrier(len(tasks))
@@ -94,12 +85,8 @@ def run_concurrently(tasks: list[Callable[[], Any]]) -> list[Any]:
 
 
 def test_concurrent_period_closes_never_overdraw_a_commitment(tmp_path: Path) -> None:
-    catalog = tmp_path / "catalog.json"
-    catalog.write_text(json.dumps(CATALOG), encoding="utf-8")
-    call_command("load_catalog", str(catalog), stdout=StringIO())
-    _, key = api_key_create(name="concurrency")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    load_catalog(tmp_path, CATALOG)
+    api = api_client()
 
     plan = Plan.objects.get(code="metered", is_current=True)
     for n in range(CUSTOMERS):
@@ -128,7 +115,7 @@ def test_concurrent_period_closes_never_overdraw_a_commitment(tmp_path: Path) ->
                     }
                     for u in range(500)
                 ]
-                response = client.post("/api/v1/events/batch", {"events": events}, format="json")
+                response = api.post("/api/v1/events/batch", {"events": events}, format="json")
                 assert response.status_code == 200, response.content
     assert Commitment.objects.filter(status="active").count() == CUSTOMERS
     assert not Invoice.objects.filter(invoice_type=InvoiceType.PERIOD).exists()
@@ -174,9 +161,7 @@ def test_adjustments_racing_period_closes_never_overdraw(tmp_path: Path) -> None
     """Finance staff take money off the balances while the closers run: whichever gets the
     commitment's row lock first wins, the other sees its effect. A closer whose drawdown no
     longer fits rolls back that subscription and reports it; the next run invoices it."""
-    catalog = tmp_path / "catalog.json"
-    catalog.write_text(json.dumps(CATALOG), encoding="utf-8")
-    call_command("load_catalog", str(catalog), stdout=StringIO())
+    load_catalog(tmp_path, CATALOG)
     plan = Plan.objects.get(code="metered", is_current=True)
     for n in range(CUSTOMERS):
         customer = Customer.objects.create(external_id=f"acme-{n}", name=f"Acme {n}", currency="USD")

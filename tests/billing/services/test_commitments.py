@@ -10,12 +10,10 @@ The plans come from a small catalog file of their own, priced for round numbers:
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
-from typing import Any
 
 import pytest
 import time_machine
@@ -48,8 +46,8 @@ from billing.services.commitments import (
 from billing.services.invoices import invoice_void
 from billing.services.subscriptions import subscription_create
 from customers.models import Customer
-from customers.services import api_key_create
 from metering.days import day_start
+from tests.helpers import api_client, at, load_catalog, post
 
 pytestmark = pytest.mark.django_db
 
@@ -81,61 +79,46 @@ CATALOG = {
 }
 
 
-def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=UTC)
-
-
-class Api:
-    def __init__(self) -> None:
-        _, key = api_key_create(name="commitments")
-        self.client = APIClient()
-        self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self.client.post(path, body, format="json")
-        assert response.status_code == 200, response.content
-        return response.json()
-
-    def subscribe(self, customer: str, plan: str, start: datetime) -> Subscription:
-        with time_machine.travel(start, tick=False):
-            self.post("/api/v1/customers", {"customer": {"external_id": customer, "name": customer, "currency": "USD"}})
-            self.post(
-                "/api/v1/subscriptions",
-                {
-                    "subscription": {
-                        "external_customer_id": customer,
-                        "plan_code": plan,
-                        "external_id": f"{customer}-{plan}",
-                        "subscription_at": start.isoformat(),
-                        "billing_time": "calendar",
-                    }
-                },
-            )
-        return Subscription.objects.get(external_id=f"{customer}-{plan}")
-
-    def users(self, customer: str, count: int, when: datetime) -> None:
-        """`count` distinct users seen on `when`, posted on that day."""
-        events = [
+def subscribe(api: APIClient, customer: str, plan: str, start: datetime) -> Subscription:
+    with time_machine.travel(start, tick=False):
+        post(api, "/api/v1/customers", {"customer": {"external_id": customer, "name": customer, "currency": "USD"}})
+        post(
+            api,
+            "/api/v1/subscriptions",
             {
-                "transaction_id": f"{when:%Y%m%d}-u{u}",
-                "external_customer_id": customer,
-                "code": "mtu",
-                "timestamp": when.isoformat(),
-                "properties": {"user_id": f"u{u}"},
-            }
-            for u in range(count)
-        ]
-        with time_machine.travel(when, tick=False):
-            for i in range(0, len(events), 1000):
-                self.post("/api/v1/events/batch", {"events": events[i : i + 1000]})
+                "subscription": {
+                    "external_customer_id": customer,
+                    "plan_code": plan,
+                    "external_id": f"{customer}-{plan}",
+                    "subscription_at": start.isoformat(),
+                    "billing_time": "calendar",
+                }
+            },
+        )
+    return Subscription.objects.get(external_id=f"{customer}-{plan}")
+
+
+def send_users(api: APIClient, customer: str, count: int, when: datetime) -> None:
+    """`count` distinct users seen on `when`, posted on that day."""
+    events = [
+        {
+            "transaction_id": f"{when:%Y%m%d}-u{u}",
+            "external_customer_id": customer,
+            "code": "mtu",
+            "timestamp": when.isoformat(),
+            "properties": {"user_id": f"u{u}"},
+        }
+        for u in range(count)
+    ]
+    with time_machine.travel(when, tick=False):
+        for i in range(0, len(events), 1000):
+            post(api, "/api/v1/events/batch", {"events": events[i : i + 1000]})
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Api:
-    catalog = tmp_path / "catalog.json"
-    catalog.write_text(json.dumps(CATALOG), encoding="utf-8")
-    call_command("load_catalog", str(catalog), stdout=StringIO())
-    return Api()
+def api(tmp_path: Path) -> APIClient:
+    load_catalog(tmp_path, CATALOG)
+    return api_client()
 
 
 def run(command: str, now: datetime, *args: str) -> str:
@@ -175,8 +158,8 @@ def snapshot() -> tuple[int, int, int]:
 # --- Drawdown: covers=all -----------------------------------------------------------------------
 
 
-def test_covers_all_draws_usage_too_until_the_balance_is_spent_then_bills_cash(api: Api) -> None:
-    subscription = api.subscribe("acme", "metered", at(2026, 1, 1, 0, 10))
+def test_covers_all_draws_usage_too_until_the_balance_is_spent_then_bills_cash(api: APIClient) -> None:
+    subscription = subscribe(api, "acme", "metered", at(2026, 1, 1, 0, 10))
     commitment = Commitment.objects.get(subscription=subscription)
     assert commitment.covers == CommitmentCovers.ALL and commitment.auto_renew is False
     assert commitment.status == CommitmentStatus.ACTIVE
@@ -184,7 +167,7 @@ def test_covers_all_draws_usage_too_until_the_balance_is_spent_then_bills_cash(a
     assert ledger(commitment) == [("purchase", Decimal("200.00"))]
 
     # January: $10 + 300 users × $0.10 = $40, all drawn.
-    api.users("acme", 300, at(2026, 1, 20))
+    send_users(api, "acme", 300, at(2026, 1, 20))
     close(2026, 2)
     january = period_invoice(subscription, 2026, 1)
     assert lines(january) == [
@@ -196,13 +179,13 @@ def test_covers_all_draws_usage_too_until_the_balance_is_spent_then_bills_cash(a
     assert balance(commitment) == Decimal("160.00")
 
     # February: $10 + $100 = $110, all drawn.
-    api.users("acme", 1000, at(2026, 2, 20))
+    send_users(api, "acme", 1000, at(2026, 2, 20))
     close(2026, 3)
     assert period_invoice(subscription, 2026, 2).total == 0
     assert balance(commitment) == Decimal("50.00")
 
     # March: $10 + $60 = $70; the balance covers $50, the remaining $20 is billed in cash.
-    api.users("acme", 600, at(2026, 3, 20))
+    send_users(api, "acme", 600, at(2026, 3, 20))
     close(2026, 4)
     march = period_invoice(subscription, 2026, 3)
     assert lines(march) == [
@@ -214,7 +197,7 @@ def test_covers_all_draws_usage_too_until_the_balance_is_spent_then_bills_cash(a
     assert balance(commitment) == 0
 
     # April: nothing left to draw: all $20 in cash, and no drawdown line at all.
-    api.users("acme", 100, at(2026, 4, 20))
+    send_users(api, "acme", 100, at(2026, 4, 20))
     close(2026, 5)
     april = period_invoice(subscription, 2026, 4)
     assert lines(april) == [("base_fee", Decimal("10.00")), ("usage", Decimal("10.00"))]
@@ -233,11 +216,11 @@ def test_covers_all_draws_usage_too_until_the_balance_is_spent_then_bills_cash(a
         assert entry.invoice.lines.get(kind="commitment_drawdown").amount == entry.amount
 
 
-def test_balance_never_goes_below_zero_across_months(api: Api) -> None:
-    subscription = api.subscribe("acme", "metered", at(2026, 1, 1, 0, 10))
+def test_balance_never_goes_below_zero_across_months(api: APIClient) -> None:
+    subscription = subscribe(api, "acme", "metered", at(2026, 1, 1, 0, 10))
     commitment = Commitment.objects.get(subscription=subscription)
     for month, users in [(1, 900), (2, 900), (3, 900)]:  # $100 a month against $200
-        api.users("acme", users, at(2026, month, 10))
+        send_users(api, "acme", users, at(2026, month, 10))
         close(2026, month + 1)
         running = Decimal(0)
         for entry in commitment.entries.order_by("created_at", "id"):
@@ -247,10 +230,10 @@ def test_balance_never_goes_below_zero_across_months(api: Api) -> None:
     assert [period_invoice(subscription, 2026, m).total for m in (1, 2, 3)] == [0, 0, Decimal("100.00")]
 
 
-def test_voiding_a_finalized_invoice_returns_its_drawdown_to_the_balance(api: Api) -> None:
-    subscription = api.subscribe("acme", "metered", at(2026, 1, 1, 0, 10))
+def test_voiding_a_finalized_invoice_returns_its_drawdown_to_the_balance(api: APIClient) -> None:
+    subscription = subscribe(api, "acme", "metered", at(2026, 1, 1, 0, 10))
     commitment = Commitment.objects.get(subscription=subscription)
-    api.users("acme", 1900, at(2026, 1, 20))  # $10 + $190 = $200: the whole balance
+    send_users(api, "acme", 1900, at(2026, 1, 20))  # $10 + $190 = $200: the whole balance
     close(2026, 2)
     january = period_invoice(subscription, 2026, 1)
     assert balance(commitment) == 0
@@ -271,10 +254,10 @@ def test_voiding_a_finalized_invoice_returns_its_drawdown_to_the_balance(api: Ap
     assert balance(commitment) == Decimal("190.00")
 
 
-def test_drawdown_is_recorded_once_per_invoice(api: Api) -> None:
-    subscription = api.subscribe("acme", "metered", at(2026, 1, 1, 0, 10))
+def test_drawdown_is_recorded_once_per_invoice(api: APIClient) -> None:
+    subscription = subscribe(api, "acme", "metered", at(2026, 1, 1, 0, 10))
     commitment = Commitment.objects.get(subscription=subscription)
-    api.users("acme", 2500, at(2026, 1, 20))  # $260 due: all $200 drawn, the balance is empty
+    send_users(api, "acme", 2500, at(2026, 1, 20))  # $260 due: all $200 drawn, the balance is empty
     close(2026, 2)
     january = period_invoice(subscription, 2026, 1)
     entry = LedgerEntry.objects.get(invoice=january, kind=LedgerKind.DRAWDOWN)
@@ -298,8 +281,8 @@ def test_drawdown_is_recorded_once_per_invoice(api: Api) -> None:
 # --- Adjustments --------------------------------------------------------------------------------
 
 
-def test_adjustment_needs_a_reason_and_cannot_take_the_balance_below_zero(api: Api) -> None:
-    subscription = api.subscribe("acme", "metered", at(2026, 1, 1, 0, 10))
+def test_adjustment_needs_a_reason_and_cannot_take_the_balance_below_zero(api: APIClient) -> None:
+    subscription = subscribe(api, "acme", "metered", at(2026, 1, 1, 0, 10))
     commitment = Commitment.objects.get(subscription=subscription)
 
     with pytest.raises(CommitmentError, match=ADJUSTMENT_REASON_REQUIRED):
@@ -318,8 +301,8 @@ def test_adjustment_needs_a_reason_and_cannot_take_the_balance_below_zero(api: A
 # --- Processing: expiry, renewal, catching up ---------------------------------------------------
 
 
-def test_non_renewing_commitment_expires_its_unused_balance_without_renewal(api: Api) -> None:
-    subscription = api.subscribe("acme", "metered", at(2026, 1, 1, 0, 10))
+def test_non_renewing_commitment_expires_its_unused_balance_without_renewal(api: APIClient) -> None:
+    subscription = subscribe(api, "acme", "metered", at(2026, 1, 1, 0, 10))
     commitment = Commitment.objects.get(subscription=subscription)
     close(2026, 12)  # January to November: $10 a month drawn
     assert balance(commitment) == Decimal("90.00")
@@ -346,8 +329,8 @@ def test_non_renewing_commitment_expires_its_unused_balance_without_renewal(api:
     assert lines(period_invoice(subscription, 2027, 1)) == [("base_fee", Decimal("10.00"))]
 
 
-def test_process_commitments_is_idempotent_for_the_same_date(api: Api) -> None:
-    api.subscribe("acme", "renewing", at(2026, 1, 1, 0, 10))
+def test_process_commitments_is_idempotent_for_the_same_date(api: APIClient) -> None:
+    subscribe(api, "acme", "renewing", at(2026, 1, 1, 0, 10))
     close(2027, 1)
     process(date(2027, 1, 1))
     assert Commitment.objects.count() == 2
@@ -362,9 +345,9 @@ def test_process_commitments_is_idempotent_for_the_same_date(api: Api) -> None:
     assert "0 prepaid, 0 expired, 0 renewed" in out
 
 
-def test_missed_days_are_caught_up_term_after_term_in_order(api: Api) -> None:
+def test_missed_days_are_caught_up_term_after_term_in_order(api: APIClient) -> None:
     """Nothing processed for two years: one run expires and renews both terms, in order."""
-    subscription = api.subscribe("acme", "renewing", at(2026, 1, 1, 0, 10))
+    subscription = subscribe(api, "acme", "renewing", at(2026, 1, 1, 0, 10))
     first = Commitment.objects.get(subscription=subscription)
     close(2028, 1)  # every period through December 2027
     assert balance(first) == Decimal("40.00")  # 12 × $5 drawn from $100
@@ -403,12 +386,12 @@ def test_missed_days_are_caught_up_term_after_term_in_order(api: Api) -> None:
     assert balance(third) == Decimal("95.00")
 
 
-def test_terminated_subscription_commitment_is_not_renewed(api: Api) -> None:
-    subscription = api.subscribe("acme", "renewing", at(2026, 1, 1, 0, 10))
+def test_terminated_subscription_commitment_is_not_renewed(api: APIClient) -> None:
+    subscription = subscribe(api, "acme", "renewing", at(2026, 1, 1, 0, 10))
     commitment = Commitment.objects.get(subscription=subscription)
     # Terminated in the middle of June, half-way through the commitment's term.
     with time_machine.travel(at(2026, 6, 15, 12), tick=False):
-        response = api.client.delete(f"/api/v1/subscriptions/{subscription.external_id}")
+        response = api.delete(f"/api/v1/subscriptions/{subscription.external_id}")
     assert response.status_code == 200
     close(2026, 7)  # January to the final, partial June period (June 1–14: the 15th does not count)
     june = period_invoice(subscription, 2026, 6)
@@ -431,8 +414,8 @@ def test_terminated_subscription_commitment_is_not_renewed(api: Api) -> None:
     assert Invoice.objects.filter(invoice_type=InvoiceType.COMMITMENT).count() == 1
 
 
-def test_commitment_added_later_is_prepaid_only_when_its_start_is_processed(api: Api) -> None:
-    subscription = api.subscribe("acme", "plain", at(2026, 1, 1, 0, 10))
+def test_commitment_added_later_is_prepaid_only_when_its_start_is_processed(api: APIClient) -> None:
+    subscription = subscribe(api, "acme", "plain", at(2026, 1, 1, 0, 10))
     assert not Commitment.objects.exists()
     start = day_start(date(2026, 3, 1), "UTC")
     with time_machine.travel(at(2026, 2, 10), tick=False):
@@ -471,8 +454,8 @@ def test_commitment_added_later_is_prepaid_only_when_its_start_is_processed(api:
     assert balance(commitment) == Decimal("260.00")
 
 
-def test_next_term_set_up_by_hand_replaces_the_automatic_renewal(api: Api) -> None:
-    subscription = api.subscribe("acme", "renewing", at(2026, 1, 1, 0, 10))
+def test_next_term_set_up_by_hand_replaces_the_automatic_renewal(api: APIClient) -> None:
+    subscription = subscribe(api, "acme", "renewing", at(2026, 1, 1, 0, 10))
     first = Commitment.objects.get(subscription=subscription)
     start = at(2027, 1, 1)
     with time_machine.travel(at(2026, 11, 10), tick=False):

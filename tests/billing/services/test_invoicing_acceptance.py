@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from io import StringIO
-from typing import Any
 
 import pytest
 import time_machine
@@ -13,7 +12,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from billing.models import Invoice, InvoiceStatus
-from customers.services import api_key_create
+from tests.helpers import api_client, post
 
 pytestmark = pytest.mark.django_db
 
@@ -21,16 +20,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def api() -> APIClient:
     call_command("load_catalog", stdout=StringIO())
-    _, raw = api_key_create(name="tests")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
-
-
-def post(api: APIClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = api.post(path, body, format="json")
-    assert response.status_code == 200, response.content
-    return response.json()
+    return api_client()
 
 
 def send_users(api: APIClient, customer: str, users: range, when: datetime, prefix: str) -> None:

@@ -9,17 +9,13 @@ with a handful of events.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
-import time_machine
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils.module_loading import import_string
@@ -28,7 +24,7 @@ from rest_framework.test import APIClient
 
 from billing.models import Invoice, InvoiceStatus, InvoiceType, Subscription
 from billing.tasks import close_ended_periods
-from customers.services import api_key_create
+from tests.helpers import api_client, at, delete, load_catalog, post, travel
 
 pytestmark = pytest.mark.django_db
 
@@ -61,34 +57,16 @@ TEST_CATALOG = {
 # --- helpers ----------------------------------------------------------------------------------
 
 
-@contextmanager
-def at(moment: datetime) -> Iterator[None]:
-    with time_machine.travel(moment, tick=False):
-        yield
-
-
 @pytest.fixture
 def api(tmp_path: Path) -> APIClient:
     call_command("load_catalog", stdout=StringIO())
-    catalog = tmp_path / "catalog.json"
-    catalog.write_text(json.dumps(TEST_CATALOG))
-    call_command("load_catalog", str(catalog), stdout=StringIO())
-    _, raw = api_key_create(name="tests")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
-
-
-def call(api: APIClient, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    response = getattr(api, method)(path, body, format="json")
-    assert response.status_code == 200, response.content
-    return response.json()
+    load_catalog(tmp_path, TEST_CATALOG)
+    return api_client()
 
 
 def customer(api: APIClient, external_id: str, tz: str = "UTC") -> None:
-    call(
+    post(
         api,
-        "post",
         "/api/v1/customers",
         {"customer": {"external_id": external_id, "name": external_id.title(), "currency": "USD", "timezone": tz}},
     )
@@ -110,7 +88,7 @@ def subscribe(
         "subscription_at": start,
         "billing_time": billing_time,
     }
-    return call(api, "post", "/api/v1/subscriptions", {"subscription": body})["subscription"]
+    return post(api, "/api/v1/subscriptions", {"subscription": body})["subscription"]
 
 
 def send_users(api: APIClient, customer_id: str, users: range, when: datetime, prefix: str) -> list[dict[str, Any]]:
@@ -125,12 +103,12 @@ def send_users(api: APIClient, customer_id: str, users: range, when: datetime, p
         }
         for u in users
     ]
-    return call(api, "post", "/api/v1/events/batch", {"events": events})["events"]
+    return post(api, "/api/v1/events/batch", {"events": events})["events"]
 
 
 def close(moment: datetime, *args: str) -> str:
     out = StringIO()
-    with at(moment):
+    with travel(moment):
         call_command("close_period", *args, stdout=out, stderr=out)
     return out.getvalue()
 
@@ -155,46 +133,42 @@ def numbers() -> list[str]:
     return list(Invoice.objects.exclude(number=None).order_by("finalized_at", "pk").values_list("number", flat=True))
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
-
-
 # --- idempotence and catching up -----------------------------------------------------------
 
 
 def test_closing_twice_changes_nothing(api: APIClient) -> None:
-    with at(utc(2026, 9, 20)):
+    with travel(at(2026, 9, 20)):
         customer(api, "acme")
         subscribe(api, "acme", "metered", "2026-09-01T00:00:00Z")
-        send_users(api, "acme", range(30), utc(2026, 9, 20), "sep")
-    out = close(utc(2026, 10, 1, 0, 5))
+        send_users(api, "acme", range(30), at(2026, 9, 20), "sep")
+    out = close(at(2026, 10, 1, 0, 5))
     assert "1 created" in out and "1 finalized" in out
     (september,) = invoices()
     assert lines(september) == [("base_fee", "10.00"), ("usage", "3.00")]
     assert september.number == "INV-2026-000001"
     before = state()
-    out = close(utc(2026, 10, 1, 0, 5))
+    out = close(at(2026, 10, 1, 0, 5))
     assert "0 created" in out and "0 finalized" in out
-    close(utc(2026, 10, 15))
+    close(at(2026, 10, 15))
     assert state() == before
 
 
 def catch_up_setup(api: APIClient) -> None:
     """acme on `metered` since June 1, with events in June, July and August, never closed."""
-    with at(utc(2026, 6, 1, 9)):
+    with travel(at(2026, 6, 1, 9)):
         customer(api, "acme")
         subscribe(api, "acme", "metered", "2026-06-01T00:00:00Z")
     for month, users in ((6, 10), (7, 20), (8, 30)):
-        with at(utc(2026, month, 10, 12)):
-            send_users(api, "acme", range(users), utc(2026, month, 10), f"m{month}")
+        with travel(at(2026, month, 10, 12)):
+            send_users(api, "acme", range(users), at(2026, month, 10), f"m{month}")
 
 
 def test_one_run_catches_up_every_missed_month(api: APIClient) -> None:
     catch_up_setup(api)
-    out = close(utc(2026, 9, 1, 0, 5))
+    out = close(at(2026, 9, 1, 0, 5))
     assert "3 created" in out and "3 finalized" in out
     june, july, august = invoices()
-    assert [inv.period_start for inv in (june, july, august)] == [utc(2026, 6, 1), utc(2026, 7, 1), utc(2026, 8, 1)]
+    assert [inv.period_start for inv in (june, july, august)] == [at(2026, 6, 1), at(2026, 7, 1), at(2026, 8, 1)]
     assert [lines(inv) for inv in (june, july, august)] == [
         [("base_fee", "10.00"), ("usage", "1.00")],
         [("base_fee", "10.00"), ("usage", "2.00")],
@@ -206,18 +180,18 @@ def test_one_run_catches_up_every_missed_month(api: APIClient) -> None:
 
 def test_period_option_closes_only_that_month_and_later_runs_catch_up(api: APIClient) -> None:
     catch_up_setup(api)
-    close(utc(2026, 9, 1, 0, 5), "--period", "2026-07")
+    close(at(2026, 9, 1, 0, 5), "--period", "2026-07")
     (july,) = invoices()
-    assert (july.period_start, july.number, july.total) == (utc(2026, 7, 1), "INV-2026-000001", Decimal("12.00"))
+    assert (july.period_start, july.number, july.total) == (at(2026, 7, 1), "INV-2026-000001", Decimal("12.00"))
 
     # A later run without --period invoices the months before and after it, and leaves July alone.
     before = state()
-    close(utc(2026, 9, 1, 1))
+    close(at(2026, 9, 1, 1))
     assert state()[0] == before[0]
     june, july_again, august = invoices()
     assert july_again.pk == july.pk
-    assert (june.period_start, june.total) == (utc(2026, 6, 1), Decimal("11.00"))
-    assert (august.period_start, august.total) == (utc(2026, 8, 1), Decimal("13.00"))
+    assert (june.period_start, june.total) == (at(2026, 6, 1), Decimal("11.00"))
+    assert (august.period_start, august.total) == (at(2026, 8, 1), Decimal("13.00"))
     assert numbers() == ["INV-2026-000001", "INV-2026-000002", "INV-2026-000003"]  # finalization order
 
 
@@ -227,37 +201,37 @@ def test_period_option_must_be_a_month() -> None:
 
 
 def test_customer_option_closes_only_that_customer(api: APIClient) -> None:
-    with at(utc(2026, 9, 20)):
+    with travel(at(2026, 9, 20)):
         for name in ("acme", "globex"):
             customer(api, name)
             subscribe(api, name, "metered", "2026-09-01T00:00:00Z")
-    close(utc(2026, 10, 1, 0, 5), "--customer", "acme")
+    close(at(2026, 10, 1, 0, 5), "--customer", "acme")
     assert [inv.customer.external_id for inv in invoices()] == ["acme"]
-    close(utc(2026, 10, 1, 0, 10))
+    close(at(2026, 10, 1, 0, 10))
     assert sorted(inv.customer.external_id for inv in invoices()) == ["acme", "globex"]
 
 
 def test_dry_run_prints_what_it_would_do_and_changes_nothing(api: APIClient) -> None:
-    with at(utc(2026, 9, 20)):
+    with travel(at(2026, 9, 20)):
         customer(api, "acme")
         subscribe(api, "acme", "metered", "2026-09-01T00:00:00Z")
-        send_users(api, "acme", range(30), utc(2026, 9, 20), "sep")
-    out = close(utc(2026, 10, 1, 0, 5), "--dry-run")
+        send_users(api, "acme", range(30), at(2026, 9, 20), "sep")
+    out = close(at(2026, 10, 1, 0, 5), "--dry-run")
     assert "would invoice acme: 2026-09-01 – 2026-10-01 13 USD" in out
     assert "Dry run: 1 invoice(s) would be created." in out
     assert Invoice.objects.count() == 0
-    close(utc(2026, 10, 1, 0, 10))
+    close(at(2026, 10, 1, 0, 10))
     assert numbers() == ["INV-2026-000001"]  # the dry run used no number
 
 
 def test_dry_run_does_not_finalize_a_draft_whose_grace_has_passed(api: APIClient, settings: Any) -> None:
     settings.BILLING_GRACE_PERIOD_HOURS = 24
-    with at(utc(2026, 9, 20)):
+    with travel(at(2026, 9, 20)):
         customer(api, "acme")
         subscribe(api, "acme", "metered", "2026-09-01T00:00:00Z")
-    close(utc(2026, 10, 1, 0, 5))
+    close(at(2026, 10, 1, 0, 5))
     before = state()
-    out = close(utc(2026, 10, 3), "--dry-run")
+    out = close(at(2026, 10, 3), "--dry-run")
     assert "Dry run: 0 invoice(s) would be created." in out
     assert state() == before
     assert Invoice.objects.get().status == InvoiceStatus.DRAFT
@@ -268,76 +242,76 @@ def test_dry_run_does_not_finalize_a_draft_whose_grace_has_passed(api: APIClient
 
 def test_grace_period_keeps_a_recomputable_draft_then_finalizes(api: APIClient, settings: Any) -> None:
     settings.BILLING_GRACE_PERIOD_HOURS = 24
-    with at(utc(2026, 9, 20)):
+    with travel(at(2026, 9, 20)):
         customer(api, "acme")
         subscribe(api, "acme", "metered", "2026-09-01T00:00:00Z")
-        send_users(api, "acme", range(100), utc(2026, 9, 20), "sep")
-    close(utc(2026, 10, 1, 0, 5))
+        send_users(api, "acme", range(100), at(2026, 9, 20), "sep")
+    close(at(2026, 10, 1, 0, 5))
     september = Invoice.objects.get()
     assert (september.status, september.number) == (InvoiceStatus.DRAFT, None)
     assert lines(september) == [("base_fee", "10.00"), ("usage", "10.00")]
 
     # Events for September inside the grace: not late (the invoice is still a draft) ...
-    with at(utc(2026, 10, 1, 10)):
-        sent = send_users(api, "acme", range(100, 150), utc(2026, 9, 30, 23), "sep-grace")
+    with travel(at(2026, 10, 1, 10)):
+        sent = send_users(api, "acme", range(100, 150), at(2026, 9, 30, 23), "sep-grace")
     assert {e["is_late"] for e in sent} == {False}
-    out = close(utc(2026, 10, 1, 12))
+    out = close(at(2026, 10, 1, 12))
     assert "1 recomputed" in out
     september.refresh_from_db()
     assert (september.status, lines(september)) == (InvoiceStatus.DRAFT, [("base_fee", "10.00"), ("usage", "15.00")])
 
     # ... then finalized once the grace has passed, with them in it.
-    close(utc(2026, 10, 2, 0, 5))
+    close(at(2026, 10, 2, 0, 5))
     september.refresh_from_db()
     assert (september.status, september.number) == (InvoiceStatus.FINALIZED, "INV-2026-000001")
     assert september.issued_on.isoformat() == "2026-10-02"
     assert september.total == Decimal("25.00")
 
     # They were billed once: no late_usage on the next invoice.
-    close(utc(2026, 11, 2, 0, 5))
-    october = Invoice.objects.get(period_start=utc(2026, 10, 1))
+    close(at(2026, 11, 2, 0, 5))
+    october = Invoice.objects.get(period_start=at(2026, 10, 1))
     assert lines(october) == [("base_fee", "10.00")]
 
 
 def test_finalized_invoices_never_change_in_later_runs(api: APIClient) -> None:
-    with at(utc(2026, 9, 20)):
+    with travel(at(2026, 9, 20)):
         customer(api, "acme")
         subscribe(api, "acme", "metered", "2026-09-01T00:00:00Z")
-        send_users(api, "acme", range(10), utc(2026, 9, 20), "sep")
-    close(utc(2026, 10, 1, 0, 5))
+        send_users(api, "acme", range(10), at(2026, 9, 20), "sep")
+    close(at(2026, 10, 1, 0, 5))
     before = state()
-    with at(utc(2026, 10, 5)):
-        sent = send_users(api, "acme", range(10, 40), utc(2026, 9, 25), "late")
+    with travel(at(2026, 10, 5)):
+        sent = send_users(api, "acme", range(10, 40), at(2026, 9, 25), "late")
     assert {e["is_late"] for e in sent} == {True}
-    for moment in (utc(2026, 10, 5, 1), utc(2026, 10, 20), utc(2026, 10, 31, 23)):
+    for moment in (at(2026, 10, 5, 1), at(2026, 10, 20), at(2026, 10, 31, 23)):
         close(moment)
         assert state() == before
-    close(utc(2026, 11, 1, 0, 5))
+    close(at(2026, 11, 1, 0, 5))
     assert state()[0] == before[0]  # September as it was; the late events went on October's invoice
-    october = Invoice.objects.get(period_start=utc(2026, 10, 1))
+    october = Invoice.objects.get(period_start=at(2026, 10, 1))
     assert lines(october) == [("base_fee", "10.00"), ("late_usage", "3.00")]
 
 
 def test_numbers_are_gap_free_per_year_in_finalization_order(api: APIClient) -> None:
     from billing.services.invoices import invoice_void
 
-    with at(utc(2026, 10, 10)):
+    with travel(at(2026, 10, 10)):
         for name in ("acme", "globex"):
             customer(api, name)
             subscribe(api, name, "metered", "2026-09-01T00:00:00Z")
         customer(api, "initech")
         subscribe(api, "initech", "metered", "2026-10-10T00:00:00Z")
-    close(utc(2026, 10, 1, 0, 5))
-    close(utc(2026, 11, 1, 0, 5))
+    close(at(2026, 10, 1, 0, 5))
+    close(at(2026, 11, 1, 0, 5))
     first = Invoice.objects.get(number="INV-2026-000001")
-    invoice_void(invoice=first, reason="test", now=utc(2026, 11, 2))  # a void invoice keeps its number
-    close(utc(2026, 12, 1, 0, 5))
-    close(utc(2027, 1, 1, 0, 5))
+    invoice_void(invoice=first, reason="test", now=at(2026, 11, 2))  # a void invoice keeps its number
+    close(at(2026, 12, 1, 0, 5))
+    close(at(2027, 1, 1, 0, 5))
     expected_2026 = [f"INV-2026-{n:06d}" for n in range(1, 9)]
     expected_2027 = [f"INV-2027-{n:06d}" for n in range(1, 4)]
     assert numbers() == expected_2026 + expected_2027
     # within one run, subscriptions are closed in a fixed order (by id)
-    november = invoices(period_start__gte=utc(2026, 10, 1), period_start__lt=utc(2026, 11, 1))
+    november = invoices(period_start__gte=at(2026, 10, 1), period_start__lt=at(2026, 11, 1))
     assert [inv.customer.external_id for inv in sorted(november, key=lambda i: i.number or "")] == [
         "acme",
         "globex",
@@ -350,37 +324,37 @@ def test_numbers_are_gap_free_per_year_in_finalization_order(api: APIClient) -> 
 
 
 def test_anniversary_periods_start_on_the_31st_clamped_to_month_end(api: APIClient) -> None:
-    with at(utc(2026, 1, 31, 9)):
+    with travel(at(2026, 1, 31, 9)):
         customer(api, "acme")
         subscribe(api, "acme", "metered", "2026-01-31T00:00:00Z", billing_time="anniversary")
-    with at(utc(2026, 2, 28, 12)):
-        send_users(api, "acme", range(3), utc(2026, 2, 27, 12), "feb27")  # first period
-        send_users(api, "acme", range(3, 5), utc(2026, 2, 28, 1), "feb28")  # second period
-    close(utc(2026, 5, 31, 0, 5))
+    with travel(at(2026, 2, 28, 12)):
+        send_users(api, "acme", range(3), at(2026, 2, 27, 12), "feb27")  # first period
+        send_users(api, "acme", range(3, 5), at(2026, 2, 28, 1), "feb28")  # second period
+    close(at(2026, 5, 31, 0, 5))
     found = [(inv.period_start, inv.period_end, lines(inv)) for inv in invoices()]
     assert found == [
-        (utc(2026, 1, 31), utc(2026, 2, 28), [("base_fee", "10.00"), ("usage", "0.30")]),
-        (utc(2026, 2, 28), utc(2026, 3, 31), [("base_fee", "10.00"), ("usage", "0.20")]),
-        (utc(2026, 3, 31), utc(2026, 4, 30), [("base_fee", "10.00")]),
-        (utc(2026, 4, 30), utc(2026, 5, 31), [("base_fee", "10.00")]),
+        (at(2026, 1, 31), at(2026, 2, 28), [("base_fee", "10.00"), ("usage", "0.30")]),
+        (at(2026, 2, 28), at(2026, 3, 31), [("base_fee", "10.00"), ("usage", "0.20")]),
+        (at(2026, 3, 31), at(2026, 4, 30), [("base_fee", "10.00")]),
+        (at(2026, 4, 30), at(2026, 5, 31), [("base_fee", "10.00")]),
     ]
 
 
 def test_periods_of_a_paris_customer_start_at_local_midnight(api: APIClient) -> None:
-    with at(utc(2026, 9, 30, 22, 40)):
+    with travel(at(2026, 9, 30, 22, 40)):
         customer(api, "pierre", tz="Europe/Paris")
         subscribe(api, "pierre", "metered", "2026-09-01T00:00:00+02:00")
-        send_users(api, "pierre", range(1), utc(2026, 9, 30, 21, 30), "sep")  # 23:30 in Paris: September
-        send_users(api, "pierre", range(1, 3), utc(2026, 9, 30, 22, 30), "oct")  # 00:30 Oct 1 in Paris
-    assert close(utc(2026, 9, 30, 21, 55)) and Invoice.objects.count() == 0  # not over in Paris yet
-    close(utc(2026, 9, 30, 22, 5))
+        send_users(api, "pierre", range(1), at(2026, 9, 30, 21, 30), "sep")  # 23:30 in Paris: September
+        send_users(api, "pierre", range(1, 3), at(2026, 9, 30, 22, 30), "oct")  # 00:30 Oct 1 in Paris
+    assert close(at(2026, 9, 30, 21, 55)) and Invoice.objects.count() == 0  # not over in Paris yet
+    close(at(2026, 9, 30, 22, 5))
     (september,) = invoices()
-    assert (september.period_start, september.period_end) == (utc(2026, 8, 31, 22), utc(2026, 9, 30, 22))
+    assert (september.period_start, september.period_end) == (at(2026, 8, 31, 22), at(2026, 9, 30, 22))
     assert lines(september) == [("base_fee", "10.00"), ("usage", "0.10")]
     assert september.issued_on.isoformat() == "2026-10-01"  # Paris date of 22:05 UTC
-    close(utc(2026, 10, 31, 23, 5))  # October ends at 23:00 UTC: summer time ended on the 25th
-    october = Invoice.objects.get(period_start=utc(2026, 9, 30, 22))
-    assert october.period_end == utc(2026, 10, 31, 23)
+    close(at(2026, 10, 31, 23, 5))  # October ends at 23:00 UTC: summer time ended on the 25th
+    october = Invoice.objects.get(period_start=at(2026, 9, 30, 22))
+    assert october.period_end == at(2026, 10, 31, 23)
     assert lines(october) == [("base_fee", "10.00"), ("usage", "0.20")]
 
 
@@ -388,123 +362,121 @@ def test_periods_of_a_paris_customer_start_at_local_midnight(api: APIClient) -> 
 
 
 def test_termination_mid_period_bills_a_final_prorated_period_and_nothing_after(api: APIClient) -> None:
-    with at(utc(2026, 8, 1, 9)):
+    with travel(at(2026, 8, 1, 9)):
         customer(api, "acme")
         subscribe(api, "acme", "team", "2026-08-01T00:00:00Z")
-    close(utc(2026, 9, 1, 0, 5))
-    close(utc(2026, 10, 1, 0, 5))
-    with at(utc(2026, 10, 10)):
-        send_users(api, "acme", range(5), utc(2026, 10, 10), "oct")
-    with at(utc(2026, 10, 16, 12)):
-        body = call(api, "delete", "/api/v1/subscriptions/acme")["subscription"]
+    close(at(2026, 9, 1, 0, 5))
+    close(at(2026, 10, 1, 0, 5))
+    with travel(at(2026, 10, 10)):
+        send_users(api, "acme", range(5), at(2026, 10, 10), "oct")
+    with travel(at(2026, 10, 16, 12)):
+        body = delete(api, "/api/v1/subscriptions/acme")["subscription"]
     assert (body["status"], body["terminated_at"]) == ("terminated", "2026-10-16T12:00:00Z")
-    close(utc(2026, 10, 16, 12, 5))
-    final = Invoice.objects.get(period_start=utc(2026, 10, 1))
+    close(at(2026, 10, 16, 12, 5))
+    final = Invoice.objects.get(period_start=at(2026, 10, 1))
     # The day a subscription ends does not count (DESIGN §3): October 1–15, 15 of 31 days.
-    assert (final.period_end, final.status) == (utc(2026, 10, 16), InvoiceStatus.FINALIZED)
+    assert (final.period_end, final.status) == (at(2026, 10, 16), InvoiceStatus.FINALIZED)
     assert lines(final) == [("base_fee", "58.06"), ("usage", "0.00")]  # 120 × 15 / 31 = 58.064…
     assert final.lines.get(kind="base_fee").description == "Team base fee (15 of 31 days)"
     before = state()
-    close(utc(2026, 11, 1, 0, 5))
-    close(utc(2026, 12, 1, 0, 5))
+    close(at(2026, 11, 1, 0, 5))
+    close(at(2026, 12, 1, 0, 5))
     assert state() == before
     assert Invoice.objects.count() == 3  # August, September, the final October
 
 
 def test_plan_change_from_free_to_team_mid_month(api: APIClient) -> None:
-    with at(utc(2026, 9, 5)):
+    with travel(at(2026, 9, 5)):
         customer(api, "acme")
         subscribe(api, "acme", "free", "2026-09-01T00:00:00Z")
-        send_users(api, "acme", range(800), utc(2026, 9, 5), "free")
-    with at(utc(2026, 9, 16, 9)):
+        send_users(api, "acme", range(800), at(2026, 9, 5), "free")
+    with travel(at(2026, 9, 16, 9)):
         subscribe(api, "acme", "team", "2026-09-16T00:00:00Z")
-    with at(utc(2026, 9, 20)):
-        send_users(api, "acme", range(12), utc(2026, 9, 20), "team")
-    close(utc(2026, 10, 1, 0, 5))
+    with travel(at(2026, 9, 20)):
+        send_users(api, "acme", range(12), at(2026, 9, 20), "team")
+    close(at(2026, 10, 1, 0, 5))
     free_sub, team_sub = Subscription.objects.order_by("subscription_at")
-    assert (free_sub.status, free_sub.terminated_at) == ("terminated", utc(2026, 9, 16))
+    assert (free_sub.status, free_sub.terminated_at) == ("terminated", at(2026, 9, 16))
     assert team_sub.previous_id == free_sub.pk
     (free_invoice,) = invoices(subscription=free_sub)
     (team_invoice,) = invoices(subscription=team_sub)
-    assert (free_invoice.period_start, free_invoice.period_end) == (utc(2026, 9, 1), utc(2026, 9, 16))
+    assert (free_invoice.period_start, free_invoice.period_end) == (at(2026, 9, 1), at(2026, 9, 16))
     assert lines(free_invoice) == [("base_fee", "0.00"), ("usage", "0.00")]
     assert free_invoice.lines.get(kind="usage").quantity == 800
-    assert (team_invoice.period_start, team_invoice.period_end) == (utc(2026, 9, 16), utc(2026, 10, 1))
+    assert (team_invoice.period_start, team_invoice.period_end) == (at(2026, 9, 16), at(2026, 10, 1))
     # Half of September at $120; the free plan had no trial, so there is none to carry over.
     assert lines(team_invoice) == [("base_fee", "60.00"), ("usage", "0.00")]
     assert team_invoice.lines.get(kind="usage").quantity == 12
     assert team_invoice.lines.get(kind="base_fee").description == "Team base fee (15 of 30 days)"
-    close(utc(2026, 11, 1, 0, 5))
+    close(at(2026, 11, 1, 0, 5))
     assert [lines(inv) for inv in invoices(subscription=free_sub)] == [lines(free_invoice)]  # nothing after
     assert lines(invoices(subscription=team_sub)[-1]) == [("base_fee", "120.00")]
 
 
 def test_plan_change_mid_day_bills_the_day_of_the_change_once_on_the_new_plan(api: APIClient) -> None:
-    with at(utc(2026, 9, 5)):
+    with travel(at(2026, 9, 5)):
         customer(api, "acme")
         subscribe(api, "acme", "metered", "2026-09-01T00:00:00Z")
-        send_users(api, "acme", range(10), utc(2026, 9, 5), "early")
-    with at(utc(2026, 9, 16, 14)):
-        send_users(api, "acme", range(100, 104), utc(2026, 9, 16, 9), "change-day")  # before the change
+        send_users(api, "acme", range(10), at(2026, 9, 5), "early")
+    with travel(at(2026, 9, 16, 14)):
+        send_users(api, "acme", range(100, 104), at(2026, 9, 16, 9), "change-day")  # before the change
         body = {"external_customer_id": "acme", "plan_code": "team", "external_id": "acme"}  # now
-        call(api, "post", "/api/v1/subscriptions", {"subscription": body})
+        post(api, "/api/v1/subscriptions", {"subscription": body})
     old, new = Subscription.objects.order_by("subscription_at")
-    assert old.terminated_at == utc(2026, 9, 16)  # the start of the day of the change
-    assert new.subscription_at == utc(2026, 9, 16, 14)
-    close(utc(2026, 10, 1, 0, 5))
+    assert old.terminated_at == at(2026, 9, 16)  # the start of the day of the change
+    assert new.subscription_at == at(2026, 9, 16, 14)
+    close(at(2026, 10, 1, 0, 5))
     (old_invoice,) = invoices(subscription=old)
     (new_invoice,) = invoices(subscription=new)
-    assert (old_invoice.period_start, old_invoice.period_end) == (utc(2026, 9, 1), utc(2026, 9, 16))
+    assert (old_invoice.period_start, old_invoice.period_end) == (at(2026, 9, 1), at(2026, 9, 16))
     assert lines(old_invoice) == [("base_fee", "5.00"), ("usage", "1.00")]  # 15 of 30 days; 10 users
-    assert (new_invoice.period_start, new_invoice.period_end) == (utc(2026, 9, 16), utc(2026, 10, 1))
+    assert (new_invoice.period_start, new_invoice.period_end) == (at(2026, 9, 16), at(2026, 10, 1))
     assert lines(new_invoice) == [("base_fee", "60.00"), ("usage", "0.00")]  # 15 of 30 days; 4 users
     assert new_invoice.lines.get(kind="usage").quantity == 4
 
 
 def test_plan_change_on_the_day_a_subscription_started_replaces_it_from_its_start(api: APIClient) -> None:
-    with at(utc(2026, 9, 16, 9)):
+    with travel(at(2026, 9, 16, 9)):
         customer(api, "acme")
-        call(
+        post(
             api,
-            "post",
             "/api/v1/subscriptions",
             {"subscription": {"external_customer_id": "acme", "plan_code": "metered", "external_id": "acme"}},
         )
-    with at(utc(2026, 9, 16, 14)):
-        call(
+    with travel(at(2026, 9, 16, 14)):
+        post(
             api,
-            "post",
             "/api/v1/subscriptions",
             {"subscription": {"external_customer_id": "acme", "plan_code": "team", "external_id": "acme"}},
         )
     old, new = Subscription.objects.order_by("subscription_at")
-    assert old.terminated_at == old.subscription_at == utc(2026, 9, 16, 9)  # it never ran
-    close(utc(2026, 10, 1, 0, 5))
+    assert old.terminated_at == old.subscription_at == at(2026, 9, 16, 9)  # it never ran
+    close(at(2026, 10, 1, 0, 5))
     assert invoices(subscription=old) == []
     (new_invoice,) = invoices(subscription=new)
-    assert new_invoice.period_start == utc(2026, 9, 16)
+    assert new_invoice.period_start == at(2026, 9, 16)
     assert lines(new_invoice)[0] == ("base_fee", "60.00")
 
 
 def test_trial_is_given_once_across_a_plan_change(api: APIClient) -> None:
-    with at(utc(2026, 9, 1, 9)):
+    with travel(at(2026, 9, 1, 9)):
         customer(api, "acme")
         subscribe(api, "acme", "team", "2026-09-01T00:00:00Z")
-    close(utc(2026, 10, 1, 0, 5))
+    close(at(2026, 10, 1, 0, 5))
     (september,) = invoices()
     assert lines(september) == [("base_fee", "120.00"), ("promotion", "-56.00")]  # 14 of 30 days
 
-    with at(utc(2026, 10, 16, 9)):
+    with travel(at(2026, 10, 16, 9)):
         subscribe(api, "acme", "team-annual", "2026-10-16T00:00:00Z")
     team_sub, annual_sub = Subscription.objects.order_by("subscription_at")
-    assert annual_sub.promotion_start == utc(2026, 9, 1)  # the window of the first subscription
-    close(utc(2026, 11, 1, 0, 5))
-    close(utc(2026, 12, 1, 0, 5))
+    assert annual_sub.promotion_start == at(2026, 9, 1)  # the window of the first subscription
+    close(at(2026, 11, 1, 0, 5))
+    close(at(2026, 12, 1, 0, 5))
     periods = invoices(invoice_type=InvoiceType.PERIOD)
     team_october = [inv for inv in periods if inv.subscription_id == team_sub.pk and inv != september]
     annual = [inv for inv in periods if inv.subscription_id == annual_sub.pk]
     assert [lines(inv) for inv in team_october] == [[("base_fee", "58.06")]]  # 15 of 31 days
-    assert [inv.period_start for inv in annual] == [utc(2026, 10, 16), utc(2026, 11, 1)]
+    assert [inv.period_start for inv in annual] == [at(2026, 10, 16), at(2026, 11, 1)]
     for invoice in annual:
         kinds = [kind for kind, _ in lines(invoice)]
         assert "promotion" not in kinds, lines(invoice)  # no second trial
@@ -513,24 +485,24 @@ def test_trial_is_given_once_across_a_plan_change(api: APIClient) -> None:
 
 
 def test_pay_in_advance_bills_the_base_fee_at_the_start_and_usage_at_the_end(api: APIClient) -> None:
-    with at(utc(2026, 9, 10, 8)):
+    with travel(at(2026, 9, 10, 8)):
         customer(api, "acme")
         subscribe(api, "acme", "metered-advance", "2026-09-10T00:00:00Z")
-    close(utc(2026, 9, 10, 8, 5))
+    close(at(2026, 9, 10, 8, 5))
     (advance,) = invoices()
     assert (advance.invoice_type, advance.status) == (InvoiceType.ADVANCE, InvoiceStatus.FINALIZED)
-    assert (advance.period_start, advance.period_end) == (utc(2026, 9, 10), utc(2026, 10, 1))
+    assert (advance.period_start, advance.period_end) == (at(2026, 9, 10), at(2026, 10, 1))
     assert lines(advance) == [("base_fee", "21.00")]  # 21 of 30 days of $30
 
-    with at(utc(2026, 9, 15)):
-        send_users(api, "acme", range(20), utc(2026, 9, 15), "sep")
-    close(utc(2026, 10, 1, 0, 5))
-    september_usage = Invoice.objects.get(invoice_type=InvoiceType.PERIOD, period_start=utc(2026, 9, 10))
+    with travel(at(2026, 9, 15)):
+        send_users(api, "acme", range(20), at(2026, 9, 15), "sep")
+    close(at(2026, 10, 1, 0, 5))
+    september_usage = Invoice.objects.get(invoice_type=InvoiceType.PERIOD, period_start=at(2026, 9, 10))
     assert lines(september_usage) == [("usage", "2.00")]  # no base fee: it was billed in advance
-    october_advance = Invoice.objects.get(invoice_type=InvoiceType.ADVANCE, period_start=utc(2026, 10, 1))
-    assert (october_advance.period_end, lines(october_advance)) == (utc(2026, 11, 1), [("base_fee", "30.00")])
+    october_advance = Invoice.objects.get(invoice_type=InvoiceType.ADVANCE, period_start=at(2026, 10, 1))
+    assert (october_advance.period_end, lines(october_advance)) == (at(2026, 11, 1), [("base_fee", "30.00")])
     before = state()
-    close(utc(2026, 10, 1, 0, 10))
+    close(at(2026, 10, 1, 0, 10))
     assert state() == before
     assert numbers() == ["INV-2026-000001", "INV-2026-000002", "INV-2026-000003"]
 
@@ -543,31 +515,31 @@ def run_command(moment: datetime) -> None:
 
 
 def run_task(moment: datetime) -> None:
-    with at(moment):
+    with travel(moment):
         close_ended_periods()
 
 
 @pytest.mark.parametrize("runner", [run_command, run_task], ids=["command", "task"])
 def test_the_django_q2_task_invoices_like_the_command(api: APIClient, runner: Any) -> None:
-    with at(utc(2026, 9, 20)):
+    with travel(at(2026, 9, 20)):
         for name, users in (("acme", 30), ("globex", 5)):
             customer(api, name)
             subscribe(api, name, "metered", "2026-09-01T00:00:00Z")
-            send_users(api, name, range(users), utc(2026, 9, 20), "sep")
+            send_users(api, name, range(users), at(2026, 9, 20), "sep")
         customer(api, "initech")
         subscribe(api, "initech", "team", "2026-09-10T00:00:00Z")
-    runner(utc(2026, 10, 1, 0, 5))
-    runner(utc(2026, 10, 1, 0, 6))  # idempotent either way
+    runner(at(2026, 10, 1, 0, 5))
+    runner(at(2026, 10, 1, 0, 6))  # idempotent either way
     found = [
         (inv.customer.external_id, inv.invoice_type, inv.period_start, inv.status, inv.number, lines(inv))
         for inv in Invoice.objects.order_by("number")
     ]
     assert found == [
-        ("acme", "period", utc(2026, 9, 1), "finalized", "INV-2026-000001", [("base_fee", "10.00"), ("usage", "3.00")]),
+        ("acme", "period", at(2026, 9, 1), "finalized", "INV-2026-000001", [("base_fee", "10.00"), ("usage", "3.00")]),
         (
             "globex",
             "period",
-            utc(2026, 9, 1),
+            at(2026, 9, 1),
             "finalized",
             "INV-2026-000002",
             [("base_fee", "10.00"), ("usage", "0.50")],
@@ -575,7 +547,7 @@ def test_the_django_q2_task_invoices_like_the_command(api: APIClient, runner: An
         (
             "initech",
             "period",
-            utc(2026, 9, 10),
+            at(2026, 9, 10),
             "finalized",
             "INV-2026-000003",
             [("base_fee", "84.00"), ("promotion", "-56.00")],

@@ -7,10 +7,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from io import StringIO
-from typing import Any
 
 import pytest
 import time_machine
@@ -19,39 +18,24 @@ from rest_framework.test import APIClient
 
 from billing.models import Commitment, Invoice, InvoiceType, LedgerEntry
 from billing.selectors.commitments import balance
-from customers.services import api_key_create
+from tests.helpers import api_client, at, post
 
 pytestmark = pytest.mark.django_db
 
 
-def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=UTC)
-
-
-class Api:
-    def __init__(self) -> None:
-        _, key = api_key_create(name="seed templates")
-        self.client = APIClient()
-        self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self.client.post(path, body, format="json")
-        assert response.status_code == 200, response.content
-        return response.json()
-
-    def users(self, customer: str, user_ids: range, when: datetime) -> None:
-        events = [
-            {
-                "transaction_id": f"{when:%Y%m%d}-u{u}",
-                "external_customer_id": customer,
-                "code": "mtu",
-                "timestamp": when.isoformat(),
-                "properties": {"user_id": f"u{u}"},
-            }
-            for u in user_ids
-        ]
-        for i in range(0, len(events), 1000):
-            self.post("/api/v1/events/batch", {"events": events[i : i + 1000]})
+def send_users(api: APIClient, customer: str, user_ids: range, when: datetime) -> None:
+    events = [
+        {
+            "transaction_id": f"{when:%Y%m%d}-u{u}",
+            "external_customer_id": customer,
+            "code": "mtu",
+            "timestamp": when.isoformat(),
+            "properties": {"user_id": f"u{u}"},
+        }
+        for u in user_ids
+    ]
+    for i in range(0, len(events), 1000):
+        post(api, "/api/v1/events/batch", {"events": events[i : i + 1000]})
 
 
 def run(command: str, now: datetime, *args: str) -> str:
@@ -71,10 +55,11 @@ def period_invoice(year: int, month: int) -> Invoice:
 
 def test_lago_template_team_plan_october_invoices_355() -> None:
     call_command("load_catalog", stdout=StringIO())
-    api = Api()
+    api = api_client()
     with time_machine.travel(at(2026, 9, 1, 9), tick=False):
-        api.post("/api/v1/customers", {"customer": {"external_id": "acme", "name": "Acme", "currency": "USD"}})
-        api.post(
+        post(api, "/api/v1/customers", {"customer": {"external_id": "acme", "name": "Acme", "currency": "USD"}})
+        post(
+            api,
             "/api/v1/subscriptions",
             {
                 "subscription": {
@@ -88,7 +73,7 @@ def test_lago_template_team_plan_october_invoices_355() -> None:
         )
     run("close_period", at(2026, 10, 1, 0, 5))
     with time_machine.travel(at(2026, 10, 25), tick=False):
-        api.users("acme", range(30_000), at(2026, 10, 24))
+        send_users(api, "acme", range(30_000), at(2026, 10, 24))
     run("close_period", at(2026, 11, 1, 0, 5))
 
     october = period_invoice(2026, 10)
@@ -98,12 +83,13 @@ def test_lago_template_team_plan_october_invoices_355() -> None:
 
 def test_amberflo_template_annual_commitment_drawn_down_and_renewed() -> None:
     call_command("load_catalog", stdout=StringIO())
-    api = Api()
+    api = api_client()
 
     # 2026-03-01: the subscription starts; the commitment is invoiced in full.
     with time_machine.travel(at(2026, 3, 1, 0, 10), tick=False):
-        api.post("/api/v1/customers", {"customer": {"external_id": "initech", "name": "Initech", "currency": "USD"}})
-        api.post(
+        post(api, "/api/v1/customers", {"customer": {"external_id": "initech", "name": "Initech", "currency": "USD"}})
+        post(
+            api,
             "/api/v1/subscriptions",
             {
                 "subscription": {
@@ -122,8 +108,8 @@ def test_amberflo_template_annual_commitment_drawn_down_and_renewed() -> None:
 
     # March: u1–u5000 only during the trial (March 1–14), u5001–u12000 on March 20.
     with time_machine.travel(at(2026, 3, 20, 12), tick=False):
-        api.users("initech", range(1, 5001), at(2026, 3, 5))
-        api.users("initech", range(5001, 12001), at(2026, 3, 20))
+        send_users(api, "initech", range(1, 5001), at(2026, 3, 5))
+        send_users(api, "initech", range(5001, 12001), at(2026, 3, 20))
     run("close_period", at(2026, 4, 1, 0, 5))
     march = period_invoice(2026, 3)
     assert lines(march) == [
@@ -137,7 +123,7 @@ def test_amberflo_template_annual_commitment_drawn_down_and_renewed() -> None:
 
     # April: 30,000 users.
     with time_machine.travel(at(2026, 4, 20), tick=False):
-        api.users("initech", range(30_000), at(2026, 4, 15))
+        send_users(api, "initech", range(30_000), at(2026, 4, 15))
     run("close_period", at(2026, 5, 1, 0, 5))
     april = period_invoice(2026, 4)
     assert lines(april) == [

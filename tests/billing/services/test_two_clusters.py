@@ -26,7 +26,7 @@ from metering.models import BillableMetric
 from metering.validation import Owner, ValidEvent
 from tests.conftest import using_postgres
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 REDIS = ("127.0.0.1", 6379)
 
 

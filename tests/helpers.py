@@ -1,0 +1,97 @@
+"""Plain helpers shared by the test modules; the pytest fixtures are in tests/conftest.py.
+
+- `at(...)` builds a UTC moment; `travel(moment)` stops the clock there for a block.
+- `api_client()` is a DRF test client authenticated by a new API key (the `api` fixture is one);
+  `post`, `get` and `delete` call the API, assert the status and return the JSON body;
+  `errors(response)` asserts Lago's 422 validation envelope and returns its error details.
+- `load_catalog(tmp_path, data)` loads a catalog dict with `manage.py load_catalog`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import time_machine
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from customers.services import api_key_create
+
+# --- time ----------------------------------------------------------------------------------------
+
+
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    """A moment in UTC."""
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+
+@contextmanager
+def travel(moment: datetime) -> Iterator[None]:
+    """The clock stands still at `moment` inside the block."""
+    with time_machine.travel(moment, tick=False):
+        yield
+
+
+# --- the API -------------------------------------------------------------------------------------
+
+
+def api_client() -> APIClient:
+    """A DRF test client that sends a new API key as its bearer token."""
+    _, raw = api_key_create(name="tests")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def post(api: APIClient, path: str, body: dict[str, Any], expect: int = 200) -> dict[str, Any]:
+    response = api.post(path, body, format="json")
+    assert response.status_code == expect, response.content
+    return response.json()
+
+
+def get(api: APIClient, path: str, expect: int = 200, **params: Any) -> dict[str, Any]:
+    response = api.get(path, params)
+    assert response.status_code == expect, response.content
+    return response.json()
+
+
+def delete(api: APIClient, path: str, expect: int = 200) -> dict[str, Any]:
+    response = api.delete(path, format="json")
+    assert response.status_code == expect, response.content
+    return response.json()
+
+
+def errors(response: Any) -> Any:
+    """The error details of a 422 in Lago's validation envelope."""
+    assert response.status_code == 422, response.content
+    body = response.json()
+    assert (body["status"], body["error"], body["code"]) == (422, "Unprocessable Entity", "validation_errors")
+    return body["error_details"]
+
+
+def post_customer(api: APIClient, **fields: Any) -> Any:
+    """POST /api/v1/customers; the response, whatever its status."""
+    return api.post("/api/v1/customers", {"customer": fields}, format="json")
+
+
+def post_subscription(api: APIClient, **fields: Any) -> Any:
+    """POST /api/v1/subscriptions; the response, whatever its status."""
+    return api.post("/api/v1/subscriptions", {"subscription": fields}, format="json")
+
+
+# --- the catalog ---------------------------------------------------------------------------------
+
+
+def load_catalog(tmp_path: Path, data: dict[str, Any]) -> str:
+    """Write `data` to a catalog file under tmp_path and load it; returns the command's output."""
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    out = StringIO()
+    call_command("load_catalog", str(path), stdout=out, stderr=StringIO())
+    return out.getvalue()
