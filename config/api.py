@@ -1,17 +1,27 @@
-"""API conventions shared by every /api/v1 endpoint: authentication and Lago's error envelope.
+"""API conventions shared by every /api/v1 endpoint: authentication, Lago's error envelope,
+pagination, and reading numbers from paths and query strings.
 
-Errors look like Lago's: {"status": 422, "error": "Unprocessable Entity", "code":
-"validation_errors", "error_details": {"field": ["message"]}}.
+Every error under /api/ is Lago's JSON envelope, whatever raised it: {"status": 422, "error":
+"Unprocessable Entity", "code": "validation_errors", "error_details": {"field": ["message"]}}.
+DRF's exceptions go through `api_exception_handler`; a path that matches no route gets
+`route_not_found`; anything else (an unhandled exception, a broken database connection, a
+request Django itself refuses) is answered by config.middleware.ApiErrorsMiddleware and the
+handlers at the end of this module, never by an HTML page.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any, overload
 
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import exceptions, permissions
+from rest_framework import exceptions, permissions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
@@ -44,6 +54,34 @@ def not_found(what: str) -> Response:
     return error_response(404, f"{what}_not_found", message=f"{what.replace('_', ' ')} not found")
 
 
+def envelope(status: int, code: str, message: str | None = None, **extra: Any) -> JsonResponse:
+    """Lago's error envelope outside DRF (middleware, Django's error handlers)."""
+    body: dict[str, Any] = {"status": status, "error": HTTPStatus(status).phrase, "code": code}
+    if message:
+        body["message"] = message
+    return JsonResponse({**body, **extra}, status=status)
+
+
+def resource_of(path: str) -> str:
+    """The resource a /api/v1 path names, singular: /api/v1/credit_notes/x → credit_note."""
+    segments = [s for s in path.split("/") if s][2:3] or ["resource"]
+    name = re.sub(r"[^a-z0-9_]", "", segments[0].lower()) or "resource"
+    if name.endswith("ies"):
+        return name[:-3] + "y"
+    if name.endswith("xes"):
+        return name[:-2]
+    if name.endswith("s") and not name.endswith(("ss", "us")):
+        return name[:-1]
+    return name
+
+
+@csrf_exempt  # an unknown path is 404 for every method, a POST without a CSRF token too
+def route_not_found(request: HttpRequest, path: str = "") -> HttpResponse:
+    """Any /api/v1 path no route matches: Lago's 404 envelope, named after the resource."""
+    what = resource_of(request.path)
+    return envelope(404, f"{what}_not_found", f"{what.replace('_', ' ')} not found")
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     response = exception_handler(exc, context)
     if response is None:
@@ -61,22 +99,42 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return out
 
 
-BAD_PAGE = "must be a whole number of at least 1"
+BAD_PAGE = "must be a whole number from 1 to {maximum}"
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
+MAX_PAGE = 1_000_000  # × MAX_PER_PAGE rows: far past any list, far below a bigint offset
+ID_MAX = 2**63 - 1  # ids are bigints
+_ASCII_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def ascii_int(text: str, *, minimum: int, maximum: int) -> int | None:
+    """A whole number written in ASCII digits within [minimum, maximum], else None.
+
+    Not str.isdigit(): it accepts "³" and other digits int() then refuses.
+    """
+    if not _ASCII_DIGITS.fullmatch(text):
+        return None
+    value = int(text)
+    return value if minimum <= value <= maximum else None
+
+
+def object_id(text: str) -> int | None:
+    """A primary key from a path (`lago_id`), or None when it cannot be one (then: not found)."""
+    return ascii_int(text, minimum=1, maximum=ID_MAX)
 
 
 def page_numbers(params: Any) -> tuple[int, int] | dict[str, list[str]]:
     """Lago's `page` and `per_page` query parameters (per_page at most MAX_PER_PAGE), or errors."""
     errors: dict[str, list[str]] = {}
     numbers = []
-    for name, default in (("page", 1), ("per_page", DEFAULT_PER_PAGE)):
+    for name, default, maximum in (("page", 1, MAX_PAGE), ("per_page", DEFAULT_PER_PAGE, MAX_PAGE)):
         raw = params.get(name) or str(default)
-        if not raw.isdigit() or int(raw) < 1:
-            errors[name] = [BAD_PAGE]
+        number = ascii_int(raw, minimum=1, maximum=maximum)
+        if number is None:
+            errors[name] = [BAD_PAGE.format(maximum=maximum)]
             numbers.append(default)
         else:
-            numbers.append(int(raw))
+            numbers.append(number)
     if errors:
         return errors
     return numbers[0], min(numbers[1], MAX_PER_PAGE)
@@ -98,6 +156,15 @@ def paginated(key: str, rows: Any, page: int, per_page: int, render: Any) -> dic
     }
 
 
+class StrictCharField(serializers.CharField):
+    """Text, and only text: a number sent for an id or a name is refused, not turned into "1"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
 class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     """Describes the Bearer API key in the OpenAPI schema."""
 
@@ -109,7 +176,57 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-c
 
 
 class ApiView(APIView):
-    """Base class for /api/v1 views: API-key authentication required."""
+    """Base class for /api/v1 views: API-key authentication required.
+
+    A request that writes runs in one transaction with the building of its answer: if anything
+    fails before the answer is ready, nothing it wrote stays (no row stored behind a 500).
+    Views that manage their own atomicity for speed (events: one statement) set
+    `atomic_writes = False`.
+    """
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [permissions.IsAuthenticated]
+    atomic_writes = True
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.atomic_writes and request.method not in permissions.SAFE_METHODS:
+            with transaction.atomic():
+                return super().dispatch(request, *args, **kwargs)
+        return super().dispatch(request, *args, **kwargs)
+
+
+# --- Django's own error pages, as Lago's envelope under /api/ (config.urls names them) ---------
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return envelope(400, "bad_request", "The request could not be read.")
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return envelope(403, "forbidden", str(exception) or None)
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return route_not_found(request)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return envelope(500, "internal_error", "An unexpected error occurred.", request_id=request_id(request))
+    return defaults.server_error(request)
+
+
+def request_id(request: HttpRequest) -> str | None:
+    """The id config.middleware gave the request (logged with its errors, sent back in X-Request-Id)."""
+    value = getattr(request, "request_id", None)
+    return value if isinstance(value, str) else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import django_stubs_ext
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 
 from config.env import env_bool, env_db, env_int, env_list, env_optional_url, env_str, secret_key
 
@@ -19,6 +20,38 @@ DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = secret_key("SECRET_KEY", VAR_DIR / "secret_key")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- HTTPS (README "Production") ----------------------------------------------------------
+# Behind a TLS proxy: trust its X-Forwarded-Proto header (and only behind one that sets it).
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0, maximum=2 * 365 * 86400)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+# Content-Security-Policy (django-csp): scripts, styles, images and fonts from this site only
+# (the admin, the API docs and the invoice documents need nothing else); inline styles are
+# allowed for the self-contained invoice HTML. CSP_REPORT_ONLY=true reports instead of blocking.
+_CSP = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+if env_bool("CSP_REPORT_ONLY", False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP
+else:
+    CONTENT_SECURITY_POLICY = _CSP
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -36,12 +69,14 @@ INSTALLED_APPS = [
     "sequences",
     "nested_admin",
     "simple_history",
+    "csp",
     "customers",
     "metering",
     "billing",
 ]
 
 MIDDLEWARE = [
+    "config.middleware.ApiErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -51,6 +86,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -111,7 +147,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": None,
@@ -126,6 +162,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Every operation documents the errors it may answer, in Lago's envelope (config.openapi).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.add_error_responses",
+    ],
 }
 
 # --- Billing (DESIGN §3–§4) ---------------------------------------------------------------
@@ -137,6 +178,16 @@ BILLING_EVENT_MAX_AGE_DAYS = env_int("BILLING_EVENT_MAX_AGE_DAYS", 35, minimum=1
 BILLING_EVENTS_BATCH_MAX = env_int("BILLING_EVENTS_BATCH_MAX", 1000, minimum=1, maximum=100_000)
 # The seller shown on invoices.
 BILLING_SELLER_NAME = env_str("BILLING_SELLER_NAME", "Segment Demo Inc.")
+# How far back and ahead a subscription may start (POST /api/v1/subscriptions, the admin): a
+# back-dated subscription is invoiced for every period since it started.
+BILLING_SUBSCRIPTION_MAX_PAST_DAYS = env_int("BILLING_SUBSCRIPTION_MAX_PAST_DAYS", 366, minimum=0, maximum=3660)
+BILLING_SUBSCRIPTION_MAX_FUTURE_DAYS = env_int("BILLING_SUBSCRIPTION_MAX_FUTURE_DAYS", 366, minimum=0, maximum=3660)
+
+# --- API limits (config.parsers) ----------------------------------------------------------
+# Largest request body read, in bytes; a larger one is refused with 413 before it is parsed.
+BILLING_API_MAX_BODY_BYTES = env_int("BILLING_API_MAX_BODY_BYTES", 1_048_576, minimum=1024, maximum=100 * 1_048_576)
+# Deepest nesting of a JSON body (the response renderer takes 255 levels: stay well below).
+BILLING_API_MAX_JSON_DEPTH = env_int("BILLING_API_MAX_JSON_DEPTH", 32, minimum=4, maximum=200)
 
 # --- django-q2 ----------------------------------------------------------------------------
 REDIS_URL = env_optional_url("REDIS_URL")

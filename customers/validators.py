@@ -5,16 +5,22 @@ from __future__ import annotations
 import zoneinfo
 from functools import cache
 
-from babel.numbers import get_currency_precision, list_currencies
+from babel import Locale
+from babel.numbers import get_territory_currencies
 from django.core.exceptions import ValidationError
 
-INVALID_CURRENCY = "'{value}' is not an ISO 4217 currency code."
+INVALID_CURRENCY = "'{value}' is not an ISO 4217 code of a currency in use (e.g. USD, EUR)."
 INVALID_TIMEZONE = "'{value}' is not an IANA time zone (e.g. Europe/Paris)."
 
 
 @cache
 def _currencies() -> frozenset[str]:
-    return frozenset(list_currencies())
+    """ISO 4217 codes of the currencies legal tender somewhere today (CLDR, through Babel): not
+    the codes for no currency (XXX), testing (XTS), metals (XAU) or withdrawn money (DEM)."""
+    territories = [code for code in Locale.parse("en").territories if isinstance(code, str) and len(code) == 2]
+    return frozenset(
+        currency for territory in territories for currency in get_territory_currencies(territory, tender=True)
+    )
 
 
 @cache
@@ -30,8 +36,3 @@ def validate_currency(value: str) -> None:
 def validate_timezone(value: str) -> None:
     if value not in _timezones():
         raise ValidationError(INVALID_TIMEZONE.format(value=value), code="invalid_timezone")
-
-
-def currency_minor_digits(currency: str) -> int:
-    """Digits after the decimal point of the currency's minor unit (USD 2, JPY 0, KWD 3)."""
-    return int(get_currency_precision(currency))

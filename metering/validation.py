@@ -25,6 +25,13 @@ from metering.models import BillableMetric
 from metering.vocabulary import Aggregation
 
 MAX_FUTURE = timedelta(minutes=5)
+# Every moment the API reads lies in [EARLIEST, LATEST): one window for parsing; events and
+# subscriptions narrow it further (their age and lead, DESIGN §4).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+EARLIEST_SECONDS = int(EARLIEST.timestamp())
+LATEST_SECONDS = int(LATEST.timestamp())
+MAX_TIMESTAMP_TEXT = 40  # "2026-10-31T23:59:59.999999+05:30" is 32
 MAX_DISTINCT_LENGTH = 255
 # Event.value is numeric(30, 10): 20 integer digits, 10 decimal places.
 VALUE_QUANTUM = Decimal("1e-10")
@@ -36,6 +43,7 @@ TOO_LONG = "must be at most {n} characters"
 CUSTOMER_OR_SUBSCRIPTION = "external_customer_id or external_subscription_id is required"
 UNKNOWN_METRIC = "unknown billable metric code {code!r}"
 BAD_TIMESTAMP = "must be Unix seconds (integer, decimal or string) or an ISO 8601 date-time, got {value!r}"
+OUT_OF_RANGE = "must be between 2000-01-01 and 2100-01-01 (UTC), got {value!r}"
 IN_FUTURE = "is more than 5 minutes in the future"
 TOO_OLD = "is older than {days} days (BILLING_EVENT_MAX_AGE_DAYS)"
 NOT_AN_OBJECT = "must be an object"
@@ -68,37 +76,59 @@ class ValidEvent:
     is_late: bool = False
 
 
+def _shown(value: Any) -> Any:
+    """A rejected value as an error message quotes it (`!r`): a long string is cut short."""
+    return f"{value[:40]}…" if isinstance(value, str) and len(value) > 48 else value
+
+
+def _iso_moment(text: str, value: Any) -> datetime:
+    """An ISO 8601 date-time (no offset = UTC), in [EARLIEST, LATEST)."""
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise ValueError(BAD_TIMESTAMP.format(value=_shown(value))) from None
+    try:
+        moment = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is past year 9999 in UTC
+        raise ValueError(OUT_OF_RANGE.format(value=_shown(value))) from None
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError(OUT_OF_RANGE.format(value=_shown(value)))
+    return moment
+
+
 def parse_timestamp(value: Any) -> datetime:
-    """Unix seconds (int, float, numeric string) or ISO 8601 (no offset = UTC) → aware UTC datetime."""
+    """Unix seconds (int, float, numeric string) or ISO 8601 (no offset = UTC) → aware UTC datetime.
+
+    Bounded: a string longer than MAX_TIMESTAMP_TEXT is refused unread, and the moment must lie in
+    [EARLIEST, LATEST) before any conversion (`"1e1000000"` is refused at once, not turned into
+    a million-digit integer).
+    """
     if isinstance(value, bool):
-        raise ValueError(BAD_TIMESTAMP.format(value=value))
+        raise ValueError(BAD_TIMESTAMP.format(value=_shown(value)))
     if type(value) is int:  # the common case, without the Decimal detour
-        try:
-            return datetime.fromtimestamp(value, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            raise ValueError(BAD_TIMESTAMP.format(value=value)) from None
-    if isinstance(value, (int, float, Decimal)):
-        seconds = Decimal(str(value))
-    elif isinstance(value, str) and value.strip():
+        if not EARLIEST_SECONDS <= value < LATEST_SECONDS:
+            raise ValueError(OUT_OF_RANGE.format(value=value))
+        return datetime.fromtimestamp(value, tz=UTC)
+    if isinstance(value, str):
         text = value.strip()
+        if not text or len(text) > MAX_TIMESTAMP_TEXT:
+            raise ValueError(BAD_TIMESTAMP.format(value=_shown(value)))
         try:
             seconds = Decimal(text)
         except InvalidOperation:
-            try:
-                parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-            except ValueError:
-                raise ValueError(BAD_TIMESTAMP.format(value=value)) from None
-            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+            return _iso_moment(text, value)
+    elif isinstance(value, (int, float, Decimal)):
+        seconds = Decimal(str(value))
     else:
-        raise ValueError(BAD_TIMESTAMP.format(value=value))
+        raise ValueError(BAD_TIMESTAMP.format(value=_shown(value)))
     if not seconds.is_finite():
-        raise ValueError(BAD_TIMESTAMP.format(value=value))
-    try:
-        whole = int(seconds)
-        micros = int(((seconds - whole) * 1_000_000).to_integral_value())
-        return datetime.fromtimestamp(whole, tz=UTC) + timedelta(microseconds=micros)
-    except (OverflowError, OSError, ValueError):
-        raise ValueError(BAD_TIMESTAMP.format(value=value)) from None
+        raise ValueError(BAD_TIMESTAMP.format(value=_shown(value)))
+    # Compared as decimals (cheap whatever the exponent) before anything converts them.
+    if not EARLIEST_SECONDS <= seconds < LATEST_SECONDS:
+        raise ValueError(OUT_OF_RANGE.format(value=_shown(value)))
+    whole = int(seconds)
+    micros = int(((seconds - whole) * 1_000_000).to_integral_value())
+    return datetime.fromtimestamp(whole, tz=UTC) + timedelta(microseconds=micros)
 
 
 def numeric_property(value: Any) -> Decimal | None:

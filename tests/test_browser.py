@@ -133,6 +133,11 @@ def post_mtu_events(base_url: str, api_key: str, *, users: int, start: datetime,
 
 def test_finance_bills_a_new_customer_in_the_browser(page: Any, live_server: Any) -> None:
     base = live_server.url
+    # Every page runs under the Content-Security-Policy (config.settings): nothing may be refused.
+    refused: list[str] = []
+    page.on(
+        "console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None
+    )
     now = datetime.now(UTC)
     this_month = month_start(now)
     previous_month = month_start(this_month - timedelta(days=1))
@@ -234,6 +239,17 @@ def test_finance_bills_a_new_customer_in_the_browser(page: Any, live_server: Any
     assert invoice.number in text and "Acme Rockets Inc." in text
     assert "4.80" in text, text  # 400 MTUs above the included 10,000 at $0.012
     screenshot(document, "invoice.png")
+
+    # The API docs: Swagger UI, served by the app, starts under the same policy.
+    docs = page.context.new_page()
+    docs.on(
+        "console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None
+    )
+    docs.goto(f"{base}/api/docs/")
+    docs.locator(".swagger-ui .info").wait_for()
+    screenshot(docs, "api-docs.png")
+    docs.close()
+    assert refused == []
 
     pdf_button = page.locator("#download-invoice-pdf")
     if pdf_button.count() == 0:

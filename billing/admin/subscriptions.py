@@ -18,6 +18,8 @@ from billing.selectors.usage import promotion_window
 from billing.services.subscriptions import (
     CURRENCY_MISMATCH,
     PLAN_PROMOTION,
+    SubscriptionError,
+    check_subscription_at,
     subscription_create,
     subscription_terminate,
 )
@@ -116,6 +118,11 @@ class SubscriptionAddForm(forms.ModelForm[Subscription]):
             )
         if cleaned.get("no_promotion") and cleaned.get("promotion") is not None:
             self.add_error("no_promotion", "Choose a promotion or “No promotion”, not both.")
+        if cleaned.get("subscription_at") is not None:
+            try:
+                check_subscription_at(cleaned["subscription_at"], now=timezone.now())
+            except SubscriptionError as exc:
+                self.add_error("subscription_at", f"The start {exc.message}.")
         return cleaned
 
 

@@ -10,25 +10,25 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.services.customers import CustomerError, customer_upsert
-from config.api import ApiView, iso_datetime, not_found, page_numbers, paginated, validation_error
+from config.api import ApiView, StrictCharField, iso_datetime, not_found, page_numbers, paginated, validation_error
 from customers.models import Customer
 from customers.validators import INVALID_CURRENCY, INVALID_TIMEZONE, validate_currency, validate_timezone
 
 
 class CustomerInput(serializers.Serializer[Any]):
-    external_id = serializers.CharField(max_length=255)
-    name = serializers.CharField(max_length=255, required=False, allow_null=True, allow_blank=True)
+    external_id = StrictCharField(max_length=255)
+    name = StrictCharField(max_length=255, required=False, allow_null=True, allow_blank=True)
     email = serializers.EmailField(required=False, allow_null=True, allow_blank=True)
-    currency = serializers.CharField(required=False, allow_null=True)
-    timezone = serializers.CharField(required=False, allow_null=True)
-    legal_name = serializers.CharField(max_length=255, required=False, allow_null=True, allow_blank=True)
-    tax_identification_number = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)
-    address_line1 = serializers.CharField(max_length=255, required=False, allow_null=True, allow_blank=True)
-    address_line2 = serializers.CharField(max_length=255, required=False, allow_null=True, allow_blank=True)
-    city = serializers.CharField(max_length=128, required=False, allow_null=True, allow_blank=True)
-    zipcode = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
-    state = serializers.CharField(max_length=128, required=False, allow_null=True, allow_blank=True)
-    country = serializers.CharField(max_length=2, min_length=2, required=False, allow_null=True, allow_blank=True)
+    currency = StrictCharField(required=False, allow_null=True)
+    timezone = StrictCharField(required=False, allow_null=True)
+    legal_name = StrictCharField(max_length=255, required=False, allow_null=True, allow_blank=True)
+    tax_identification_number = StrictCharField(max_length=64, required=False, allow_null=True, allow_blank=True)
+    address_line1 = StrictCharField(max_length=255, required=False, allow_null=True, allow_blank=True)
+    address_line2 = StrictCharField(max_length=255, required=False, allow_null=True, allow_blank=True)
+    city = StrictCharField(max_length=128, required=False, allow_null=True, allow_blank=True)
+    zipcode = StrictCharField(max_length=32, required=False, allow_null=True, allow_blank=True)
+    state = StrictCharField(max_length=128, required=False, allow_null=True, allow_blank=True)
+    country = StrictCharField(max_length=2, min_length=2, required=False, allow_null=True, allow_blank=True)
 
     def validate_currency(self, value: str | None) -> str | None:
         if value:

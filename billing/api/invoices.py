@@ -42,14 +42,25 @@ from rest_framework.response import Response
 from billing.api.customers import customer_json
 from billing.api.subscriptions import subscription_json
 from billing.engine.money import ZERO, format_decimal, money_str, to_cents
+from billing.engine.periods import add_months
 from billing.models import Invoice, InvoiceLine, InvoiceStatus, InvoiceType, LineKind
 from billing.selectors.invoices import invoices_with_relations, issuing_date
-from config.api import DEFAULT_PER_PAGE, ApiView, iso_datetime, not_found, page_numbers, paginated, validation_error
+from config.api import (
+    DEFAULT_PER_PAGE,
+    ApiView,
+    iso_datetime,
+    not_found,
+    object_id,
+    page_numbers,
+    paginated,
+    validation_error,
+)
 from customers.models import Customer
 from metering.days import day_start
+from metering.validation import EARLIEST, LATEST
 
-BAD_MONTH = "must be a month as YYYY-MM, e.g. 2026-09"
-BAD_DATE = "must be a date as YYYY-MM-DD, e.g. 2026-09-30"
+BAD_MONTH = "must be a month as YYYY-MM from 2000-01 to 2099-12, e.g. 2026-09"
+BAD_DATE = "must be a date as YYYY-MM-DD from 2000-01-01 to 2099-12-31, e.g. 2026-09-30"
 BAD_CHOICE = "must be one of: {choices}"
 RANGE_REVERSED = "must not be before {other}"
 
@@ -150,21 +161,28 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
 # --- filters --------------------------------------------------------------------------------
 
 
+def _in_window(day: date) -> bool:
+    """Dates read from a query lie in the API's one window (metering.validation), so a bound
+    plus a day or a month never leaves the calendar."""
+    return EARLIEST.date() <= day < LATEST.date()
+
+
 def _parse_month(value: str) -> tuple[date, date] | None:
-    match = re.fullmatch(r"(\d{4})-(\d{2})", value)
-    if not match or not 1 <= int(match.group(2)) <= 12:
+    match = re.fullmatch(r"([0-9]{4})-([0-9]{2})", value)
+    if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
         return None
     first = date(int(match.group(1)), int(match.group(2)), 1)
-    return first, (first + timedelta(days=32)).replace(day=1)
+    return (first, add_months(first, 1)) if _in_window(first) else None
 
 
 def _parse_date(value: str) -> date | None:
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         return None
+    return day if _in_window(day) else None
 
 
 def _per_zone(qs: QuerySet[Invoice], build: Any) -> Q:
@@ -369,8 +387,8 @@ class InvoiceDetailView(ApiView):
     )
     def get(self, request: Request, lago_id: str) -> Response:
         # Ids are positive bigints; anything else is simply not found.
-        is_id = lago_id.isdigit() and len(lago_id) <= 18
-        invoice = invoices_with_relations().filter(pk=int(lago_id)).first() if is_id else None
+        pk = object_id(lago_id)
+        invoice = invoices_with_relations().filter(pk=pk).first() if pk is not None else None
         if invoice is None:
             return not_found("invoice")
         return Response({"invoice": invoice_json(invoice)})

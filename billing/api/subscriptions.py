@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,13 +13,23 @@ from rest_framework.response import Response
 from billing.models import BillingTime, Plan, Subscription, SubscriptionStatus
 from billing.selectors.usage import period_of, promotion_window
 from billing.services.subscriptions import SubscriptionError, subscription_create, subscription_terminate
-from config.api import ApiView, iso_datetime, not_found, validation_error
+from config.api import (
+    DEFAULT_PER_PAGE,
+    ApiView,
+    StrictCharField,
+    iso_datetime,
+    not_found,
+    page_numbers,
+    paginated,
+    validation_error,
+)
 from customers.models import Customer
 from metering.days import day_start
 from metering.validation import parse_timestamp
 
 UNKNOWN_CUSTOMER = "unknown customer {ref!r}"
 UNKNOWN_PLAN = "unknown plan {ref!r}"
+BAD_STATUS = "must be one of: {choices}"
 
 
 def subscription_json(sub: Subscription) -> dict[str, Any]:
@@ -57,10 +67,10 @@ def subscription_json(sub: Subscription) -> dict[str, Any]:
 
 
 class SubscriptionInput(serializers.Serializer[Any]):
-    external_customer_id = serializers.CharField(max_length=255)
-    plan_code = serializers.CharField(max_length=64)
-    external_id = serializers.CharField(max_length=255)
-    subscription_at = serializers.CharField(required=False, allow_null=True, help_text="ISO 8601; default now.")
+    external_customer_id = StrictCharField(max_length=255)
+    plan_code = StrictCharField(max_length=64)
+    external_id = StrictCharField(max_length=255)
+    subscription_at = StrictCharField(required=False, allow_null=True, help_text="ISO 8601; default now.")
     billing_time = serializers.ChoiceField(choices=BillingTime.values, required=False, allow_null=True)
 
     def validate_subscription_at(self, value: str | None) -> Any:
@@ -129,14 +139,32 @@ class SubscriptionsView(ApiView):
             return validation_error({exc.field: [exc.message]})
         return Response({"subscription": subscription_json(_with_relations().get(pk=subscription.pk))})
 
-    @extend_schema(operation_id="list_subscriptions", summary="List subscriptions", responses={200: dict})
+    @extend_schema(
+        operation_id="list_subscriptions",
+        summary="List subscriptions, paginated as Lago (`page`, `per_page`, `meta`)",
+        parameters=[
+            OpenApiParameter("external_customer_id", str, description="Only this customer's subscriptions."),
+            OpenApiParameter("status", str, enum=SubscriptionStatus.values),
+            OpenApiParameter("page", int, description="1-based page number (default 1)."),
+            OpenApiParameter("per_page", int, description=f"Per page (default {DEFAULT_PER_PAGE}, at most 100)."),
+        ],
+        responses={200: dict},
+    )
     def get(self, request: Request) -> Response:
+        paging = page_numbers(request.query_params)
+        errors = dict(paging) if isinstance(paging, dict) else {}
         qs = _with_relations().order_by("id")
         if request.query_params.get("external_customer_id"):
             qs = qs.filter(customer__external_id=request.query_params["external_customer_id"])
-        if request.query_params.get("status"):
-            qs = qs.filter(status=request.query_params["status"])
-        return Response({"subscriptions": [subscription_json(s) for s in qs[:1000]]})
+        status = request.query_params.get("status")
+        if status:
+            if status not in SubscriptionStatus.values:
+                errors["status"] = [BAD_STATUS.format(choices=", ".join(SubscriptionStatus.values))]
+            qs = qs.filter(status=status)
+        if errors or isinstance(paging, dict):
+            return validation_error(errors)
+        page, per_page = paging
+        return Response(paginated("subscriptions", qs, page, per_page, subscription_json))
 
 
 class SubscriptionDetailView(ApiView):

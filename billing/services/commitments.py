@@ -357,6 +357,14 @@ class CommitmentReport:
     waiting: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
+    def add(self, other: CommitmentReport) -> None:
+        """Count what another (committed) run did."""
+        self.prepaid += other.prepaid
+        self.expired += other.expired
+        self.renewed += other.renewed
+        self.waiting += other.waiting
+        self.errors += other.errors
+
 
 def _last_period_invoiced(commitment: Commitment) -> bool:
     """Whether the invoice of the term's last period is final (so its drawdown is in the ledger)."""
@@ -460,7 +468,10 @@ def process_commitments(
         for done, commitment_id in enumerate(ids, start=1):
             seen.add(commitment_id)
             try:
-                _process_one(commitment_id, today, report)
+                # Counted once its transaction has committed: a failure raises before `add`.
+                one = CommitmentReport()
+                _process_one(commitment_id, today, one)
+                report.add(one)
             except Exception as exc:  # report and go on with the others
                 report.errors.append(f"commitment {commitment_id}: {exc}")
             if progress is not None:

@@ -55,6 +55,15 @@ class CloseReport:
     would_create: list[tuple[str, Period, Decimal, str]] = field(default_factory=list)  # (subscription, …, currency)
     errors: list[str] = field(default_factory=list)
 
+    def add(self, other: CloseReport) -> None:
+        """Count what another (committed) close did."""
+        self.created += other.created
+        self.recomputed += other.recomputed
+        self.finalized += other.finalized
+        self.unchanged += other.unchanged
+        self.would_create += other.would_create
+        self.errors += other.errors
+
 
 def grace() -> timedelta:
     return timedelta(hours=settings.BILLING_GRACE_PERIOD_HOURS)
@@ -301,6 +310,9 @@ def close_subscription(
     """
     report = report if report is not None else CloseReport()
     cache = cache if cache is not None else RunCache()
+    # What this subscription's close did counts only once its transaction has committed: a
+    # failure (or a connection lost at COMMIT) raises out of the block and it is never added.
+    done = CloseReport()
     with transaction.atomic():
         subscription = _locked_subscription(subscription_id, cache, read)
         plan = subscription.plan
@@ -342,7 +354,7 @@ def close_subscription(
                 period,
                 period_compute,
                 now,
-                report,
+                done,
                 dry_run,
                 known,
                 cache,
@@ -363,13 +375,14 @@ def close_subscription(
                     period,
                     advance_compute,
                     now,
-                    report,
+                    done,
                     dry_run,
                     known,
                     cache,
                 )
         if dry_run:
             transaction.set_rollback(True)
+    report.add(done)
     return report
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Literal
 
+from django.conf import settings
 from django.db import transaction
 
 from billing.models import Plan, Promotion, Subscription, SubscriptionStatus
@@ -16,6 +17,11 @@ from metering.days import day_start, local_date
 CURRENCY_MISMATCH = "plan {plan!r} is priced in {plan_currency}, customer {customer!r} is billed in {currency}"
 EXTERNAL_ID_TAKEN = "already used by subscription of customer {customer!r} on plan {plan!r}"
 PLAN_CHANGE_BEFORE_START = "a plan change cannot take effect before the current subscription started"
+STARTS_TOO_EARLY = (
+    "must not be more than {days} days in the past (BILLING_SUBSCRIPTION_MAX_PAST_DAYS): "
+    "every period since would be invoiced"
+)
+STARTS_TOO_LATE = "must not be more than {days} days in the future (BILLING_SUBSCRIPTION_MAX_FUTURE_DAYS)"
 
 
 class _Default(Enum):
@@ -30,6 +36,15 @@ class SubscriptionError(Exception):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
+
+
+def check_subscription_at(subscription_at: datetime, *, now: datetime) -> None:
+    """Refuse (SubscriptionError) a start outside the window a new subscription may start in."""
+    past, future = settings.BILLING_SUBSCRIPTION_MAX_PAST_DAYS, settings.BILLING_SUBSCRIPTION_MAX_FUTURE_DAYS
+    if subscription_at < now - timedelta(days=past):
+        raise SubscriptionError("subscription_at", STARTS_TOO_EARLY.format(days=past))
+    if subscription_at > now + timedelta(days=future):
+        raise SubscriptionError("subscription_at", STARTS_TOO_LATE.format(days=future))
 
 
 @transaction.atomic
@@ -61,6 +76,8 @@ def subscription_create(
         .filter(external_id=external_id)
         .first()
     )
+    if existing is None or existing.plan.code != plan.code:  # a new subscription starts
+        check_subscription_at(subscription_at, now=now)
     previous = None
     attached, promotion_start = plan.promotion, subscription_at
     if existing is not None:

@@ -1,0 +1,76 @@
+"""Request ids and the last word on errors under /api/ (config.api has the envelope).
+
+`ApiErrorsMiddleware`:
+- gives every request an id (the client's `X-Request-Id` when it sends a sane one, else a new
+  one), sends it back in `X-Request-Id` on every /api/ response and logs it with any error;
+- refuses a NUL character in the path (404) or the query string (422, naming the parameter)
+  before any view reads it: PostgreSQL cannot compare text with a NUL, so such a value could
+  only fail deep inside a query;
+- answers an exception no view handled with Lago's envelope: 503 with Retry-After when the
+  database connection is down (a restart: the next request reconnects), else 500 with the
+  request id; the exception is logged with the id. Pages outside /api/ keep Django's behaviour.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from urllib.parse import parse_qsl
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+
+from config.api import envelope, route_not_found
+
+logger = logging.getLogger("billing.api")
+
+NUL_IN_PARAMETER = "must not contain NUL characters"
+DATABASE_UNAVAILABLE = "The database is not reachable right now; retry shortly."
+SERVER_ERROR = "An unexpected error occurred; quote the request id when you report it."
+RETRY_AFTER_SECONDS = 1
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+class ApiErrorsMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        api = request.path.startswith("/api/")
+        if api:
+            sent = request.META.get("HTTP_X_REQUEST_ID", "")
+            request.request_id = sent if _SANE_ID.fullmatch(sent) else uuid.uuid4().hex  # type: ignore[attr-defined]
+        refused = self._refuse_nul(request, api)
+        response = refused if refused is not None else self.get_response(request)
+        if api:
+            response["X-Request-Id"] = request.request_id  # type: ignore[attr-defined]
+        return response
+
+    @staticmethod
+    def _refuse_nul(request: HttpRequest, api: bool) -> HttpResponse | None:
+        if "\x00" in request.path:
+            return route_not_found(request) if api else HttpResponseBadRequest("NUL in the path")
+        query = request.META.get("QUERY_STRING", "")
+        if "%00" not in query and "\x00" not in query:
+            return None
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            if "\x00" in name or "\x00" in value:
+                field = name.replace("\x00", "") or "query"
+                if not api:
+                    return HttpResponseBadRequest("NUL in the query string")
+                return envelope(422, "validation_errors", error_details={field: [NUL_IN_PARAMETER]})
+        return None
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not request.path.startswith("/api/"):
+            return None
+        request_id = getattr(request, "request_id", None)
+        if isinstance(exception, (OperationalError, InterfaceError)):
+            logger.warning("request %s: database unavailable: %s", request_id, exception)
+            response = envelope(503, "database_unavailable", DATABASE_UNAVAILABLE, request_id=request_id)
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
+        logger.exception("request %s: unhandled error on %s %s", request_id, request.method, request.path)
+        return envelope(500, "internal_error", SERVER_ERROR, request_id=request_id)
