@@ -25,7 +25,10 @@
 | CSV exports write formulas verbatim | test_csv_exports_neutralise_formulas |
 | the schema documents only 200 responses | test_the_schema_documents_the_error_responses |
 | a 4xx or 5xx leaves rows behind | test_a_refused_or_failed_request_leaves_every_table_unchanged |
-| the first request after a database restart fails with an HTML 500 | test_the_api_answers_after_the_database_restarts |
+| a lost database connection answers an HTML 500 | test_a_lost_database_connection_is_a_retryable_503 |
+
+Guards of what already held: test_the_api_answers_after_the_database_restarts (the first request
+after every session of the database ended is answered).
 
 schemathesis over every operation: tests/test_schemathesis.py.
 """
@@ -47,7 +50,7 @@ import orjson
 import pytest
 from django.apps import apps
 from django.core.management import call_command
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -246,6 +249,18 @@ def test_unknown_paths_and_server_errors_answer_the_envelope(
     assert len(api.get("/api/v1/customers")["X-Request-Id"]) == 32
 
 
+def test_a_lost_database_connection_is_a_retryable_503(
+    api: APIClient, acme: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def lost(**kwargs: Any) -> Any:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("billing.api.customers.customer_upsert", lost)
+    response = api.post("/api/v1/customers", {"customer": {"external_id": "x"}}, format="json")
+    assert assert_envelope(response, 503, "database_unavailable")["request_id"]
+    assert response["Retry-After"] == "1"
+
+
 def test_subscriptions_are_paginated_with_meta(api: APIClient, acme: Customer) -> None:
     plan = acme.subscriptions.get().plan
     for i in range(4):
@@ -265,16 +280,16 @@ def test_a_close_reports_only_what_committed(monkeypatch: pytest.MonkeyPatch) ->
     plan = PlanFactory(base_fee="10")
     for i in range(2):
         SubscriptionFactory(plan=plan, external_id=f"c-{i}", subscription_at=datetime(2026, 9, 1, tzinfo=UTC))
-    real = period_close.insert_lines
+    real = period_close.drawdown_record
     calls: list[int] = []
 
-    def fails_the_second(*args: Any, **kwargs: Any) -> None:
+    def fails_the_second(**kwargs: Any) -> Any:
         calls.append(1)
-        real(*args, **kwargs)  # the invoice and its lines are written…
-        if len(calls) == 2:
-            raise RuntimeError("connection lost")  # …then its transaction fails
+        if len(calls) == 2:  # the second invoice is made and counted, then its transaction fails
+            raise RuntimeError("connection lost")
+        return real(**kwargs)
 
-    monkeypatch.setattr(period_close, "insert_lines", fails_the_second)
+    monkeypatch.setattr(period_close, "drawdown_record", fails_the_second)
     report = close_periods(now=datetime(2026, 10, 1, 0, 5, tzinfo=UTC))
     assert len(report.errors) == 1
     assert report.created == list(Invoice.objects.values_list("pk", flat=True))
