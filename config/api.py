@@ -21,8 +21,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, permissions, serializers
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView, exception_handler
 
 from customers.authentication import ApiKeyAuthentication
@@ -48,6 +50,17 @@ def error_response(status: int, code: str, details: Any = None, message: str | N
 
 def validation_error(details: dict[str, Any]) -> Response:
     return error_response(422, "validation_errors", details)
+
+
+def envelope_errors(errors: Any, key: str) -> dict[str, Any]:
+    """The errors of a request enveloped as Lago's ({"payment": {...}}), by field: those of the
+    fields inside the envelope, and the envelope's own (missing, not an object) under its name,
+    never a bare list that names no field."""
+    inner = errors.get(key)
+    if isinstance(inner, dict):
+        own = {(key if name == api_settings.NON_FIELD_ERRORS_KEY else name): value for name, value in inner.items()}
+        return {**{name: value for name, value in errors.items() if name != key}, **own}
+    return dict(errors)
 
 
 def not_found(what: str) -> Response:
@@ -156,6 +169,41 @@ def paginated(key: str, rows: Any, page: int, per_page: int, render: Any) -> dic
     }
 
 
+NOT_SUPPORTED = "is not supported"
+
+
+class StrictSerializer(serializers.Serializer[Any]):
+    """An input that refuses the fields it does not declare (422 naming each), instead of
+    accepting and dropping them: a client must know when what it sent was not taken."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise exceptions.ValidationError({name: [NOT_SUPPORTED] for name in unknown})
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"nullable": True, "description": "Not supported here: only absent or null is accepted."})
+class UnsupportedField(serializers.Field[Any, Any, Any, Any]):
+    """A field of Lago's input that this app does not support: absent or null is fine, anything
+    else is refused (422) with the reason, never accepted and dropped."""
+
+    def __init__(self, reason: str = "", **kwargs: Any) -> None:
+        self.reason = reason
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if data in (None, [], {}, "", False):
+            return None
+        raise serializers.ValidationError(f"{NOT_SUPPORTED}{': ' + self.reason if self.reason else ''}")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class StrictCharField(serializers.CharField):
     """Text, and only text: a number sent for an id or a name is refused, not turned into "1"."""
 
@@ -163,6 +211,54 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return str(super().to_internal_value(data))
+
+
+NOT_AN_INTEGER = "must be a whole number (a JSON integer, not a string or a decimal)"
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer, and only that: DRF's IntegerField reads "100" and 100.0 as 100; an amount in
+    cents sent as a string, a float or a boolean (a Python int too) is refused, 422 naming the field."""
+
+    default_error_messages = {"invalid": NOT_AN_INTEGER}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return int(super().to_internal_value(data))
+
+
+DUPLICATE_METADATA_KEY = "key {key!r} appears more than once"
+
+
+def duplicate_keys(items: list[dict[str, Any]]) -> list[str]:
+    """The keys that appear more than once in Lago's [{key, value}] metadata (Lago: unique)."""
+    seen: set[str] = set()
+    twice: list[str] = []
+    for item in items:
+        key = item["key"]
+        if key in seen and key not in twice:
+            twice.append(key)
+        seen.add(key)
+    return twice
+
+
+def metadata_ids(items: list[dict[str, Any]]) -> list[str]:
+    """An id for each of Lago's metadata items: the one sent, else the smallest whole number no
+    other item of the list uses (positions alone would give a new item the id of one sent)."""
+    taken = {str(item["id"]) for item in items if item.get("id")}
+    ids: list[str] = []
+    candidate = 0
+    for item in items:
+        if item.get("id"):
+            ids.append(str(item["id"]))
+            continue
+        candidate += 1
+        while str(candidate) in taken:
+            candidate += 1
+        taken.add(str(candidate))
+        ids.append(str(candidate))
+    return ids
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]

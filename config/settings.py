@@ -162,6 +162,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name per choice set that several serializers share.
+    "ENUM_NAME_OVERRIDES": {
+        "PaymentStatusEnum": "billing.engine.vocabulary.PaymentStatus",
+    },
     # Every operation documents the errors it may answer, in Lago's envelope (config.openapi).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -178,6 +182,12 @@ BILLING_EVENT_MAX_AGE_DAYS = env_int("BILLING_EVENT_MAX_AGE_DAYS", 35, minimum=1
 BILLING_EVENTS_BATCH_MAX = env_int("BILLING_EVENTS_BATCH_MAX", 1000, minimum=1, maximum=100_000)
 # The seller shown on invoices.
 BILLING_SELLER_NAME = env_str("BILLING_SELLER_NAME", "Segment Demo Inc.")
+# Days from an invoice's issuing date to its due date, for customers without their own term.
+BILLING_NET_PAYMENT_TERM_DAYS = env_int("BILLING_NET_PAYMENT_TERM_DAYS", 0, minimum=0, maximum=365)
+# How long a link to an invoice's or credit note's PDF (the API's file_url) works, in seconds.
+BILLING_DOCUMENT_LINK_MAX_AGE_SECONDS = env_int(
+    "BILLING_DOCUMENT_LINK_MAX_AGE_SECONDS", 7 * 86400, minimum=60, maximum=365 * 86400
+)
 # How far back and ahead a subscription may start (POST /api/v1/subscriptions, the admin): a
 # back-dated subscription is invoiced for every period since it started.
 BILLING_SUBSCRIPTION_MAX_PAST_DAYS = env_int("BILLING_SUBSCRIPTION_MAX_PAST_DAYS", 366, minimum=0, maximum=3660)

@@ -2,10 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from billing.documents.links import document_pdf
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("billing.api.urls")),
     path("nested_admin/", include("nested_admin.urls")),
+    path("documents/<str:token>", document_pdf, name="document-pdf"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script, so the
     # Content-Security-Policy needs no exception for the docs.

@@ -31,6 +31,24 @@ class Customer(models.Model):
     zipcode = models.CharField(max_length=32, blank=True)
     state = models.CharField(max_length=128, blank=True)
     country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 alpha-2 code.")
+    legal_number = models.CharField(max_length=255, blank=True, help_text="Company registration number.")
+    firstname = models.CharField(max_length=255, blank=True)
+    lastname = models.CharField(max_length=255, blank=True)
+    customer_type = models.CharField(
+        max_length=16, blank=True, choices=[("company", "Company"), ("individual", "Individual")]
+    )
+    phone = models.CharField(max_length=64, blank=True)
+    url = models.URLField(max_length=255, blank=True)
+    logo_url = models.URLField(max_length=255, blank=True)
+    shipping_address = models.JSONField(default=dict, blank=True, help_text="Lago's address fields.")
+    # Payment terms: days from the issuing date to the due date; empty means the default
+    # (BILLING_NET_PAYMENT_TERM_DAYS). Copied onto each invoice when it is finalized.
+    net_payment_term = models.PositiveIntegerField(null=True, blank=True)
+    # Lago's billing_configuration: the grace period in days (empty: BILLING_GRACE_PERIOD_HOURS)
+    # and the documents' language (only English is written).
+    invoice_grace_period = models.PositiveIntegerField(null=True, blank=True, help_text="Days; empty: the default.")
+    document_locale = models.CharField(max_length=8, blank=True, default="en")
+    metadata = models.JSONField(default=list, blank=True, help_text="Lago's key/value pairs.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

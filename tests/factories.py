@@ -6,12 +6,16 @@ one `mtu` row instead of tripping over its unique code; pass `code=` (and the ag
 another metric.
 
 `team_plan()` builds the seeds' Team plan (DESIGN §1): $120 a month, 10,000 MTUs included, then
-graduated tiers at 0.012 / 0.011 / 0.010; `free_plan()` the Free plan: MTUs free up to a usage limit.
+graduated tiers at 0.012 / 0.011 / 0.010; `scaled_team_plan()` the same scaled down a hundredfold
+(tiers end at 100, 250 and 1,000 MTUs at $1.20, $1.10 and $1.00, so the worked example's $355.00
+needs 300 users, not 30,000); `free_plan()` the Free plan: MTUs free up to a usage limit.
+`store_users(...)` stores one event per user directly (no age check, fast).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +36,9 @@ from billing.models import (
     Tier,
 )
 from customers.models import ApiKey, Customer, hash_api_key
+from metering.ingest import store_events
 from metering.models import Aggregation, BillableMetric
+from metering.validation import Owner, ValidEvent, payload_hash
 
 # (up_to, unit_amount) of the Team plan's MTU charge; None is the unbounded last tier.
 TEAM_TIERS: tuple[tuple[int | None, str], ...] = (
@@ -176,6 +182,44 @@ def team_plan(**kwargs: Any) -> Plan:
     charge = ChargeFactory(plan=plan, metric=BillableMetricFactory(), model=ChargeModel.GRADUATED)
     add_tiers(charge, TEAM_TIERS)
     return plan
+
+
+SCALED_TEAM_TIERS: tuple[tuple[int | None, str], ...] = ((100, "0"), (250, "1.2"), (1000, "1.1"), (None, "1.0"))
+
+
+def scaled_team_plan(**kwargs: Any) -> Plan:
+    """The Team plan with its 14-day trial on the base fee, its MTU tiers a hundred times smaller."""
+    kwargs.setdefault("code", "team")
+    kwargs.setdefault("name", "Team")
+    kwargs.setdefault("base_fee", Decimal("120"))
+    kwargs.setdefault("promotion", PromotionFactory(code="trial-14d-base", name="14-day free trial"))
+    plan = PlanFactory(**kwargs)
+    charge = ChargeFactory(plan=plan, metric=BillableMetricFactory(), model=ChargeModel.GRADUATED)
+    add_tiers(charge, SCALED_TEAM_TIERS)
+    return plan
+
+
+def store_users(
+    customer: Customer, users: range, when: datetime, prefix: str, metric: BillableMetric | None = None
+) -> None:
+    """One event per user (`user_id` "u<n>") at `when`, stored as the events API stores them,
+    without its age check."""
+    metric = metric or BillableMetricFactory()
+    owner = Owner(customer.pk, customer.timezone, customer.external_id)
+    events = [
+        ValidEvent(
+            owner=owner,
+            metric=metric,
+            transaction_id=f"{prefix}-{u}",
+            timestamp=when,
+            properties={"user_id": f"u{u}"},
+            value=None,
+            distinct=f"u{u}",
+            payload_hash=payload_hash(metric.code, when.timestamp(), {"user_id": f"u{u}"}),
+        )
+        for u in users
+    ]
+    store_events(events, received_at=when)
 
 
 def free_plan(limit: int = 1000) -> Plan:

@@ -5,12 +5,14 @@
   `post`, `get` and `delete` call the API, assert the status and return the JSON body;
   `errors(response)` asserts Lago's 422 validation envelope and returns its error details.
 - `load_catalog(tmp_path, data)` loads a catalog dict with `manage.py load_catalog`.
+- `run_concurrently(tasks)` runs callables at once, each in its own thread and connection.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from io import StringIO
@@ -19,6 +21,7 @@ from typing import Any
 
 import time_machine
 from django.core.management import call_command
+from django.db import connections
 from rest_framework.test import APIClient
 
 from customers.services import api_key_create
@@ -95,3 +98,33 @@ def load_catalog(tmp_path: Path, data: dict[str, Any]) -> str:
     out = StringIO()
     call_command("load_catalog", str(path), stdout=out, stderr=StringIO())
     return out.getvalue()
+
+
+# --- concurrency ---------------------------------------------------------------------------------
+
+
+def run_concurrently(tasks: list[Callable[[], Any]], timeout: float = 600) -> list[Any]:
+    """Run each task in its own thread (and database connection), all released at once; return
+    their results in order, or re-raise the first failure in the test's thread."""
+    barrier = threading.Barrier(len(tasks))
+    results: list[Any] = [None] * len(tasks)
+    failures: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[i] = tasks[i]()
+        except BaseException as exc:  # reported below, in the test's thread
+            failures.append(exc)
+        finally:
+            connections.close_all()  # this thread's connection
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(tasks))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    assert not any(t.is_alive() for t in threads), f"a task did not finish in {timeout:.0f} s"
+    if failures:
+        raise failures[0]
+    return results

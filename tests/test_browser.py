@@ -16,9 +16,13 @@ pytest-django's live server, in real time:
    previous month's invoice with the action if it is still a draft; open it, then the
    document ("View invoice"), which bills 400 × $0.012 = $4.80 of usage; download the PDF if
    the page has a "Download PDF" button.
+7. Money after the invoice: record a $2.00 payment on it ("Record payment"), issue a credit note
+   of $1.00 on its usage fee ("Issue credit note": preview, then confirm), and open the
+   receivables aging report from the invoice list.
 
-Screenshots of the admin index, the customer page, the invoice and the billing dashboard go to
-test-artifacts/ (git-ignored); their paths are printed (run with -s to see them).
+Screenshots of the admin index, the customer page, the invoice, the billing dashboard, the payment
+form, the credit note preview and page, and the aging report go to test-artifacts/ (git-ignored);
+their paths are printed (run with -s to see them).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
-from billing.models import Invoice, InvoiceStatus, InvoiceType, Plan
+from billing.models import Invoice, InvoiceKind, InvoiceStatus, LineKind, Plan
 from billing.services.roles import FINANCE, ensure_roles
 from customers.models import Customer
 from tests.browser_support import artifact, ensure_chromium, launch
@@ -131,6 +135,66 @@ def post_mtu_events(base_url: str, api_key: str, *, users: int, start: datetime,
             assert response.status_code == 200, response.text[:2000]
 
 
+def record_money_after_the_invoice(page: Any, base: str, invoice: Invoice) -> None:
+    """Record a payment, issue a credit note and open the aging report, as finance does."""
+    invoice_page = f"{base}/admin/billing/invoice/{invoice.pk}/change/"
+    page.goto(invoice_page)
+    page.click("#record-payment-link")
+    page.wait_for_url(re.compile(rf".*/admin/billing/invoice/{invoice.pk}/record-payment/$"))
+    # More than is due: the service refuses it, next to the amount, and nothing is stored.
+    page.fill("#id_amount", "10.00")
+    page.fill("#id_reference", "WIRE-E2E-0001")
+    page.click("#payment-form input[type=submit]")
+    assert "is more than is due" in page.locator(".field-amount .errorlist").inner_text()
+    screenshot(page, "record-payment-refused.png")
+    assert not invoice.payments.exists()
+    page.fill("#id_amount", "2.00")
+    screenshot(page, "record-payment.png")
+    page.click("#payment-form input[type=submit]")
+    page.wait_for_url(invoice_page)
+    assert any("A payment of $2.00 was recorded" in text for text in success_messages(page)), page.content()[:3000]
+    assert invoice.payments.get().reference == "WIRE-E2E-0001"
+
+    page.click("#issue-credit-note-link")
+    page.wait_for_url(re.compile(rf".*/admin/billing/invoice/{invoice.pk}/credit-note/$"))
+    usage = invoice.lines.get(kind=LineKind.USAGE)
+    # More than the fee: refused next to its input.
+    page.fill(f"input[name=fee_{usage.pk}]", "5.00")
+    page.select_option("#id_reason", value="product_unsatisfactory")
+    page.fill("#id_description", "Tracking outage on the 20th")
+    page.click("#credit-note-preview-button")
+    assert "is more than is left to credit" in page.locator(f"#fee-{usage.pk} .errorlist").inner_text()
+    screenshot(page, "credit-note-refused.png")
+    page.fill(f"input[name=fee_{usage.pk}]", "1.00")
+    page.click("#credit-note-preview-button")
+    page.locator("#credit-note-preview").wait_for()
+    assert page.locator("#preview-total").inner_text() == "$1.00"
+    assert page.locator("#id_credit").input_value() == "1.00"  # the whole total proposed as credit
+    screenshot(page, "credit-note-preview.png")
+    page.click("#credit-note-confirm-button")
+    page.wait_for_url(re.compile(r".*/admin/billing/creditnote/\d+/change/$"))
+    assert any(f"Credit note {invoice.number}-CN1 was issued" in text for text in success_messages(page))
+    screenshot(page, "credit-note.png")
+
+    page.goto(f"{base}/admin/billing/invoice/")
+    screenshot(page, "invoices.png")
+    page.click("#receivables-link")
+    page.wait_for_url(re.compile(r".*/admin/billing/invoice/receivables/$"))
+    assert page.locator(f"tr.aging-row[data-customer='{CUSTOMER_ID}']").count() == 1
+    screenshot(page, "receivables-aging.png")
+    page.goto(invoice_page)
+    screenshot(page, "invoice-page.png")
+    page.goto(f"{base}/admin/billing/creditnote/")
+    screenshot(page, "credit-notes.png")
+    page.goto(f"{base}/admin/customers/customer/{invoice.customer_id}/change/")
+    page.locator("#customer-account").wait_for()
+    assert "WIRE-E2E-0001" in page.locator("#account-payments").inner_text()
+    screenshot(page, "customer-account.png")
+    page.goto(f"{base}/admin/billing/invoice/dashboard/")
+    screenshot(page, "billing-dashboard-money.png")
+    page.goto(invoice_page)  # where the test goes on (its PDF)
+
+
 def test_finance_bills_a_new_customer_in_the_browser(page: Any, live_server: Any) -> None:
     base = live_server.url
     # Every page runs under the Content-Security-Policy (config.settings): nothing may be refused.
@@ -207,7 +271,7 @@ def test_finance_bills_a_new_customer_in_the_browser(page: Any, live_server: Any
     summary = " ".join(success_messages(page))
     assert "Closed ended periods: 1 invoices created" in summary, summary
     invoice = Invoice.objects.get(
-        customer=customer, invoice_type=InvoiceType.PERIOD, period_start=previous_month, period_end=this_month
+        customer=customer, kind=InvoiceKind.PERIOD, period_start=previous_month, period_end=this_month
     )
 
     if invoice.status == InvoiceStatus.DRAFT:  # a grace period (BILLING_GRACE_PERIOD_HOURS) keeps it a draft
@@ -239,6 +303,9 @@ def test_finance_bills_a_new_customer_in_the_browser(page: Any, live_server: Any
     assert invoice.number in text and "Acme Rockets Inc." in text
     assert "4.80" in text, text  # 400 MTUs above the included 10,000 at $0.012
     screenshot(document, "invoice.png")
+
+    # 7. Money after the invoice: a partial payment, a credit note (preview, then confirm), the aging report.
+    record_money_after_the_invoice(page, base, invoice)
 
     # The API docs: Swagger UI, served by the app, starts under the same policy.
     docs = page.context.new_page()

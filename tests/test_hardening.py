@@ -56,7 +56,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from billing.models import Commitment, Invoice, Subscription
-from billing.services import period_close
+from billing.services import invoices as invoice_services
 from billing.services.commitments import CommitmentReport, commitment_create, process_commitments
 from billing.services.period_close import close_periods
 from billing.services.subscriptions import STARTS_TOO_EARLY, STARTS_TOO_LATE
@@ -230,7 +230,7 @@ def test_numbers_in_queries_and_paths_are_ascii_and_bounded(api: APIClient, acme
 def test_unknown_paths_and_server_errors_answer_the_envelope(
     api: APIClient, acme: Customer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert_envelope(api.get("/api/v1/credit_notes"), 404, "credit_note_not_found")
+    assert_envelope(api.get("/api/v1/gift_cards"), 404, "gift_card_not_found")
     assert_envelope(api.post("/api/v1/coupons", {}, format="json"), 404, "coupon_not_found")
     assert_envelope(Client().post("/api/v1/taxes"), 404, "tax_not_found")  # no key, no CSRF token: still JSON
     assert_envelope(api.get("/api/nothing"), 404)
@@ -280,7 +280,7 @@ def test_a_close_reports_only_what_committed(monkeypatch: pytest.MonkeyPatch) ->
     plan = PlanFactory(base_fee="10")
     for i in range(2):
         SubscriptionFactory(plan=plan, external_id=f"c-{i}", subscription_at=datetime(2026, 9, 1, tzinfo=UTC))
-    real = period_close.drawdown_record
+    real = invoice_services.record_consumption
     calls: list[int] = []
 
     def fails_the_second(**kwargs: Any) -> Any:
@@ -289,7 +289,7 @@ def test_a_close_reports_only_what_committed(monkeypatch: pytest.MonkeyPatch) ->
             raise RuntimeError("connection lost")
         return real(**kwargs)
 
-    monkeypatch.setattr(period_close, "drawdown_record", fails_the_second)
+    monkeypatch.setattr(invoice_services, "record_consumption", fails_the_second)
     report = close_periods(now=datetime(2026, 10, 1, 0, 5, tzinfo=UTC))
     assert len(report.errors) == 1
     assert report.created == list(Invoice.objects.values_list("pk", flat=True))

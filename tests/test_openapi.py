@@ -1,10 +1,19 @@
-"""The OpenAPI schema and the browsable docs, served without any network access."""
+"""The OpenAPI schema and the browsable docs, served without any network access; and the answers
+of payments, credit notes and the customer-scoped lists checked against the schema field for
+field (tests/test_schemathesis.py checks only that no answer is a server error)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from jsonschema import Draft202012Validator
+from rest_framework.test import APIClient
+
+from tests.billing.api.test_invoice_actions import NOW, make_invoices
+from tests.helpers import post
 
 
 @pytest.mark.django_db
@@ -18,6 +27,9 @@ def test_schema_lists_the_api_with_event_examples(client: Client) -> None:
         "/api/v1/customers",
         "/api/v1/subscriptions",
         "/api/v1/customers/{external_id}/current_usage",
+        "/api/v1/customers/{external_id}/invoices",
+        "/api/v1/customers/{external_id}/credit_notes",
+        "/api/v1/customers/{external_id}/payments",
     ):
         assert path in schema["paths"], path
     examples = schema["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]["application/json"]["examples"]
@@ -36,3 +48,149 @@ def test_docs_page_uses_bundled_assets_not_a_cdn(client: Client) -> None:
 
 def test_schema_generates_without_warnings(tmp_path) -> None:  # type: ignore[no-untyped-def]
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"))
+
+
+# --- the answers are what the schema says ---------------------------------------------------
+
+# Output components that describe a part of their answer only: they may hold more fields.
+PARTIAL_COMPONENTS = {"InvoiceOutput", "InvoiceLineOutput", "TierOutput"}
+
+
+def _json_schema(node: Any, closed: bool) -> Any:
+    """OpenAPI 3.0 to JSON Schema: `nullable: true` becomes a null alternative, and an object
+    with properties, when `closed`, refuses any other field (so an answer's field the schema does
+    not name fails, as does a named one it lacks, a wrong type or an unexpected null)."""
+    if isinstance(node, list):
+        return [_json_schema(item, closed) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: value if key == "enum" else _json_schema(value, closed) for key, value in node.items()}
+    nullable = out.pop("nullable", False)
+    if closed and "properties" in out and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return {"anyOf": [out, {"type": "null"}]} if nullable else out
+
+
+class Answers:
+    """Calls the API and checks each 200 against the operation's response schema."""
+
+    def __init__(self, api: APIClient, schema: dict[str, Any]) -> None:
+        self.api = api
+        self.paths = schema["paths"]
+        self.components = {
+            name: _json_schema(component, closed=name not in PARTIAL_COMPONENTS)
+            for name, component in schema["components"]["schemas"].items()
+        }
+        self.checked: set[str] = set()
+
+    def __call__(self, method: str, template: str, body: Any = None, **values: Any) -> Any:
+        path = template.format(**values)
+        call = getattr(self.api, method)
+        response = call(path) if body is None else call(path, body, format="json")
+        assert response.status_code == 200, (method, path, response.content)
+        operation = self.paths[template][method]
+        declared = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        document = {**_json_schema(declared, closed=True), "components": {"schemas": self.components}}
+        problems = [
+            f"{list(e.absolute_path)}: {e.message}" for e in Draft202012Validator(document).iter_errors(response.json())
+        ]
+        assert not problems, (operation["operationId"], problems)
+        self.checked.add(operation["operationId"])
+        return response.json()
+
+
+@pytest.mark.django_db
+@pytest.mark.frozen_clock(NOW)
+def test_answers_match_the_schema_field_for_field(api: APIClient, settings: Any) -> None:
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    answer = Answers(api, schema)
+    invoices = make_invoices(settings)
+    september = invoices["acme-09"]
+    # acme with every optional part set, so the nullable fields are seen set as well as null.
+    post(
+        api,
+        "/api/v1/customers",
+        {
+            "customer": {
+                "external_id": "acme",
+                "customer_type": "company",
+                "legal_number": "RCS 1",
+                "phone": "+33 1 00 00 00 00",
+                "url": "https://acme.example",
+                "net_payment_term": 30,
+                "metadata": [{"key": "crm", "value": None}],
+                "shipping_address": {"city": "Paris", "country": "fr"},
+                "billing_configuration": {"invoice_grace_period": 2},
+            }
+        },
+    )
+
+    payment = answer(
+        "post",
+        "/api/v1/payments",
+        {"payment": {"invoice_id": str(september.pk), "amount_cents": 10000, "reference": "wire"}},
+    )
+    answer("get", "/api/v1/payments/{lago_id}", lago_id=payment["payment"]["lago_id"])
+    answer("get", "/api/v1/payments")
+
+    fees = {
+        fee["item"]["type"]: fee["lago_id"]
+        for fee in answer("get", "/api/v1/invoices/{lago_id}", lago_id=september.pk)["invoice"]["fees"]
+    }
+    answer("get", "/api/v1/invoices")
+    items = [{"fee_id": fees["charge"], "amount_cents": 5000}]
+    answer("post", "/api/v1/credit_notes/estimate", {"credit_note": {"invoice_id": str(september.pk), "items": items}})
+    refund = answer(
+        "post",
+        "/api/v1/credit_notes",
+        {
+            "credit_note": {
+                "invoice_id": str(september.pk),
+                "reason": "duplicated_charge",
+                "description": "Counted twice",
+                "credit_amount_cents": 3000,
+                "refund_amount_cents": 2000,
+                "items": items,
+                "metadata": {"ticket": "T-1", "note": None},
+            }
+        },
+    )["credit_note"]
+    plain = answer(
+        "post",
+        "/api/v1/credit_notes",
+        {
+            "credit_note": {
+                "invoice_id": str(september.pk),
+                "credit_amount_cents": 100,
+                "items": [{"fee_id": fees["subscription"], "amount_cents": 100}],
+            }
+        },
+    )["credit_note"]
+    assert (refund["refund_status"], plain["refund_status"], plain["description"]) == ("pending", None, None)
+    answer(
+        "put",
+        "/api/v1/credit_notes/{lago_id}",
+        {"credit_note": {"refund_status": "succeeded"}},
+        lago_id=refund["lago_id"],
+    )
+    answer("put", "/api/v1/credit_notes/{lago_id}/void", lago_id=plain["lago_id"])
+    answer("post", "/api/v1/credit_notes/{lago_id}/download", {}, lago_id=plain["lago_id"])
+    answer("get", "/api/v1/credit_notes/{lago_id}", lago_id=refund["lago_id"])
+    answer("get", "/api/v1/credit_notes")
+    metadata = "/api/v1/credit_notes/{lago_id}/metadata"
+    answer("post", metadata, {"metadata": {"a": "1", "b": None}}, lago_id=refund["lago_id"])
+    answer("patch", metadata, {"metadata": {"c": "2"}}, lago_id=refund["lago_id"])
+    answer("delete", metadata + "/{key}", lago_id=refund["lago_id"], key="a")
+    answer("delete", metadata, lago_id=refund["lago_id"])
+
+    for kind in ("invoices", "credit_notes", "payments"):
+        answer("get", f"/api/v1/customers/{{external_id}}/{kind}", external_id="acme")
+
+    documented = {
+        operation["operationId"]
+        for path, operations in schema["paths"].items()
+        if path.startswith(("/api/v1/payments", "/api/v1/credit_notes", "/api/v1/customers/{external_id}/"))
+        and not path.endswith("/current_usage")
+        for operation in operations.values()
+    }
+    assert documented - answer.checked == set()

@@ -1,4 +1,5 @@
-"""Admin for what billing adds to a customer: its subscriptions, and the current usage of each.
+"""Admin for what billing adds to a customer: its subscriptions, the current usage of each, and
+its account (invoices, payments, credit notes, available credit and what it owes).
 
 The customer admin (customers.admin.CustomerAdmin) is replaced by a subclass that counts each
 customer's active subscriptions, lists its subscriptions on its page, and shows a read-only
@@ -8,36 +9,51 @@ is billing.selectors.usage.current_usage, the same measurement and pricing as th
 invoices; nothing is priced here. The currency and time zone turn read-only when
 billing.services.customers says they are locked (the rule the API applies too), and a change is
 saved through that service, which checks the rule again under the customer's lock.
+
+The "Account" panel (billing.selectors.receivables.customer_account) lists the customer's latest
+invoices with what is still due on each, its payments and credit notes (each with a link to the
+full list when there are more), its available credit (the balance left on its available credit
+notes, per currency) and what it owes per currency, overdue or not. The payment term (days from
+the issuing date to the due date; empty: BILLING_NET_PAYMENT_TERM_DAYS) is edited with the
+billing fields.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Model, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from billing.admin.audit import customer_usage_charts
-from billing.admin.shared import admin_url
+from billing.admin.shared import admin_link, admin_url, may_view
 from billing.admin.subscriptions import promotion_end_display
-from billing.documents.formats import format_amount, format_quantity, tier_range_label
+from billing.documents.formats import format_amount, format_day, format_money, format_quantity, tier_range_label
 from billing.engine.pricing import PricedCharge, TierLine
-from billing.models import Subscription, SubscriptionStatus
+from billing.models import CreditNote, Invoice, InvoiceStatus, Payment, Subscription, SubscriptionStatus
 from billing.selectors.commitments import commitment_panels
 from billing.selectors.plans import plans_with_charges
+from billing.selectors.receivables import BUCKETS, CustomerAccount, customer_account
 from billing.selectors.usage import ChargeUsage, PeriodUsage, current_usage
 from billing.services.customers import CustomerError, customer_update, locked_fields
 from customers.admin import CustomerAdmin
 from customers.models import Customer
+from metering.days import local_date
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
 
 # Messages are constants so tests can match them.
+PAYMENT_TERM_HELP = (
+    "Days from an invoice's issuing date to its payment due date; empty: the default ({days}). "
+    "Copied onto each invoice when it is finalized."
+)
 CUSTOMER_LOCKED_NOTE = (
     "This customer has subscriptions or usage events, so its currency and time zone are read-only: "
     "they decide what its plans bill and where its billing periods start and end."
@@ -155,6 +171,87 @@ def current_usage_panels(customer: Customer, at: Any) -> list[dict[str, Any]]:
     return panels
 
 
+# --- The account panel ----------------------------------------------------------------------------
+
+
+def _list_url(name: str, query: str, allowed: bool = True) -> str | None:
+    url = admin_url(name) if allowed else None
+    return f"{url}?{query}" if url else None
+
+
+def account_panel(
+    customer: Customer, account: CustomerAccount, may_list: Callable[[type[Model]], bool] = lambda model: True
+) -> dict[str, Any]:
+    """The customer's money, as display strings for the template; the full lists are linked for
+    whoever `may_list` them."""
+    tz = customer.timezone
+    invoices = []
+    for row in account.invoices:
+        invoice = row.invoice
+        first = local_date(invoice.period_start, tz)
+        last = local_date(invoice.period_end, tz) - timedelta(days=1)
+        invoices.append(
+            {
+                "number": admin_link("billing_invoice_change", invoice.pk, str(invoice)),
+                "period": f"{format_day(first)} – {format_day(last)}",
+                "status": invoice.get_status_display(),
+                "payment_status": invoice.get_payment_status_display()
+                if invoice.status == InvoiceStatus.FINALIZED
+                else "—",
+                "total": format_money(invoice.total, invoice.currency),
+                "due": format_money(row.due, invoice.currency) if row.due is not None else "—",
+                "due_date": format_day(invoice.payment_due_date) if row.due else "",
+                "overdue_days": row.days_overdue,
+            }
+        )
+    external_id = customer.external_id
+    return {
+        "invoices": invoices,
+        "invoices_url": _list_url("billing_invoice_changelist", f"customer={external_id}", may_list(Invoice)),
+        "more_invoices": account.more_invoices,
+        "payments": [
+            {
+                "paid_at": payment.paid_at,
+                "invoice": admin_link("billing_invoice_change", payment.invoice_id, str(payment.invoice)),
+                "amount": format_money(payment.amount, payment.currency),
+                "reference": payment.reference,
+                "created_by": payment.created_by or "API",
+            }
+            for payment in account.payments
+        ],
+        "payments_url": _list_url("billing_payment_changelist", f"customer={external_id}", may_list(Payment)),
+        "more_payments": account.more_payments,
+        "credit_notes": [
+            {
+                "number": admin_link("billing_creditnote_change", note.pk, note.number),
+                "invoice": admin_link("billing_invoice_change", note.invoice_id, str(note.invoice)),
+                "issued_on": format_day(note.issued_on),
+                "total": format_money(note.total_amount, note.currency),
+                "balance": format_money(note.balance_amount, note.currency),
+                "credit_status": note.get_credit_status_display(),
+                "refund": format_money(note.refund_amount, note.currency) if note.refund_amount else "—",
+            }
+            for note in account.credit_notes
+        ],
+        "credit_notes_url": _list_url("billing_creditnote_changelist", f"customer={external_id}", may_list(CreditNote)),
+        "more_credit_notes": account.more_credit_notes,
+        "available_credit": [format_money(amount, currency) for currency, amount in account.available_credit.items()],
+        "owed": [
+            {
+                "currency": currency,
+                "total": format_money(total.total, currency),
+                "overdue": format_money(total.overdue, currency) if total.overdue else "",
+                "buckets": [
+                    (bucket.label, format_money(amount, currency))
+                    for bucket, amount in zip(BUCKETS, total.amounts, strict=True)
+                    if amount
+                ],
+            }
+            for currency, total in account.aging.totals.items()
+        ],
+    }
+
+
 # --- Customers ----------------------------------------------------------------------------------
 
 
@@ -204,7 +301,8 @@ class BilledCustomerAdmin(CustomerAdmin):
         "created_at",
     )
     inlines = [SubscriptionInline]
-    change_form_template = "admin/billing/audit/customer_change_form.html"  # + MTU charts (billing.admin.audit)
+    # + the account panel; it extends billing.admin.audit's page (the MTU charts).
+    change_form_template = "admin/billing/customer/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
         # The count is part of the list query: no query per row.
@@ -237,7 +335,13 @@ class BilledCustomerAdmin(CustomerAdmin):
         return (*fields, *sorted(self.locked(request, obj)))
 
     def get_fieldsets(self, request: HttpRequest, obj: Customer | None = None) -> Any:
-        fieldsets = super().get_fieldsets(request, obj)
+        fieldsets = [
+            # The payment term sits with the billing fields (customers' admin knows nothing of it).
+            (name, {**options, "fields": (*options["fields"], "net_payment_term")})
+            if name == "Billing"
+            else (name, options)
+            for name, options in super().get_fieldsets(request, obj)
+        ]
         locked = self.locked(request, obj)
         if not locked:
             return fieldsets
@@ -246,6 +350,12 @@ class BilledCustomerAdmin(CustomerAdmin):
             (name, {**options, "description": note}) if name == "Billing" else (name, options)
             for name, options in fieldsets
         ]
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "net_payment_term" and field is not None:
+            field.help_text = PAYMENT_TERM_HELP.format(days=settings.BILLING_NET_PAYMENT_TERM_DAYS)
+        return field
 
     def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
         if not change:
@@ -274,6 +384,9 @@ class BilledCustomerAdmin(CustomerAdmin):
             context["usage_charts"] = customer_usage_charts(obj, subscriptions, now)
             context["current_usage_shown"] = True
             context["commitment_panels"] = commitment_panels(obj)
+            context["account"] = account_panel(
+                obj, customer_account(obj, now=now), lambda model: may_view(request, self, model)
+            )
             events_url = admin_url("metering_event_changelist")
             if events_url is not None:
                 context["customer_events_url"] = f"{events_url}?customer__id__exact={obj.pk}"

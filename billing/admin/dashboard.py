@@ -15,6 +15,9 @@ admin/billing/invoice/dashboard/ (registered by billing.admin.invoices.InvoiceAd
   about 150 small queries (≈0.1–0.3 s on PostgreSQL), whatever the number of subscriptions.
 - Drafts waiting for finalization and finalized invoices not paid: counts, amounts per currency,
   and links to the invoice list filtered on them.
+- Overdue: finalized invoices with something due past their due date (in each customer's time
+  zone), their count and the amount due per currency, linking to the receivables aging report
+  (billing.selectors.receivables.aging_report: three queries).
 - Upgrade list: customers whose distinct values this month pass a usage limit of their active
   plan (Free customers above 1,000 MTUs), with their count.
 - Top customers by distinct values (MTUs) this month.
@@ -44,6 +47,7 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
+from billing.admin.invoice_filters import UNPAID
 from billing.admin.shared import admin_page, admin_url
 from billing.documents.charts import Number, bar_chart
 from billing.documents.formats import format_money, format_quantity
@@ -67,6 +71,7 @@ from billing.selectors.dashboard import (
     revenue_by_month,
     top_customers,
 )
+from billing.selectors.receivables import aging_report
 from metering.days import local_date
 from metering.models import Aggregation, BillableMetric
 
@@ -129,6 +134,7 @@ def dashboard_context(now: datetime) -> dict[str, Any]:
     preview = open_period_revenue(now, counts)
     upgrades = over_limit(counts, metrics) if metrics else UpgradeList([], 0, False)
     expiring = expiring_commitments(now)
+    aging = aging_report(now=now)
     return {
         "now": now,
         "this_month": this_month,
@@ -149,7 +155,12 @@ def dashboard_context(now: datetime) -> dict[str, Any]:
         "drafts_url": _changelist(f"status__exact={InvoiceStatus.DRAFT}"),
         "unpaid": invoices.unpaid,
         "unpaid_amount": money_by_currency(invoices.unpaid_totals),
-        "unpaid_url": _changelist(f"status__exact={InvoiceStatus.FINALIZED}"),
+        "unpaid_url": _changelist(f"settlement={UNPAID}"),
+        "overdue": sum(total.overdue_invoices for total in aging.totals.values()),
+        "overdue_amount": money_by_currency(
+            {currency: total.overdue for currency, total in aging.totals.items() if total.overdue}
+        ),
+        "receivables_url": admin_url("billing_receivables"),
         "upgrades": [_customer_row(row) for row in upgrades.rows],
         "upgrades_total": upgrades.total,
         "upgrades_more": upgrades.more,

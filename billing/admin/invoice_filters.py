@@ -1,5 +1,6 @@
 """The invoice list's filters: by plan family, by the month a period starts in (in each
-customer's own time zone), and by customer."""
+customer's own time zone), by customer, and by what is due (not paid, overdue); and the local
+days of an invoice's period, which the list shows."""
 
 from __future__ import annotations
 
@@ -8,19 +9,29 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
+from billing.admin.shared import CustomerFilter
 from billing.admin.subscriptions import PlanCodeFilter
 from billing.engine.periods import add_months, month_start
 from billing.models import Invoice
+from billing.selectors.receivables import overdue_condition, unsettled_invoices
 from customers.models import Customer
 from metering.days import day_start, local_date
 
-# Customers with invoices listed in the customer filter; with more, search by name or id.
-CUSTOMERS_LISTED = 30
+# The values of the payment filter (SettlementFilter), which the dashboard links to.
+UNPAID = "unpaid"
+OVERDUE = "overdue"
 # Months offered by the period filter, newest first.
 MONTHS_LISTED = 36
+
+
+def period_days(invoice: Invoice) -> tuple[date, date]:
+    """The first and last day (inclusive) of the invoice's period, in the customer's time zone."""
+    tz = invoice.customer.timezone
+    return local_date(invoice.period_start, tz), local_date(invoice.period_end, tz) - timedelta(days=1)
 
 
 class InvoicePlanFilter(PlanCodeFilter):
@@ -86,25 +97,25 @@ class PeriodMonthFilter(admin.SimpleListFilter):
         return queryset.filter(condition)
 
 
-class InvoiceCustomerFilter(admin.SimpleListFilter):
-    """By customer (external id). Lists the invoiced customers while they are few; past
-    CUSTOMERS_LISTED only the chosen one is shown, and search finds the others by name or id."""
+class InvoiceCustomerFilter(CustomerFilter):
+    """By customer (external id); see CustomerFilter."""
 
-    title = "customer"
-    parameter_name = "customer"
+    path = "customer"
+
+
+class SettlementFilter(admin.SimpleListFilter):
+    """Finalized invoices with something still due ("not paid"), and those of them past their due
+    date in their customer's time zone ("overdue", DESIGN §6: from the day after the due date)."""
+
+    title = "payment"
+    parameter_name = "settlement"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
-        invoiced = (
-            Customer.objects.filter(Exists(Invoice.objects.filter(customer=OuterRef("pk"))))
-            .order_by("external_id")
-            .only("external_id", "name")
-        )
-        customers = list(invoiced[: CUSTOMERS_LISTED + 1])
-        if len(customers) > CUSTOMERS_LISTED:
-            customers = list(invoiced.filter(external_id=self.value())) if self.value() else []
-        return [(c.external_id, str(c)) for c in customers]
+        return [(UNPAID, "Not paid (finalized)"), (OVERDUE, "Overdue")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> QuerySet[Invoice]:
-        if self.value():
-            return queryset.filter(customer__external_id=self.value())
+        if self.value() == UNPAID:
+            return unsettled_invoices(queryset)
+        if self.value() == OVERDUE:
+            return queryset.filter(overdue_condition(timezone.now()))
         return queryset

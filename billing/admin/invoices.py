@@ -4,13 +4,21 @@
   page, every field and line is read-only, and no invoice page has a Save button. A draft, too,
   changes only by "Recompute selected drafts" (billing.services.invoices.invoice_recompute); a finalized
   invoice never changes at all (DESIGN §3).
+- Money after the invoice (DESIGN §6): "Record payment" and "Issue credit note" on a finalized
+  invoice's page (billing.admin.payments, billing.admin.credit_note_issue); its page shows what
+  was paid, offset and is still due, its payments and its credit notes (billing.admin.invoice_money).
+  "Void and regenerate" voids finalized invoices with a reason and makes each period's invoice again from the data
+  stored now (billing.services.invoices.invoice_regenerate); it reports the new numbers.
+- The "payment" filter lists the finalized invoices not paid yet, or those overdue (past their
+  due date in the customer's time zone); "Receivables aging" (billing.admin.receivables) is linked
+  from the list.
 - Only a draft may be deleted (it has no number yet, so nothing leaves a gap, and the next close
   run builds it again); the bulk delete action is removed.
 - Actions call the invoicing services and report what they did with counts; what a service
   refuses (e.g. voiding a paid invoice) is listed by invoice with a warning. Finalizing goes
   through invoice_finalize, which recomputes the draft from the events stored now before it
-  numbers it (oldest period first, so numbers follow the periods). Voiding asks for a reason on
-  a confirmation page first.
+  numbers it (oldest period first, so numbers follow the periods). Voiding and regenerating ask
+  for a reason on a confirmation page first (billing.admin.invoice_corrections).
 - "View invoice" opens the HTML document (billing.documents.invoice) at …/<id>/document/; "Download PDF"
   returns the same document as PDF (billing.documents.pdf) at …/<id>/pdf/.
 - "Export selected to CSV" streams the selected invoices (or all those the filters match) as CSV.
@@ -25,11 +33,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
-from typing import Any
+from datetime import date, datetime
+from typing import Any, cast
 
-from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
@@ -40,11 +48,21 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 
 from billing.admin.audit import audit_urls
+from billing.admin.credit_note_issue import credit_note_urls
 from billing.admin.dashboard import dashboard_urls
-from billing.admin.invoice_filters import InvoiceCustomerFilter, InvoicePlanFilter, PeriodMonthFilter
+from billing.admin.invoice_corrections import InvoiceCorrections
+from billing.admin.invoice_filters import (
+    InvoiceCustomerFilter,
+    InvoicePlanFilter,
+    PeriodMonthFilter,
+    SettlementFilter,
+    period_days,
+)
 from billing.admin.invoice_lines import InvoiceLineInline
+from billing.admin.invoice_money import InvoiceMoney
+from billing.admin.payments import payment_urls
+from billing.admin.receivables import receivables_urls
 from billing.admin.shared import (
-    action_page,
     admin_page,
     admin_url,
     changelist_url,
@@ -52,7 +70,7 @@ from billing.admin.shared import (
     report_refusals,
     viewable_object,
 )
-from billing.documents.formats import format_amount, format_day, format_money
+from billing.documents.formats import format_amount, format_day
 from billing.documents.invoice import billing_details, customer_block, render_invoice_html
 from billing.documents.pdf import PdfUnavailable, invoice_pdf_filename, render_invoice_pdf
 from billing.engine.money import quantize_money
@@ -60,23 +78,18 @@ from billing.models import Invoice, InvoiceStatus
 from billing.services.invoices import (
     InvoiceError,
     invoice_finalize,
-    invoice_mark_paid,
     invoice_recompute,
-    invoice_void,
 )
+from billing.services.payments import PaymentError, invoice_mark_paid
 from billing.services.period_close import close_periods
-from metering.days import local_date
 
 # Messages are constants so tests can match them.
 INVOICES_FINALIZED = ("%(count)d invoice was finalized.", "%(count)d invoices were finalized.")
 INVOICES_PAID = ("%(count)d invoice was marked paid.", "%(count)d invoices were marked paid.")
-INVOICES_VOIDED = ("%(count)d invoice was voided.", "%(count)d invoices were voided.")
 DRAFTS_RECOMPUTED = (
     "%(count)d draft was recomputed: %(changed)d changed, %(unchanged)d unchanged.",
     "%(count)d drafts were recomputed: %(changed)d changed, %(unchanged)d unchanged.",
 )
-NOTHING_TO_VOID = "None of the selected invoices can be voided: only finalized invoices can."
-VOID_REASON_MISSING = "Give a reason: an invoice is never voided without one."
 CLOSE_SUMMARY = (
     "Closed ended periods: %(created)d invoices created, %(recomputed)d drafts recomputed, "
     "%(finalized)d finalized, %(unchanged)d unchanged, %(errors)d errors."
@@ -102,47 +115,46 @@ CSV_HEADER = (
 )
 
 
-def period_days(invoice: Invoice) -> tuple[date, date]:
-    """The first and last day (inclusive) of the invoice's period, in the customer's time zone."""
-    tz = invoice.customer.timezone
-    return local_date(invoice.period_start, tz), local_date(invoice.period_end, tz) - timedelta(days=1)
-
-
-# --- Forms --------------------------------------------------------------------------------------
-
-
-class VoidReasonForm(forms.Form):
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text="Shown on the voided invoice and kept with it.",
-        error_messages={"required": VOID_REASON_MISSING},
-    )
-
-
 # --- Invoices -----------------------------------------------------------------------------------
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin[Invoice]):
+class InvoiceAdmin(InvoiceMoney, InvoiceCorrections):
     list_display = (
         "number_display",
         "customer_display",
         "subscription_display",
-        "invoice_type",
+        "kind",
         "period_start_display",
         "period_end_display",
         "status",
+        "payment_status",
         "total_display",
         "issued_on",
     )
-    list_filter = ("status", "invoice_type", PeriodMonthFilter, InvoicePlanFilter, InvoiceCustomerFilter)
+    list_filter = (
+        "status",
+        "payment_status",
+        SettlementFilter,
+        "kind",
+        PeriodMonthFilter,
+        InvoicePlanFilter,
+        InvoiceCustomerFilter,
+    )
     list_select_related = ("customer", "subscription__plan")
     search_fields = ("number", "customer__external_id", "customer__name")
     search_help_text = "Invoice number, or the customer's external id or name."
     ordering = ("-period_start", "-id")
     show_full_result_count = False
     inlines = [InvoiceLineInline]
-    actions = ("finalize_selected", "mark_paid_selected", "recompute_selected", "void_selected", "export_csv")
+    actions = (
+        "finalize_selected",
+        "mark_paid_selected",
+        "recompute_selected",
+        "void_selected",
+        "regenerate_selected",
+        "export_csv",
+    )
     fieldsets = (
         (
             None,
@@ -150,7 +162,7 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
                 "fields": (
                     "number_display",
                     "status",
-                    "invoice_type",
+                    "kind",
                     "customer",
                     "subscription_display",
                     "period_display",
@@ -161,6 +173,19 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
                 "description": LOCKED_NOTE,
             },
         ),
+        (
+            "Payment",
+            {
+                "fields": (
+                    "payment_status",
+                    "payment_due_date",
+                    "paid_display",
+                    "due_display",
+                    "payments_display",
+                    "credit_notes_display",
+                )
+            },
+        ),
         ("Lifecycle", {"fields": ("finalized_at", "paid_at", "voided_at", "void_reason")}),
         ("Billing details", {"fields": ("seller_display", "billing_details_display")}),
         ("History", {"fields": ("period_start", "period_end", "created_at", "updated_at"), "classes": ("collapse",)}),
@@ -168,13 +193,19 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
     readonly_fields = (
         "number_display",
         "status",
-        "invoice_type",
+        "kind",
         "customer",
         "subscription_display",
         "period_display",
         "currency",
         "total_display",
         "issued_on",
+        "payment_status",
+        "payment_due_date",
+        "paid_display",
+        "due_display",
+        "payments_display",
+        "credit_notes_display",
         "finalized_at",
         "paid_at",
         "voided_at",
@@ -286,12 +317,19 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
             ),
             path("<path:object_id>/pdf/", self.admin_site.admin_view(self.pdf_view), name=f"{prefix}_pdf"),
             *dashboard_urls(self),
+            *receivables_urls(self),
+            *payment_urls(self),
+            *credit_note_urls(self),
             *audit_urls(self),
             *super().get_urls(),
         ]
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        extra_context = {**(extra_context or {}), "can_close_periods": self.has_change_permission(request)}
+        extra_context = {
+            **(extra_context or {}),
+            "can_close_periods": self.has_change_permission(request),
+            "receivables_url": admin_url("billing_receivables"),
+        }
         return super().changelist_view(request, extra_context)
 
     def document_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -339,12 +377,6 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
 
     # --- actions ---
 
-    def _report(self, request: HttpRequest, done: int, counted: tuple[str, str], refusals: list[str]) -> None:
-        self.message_user(
-            request, ngettext(*counted, done) % {"count": done}, messages.SUCCESS if done else messages.WARNING
-        )
-        report_refusals(self, request, refusals)
-
     @staticmethod
     def _each(queryset: QuerySet[Invoice], service: Callable[..., object]) -> tuple[int, list[str]]:
         """Apply a service to each invoice, oldest period first (so gap-free numbers follow the
@@ -354,7 +386,7 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
         for invoice in queryset.order_by("period_start", "id"):
             try:
                 service(invoice=invoice, now=frozen_now)
-            except InvoiceError as exc:
+            except (InvoiceError, PaymentError) as exc:
                 refusals.append(str(exc))
             else:
                 done += 1
@@ -367,7 +399,11 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
 
     @admin.action(description="Mark selected as paid", permissions=["change"])
     def mark_paid_selected(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
-        done, refusals = self._each(queryset, invoice_mark_paid)
+        def pay_the_rest(*, invoice: Invoice, now: datetime) -> Invoice:
+            # A payment row for what is left ("Marked paid"), recorded as this user's.
+            return invoice_mark_paid(invoice=invoice, now=now, user=cast("User", request.user))
+
+        done, refusals = self._each(queryset, pay_the_rest)
         self._report(request, done, INVOICES_PAID, refusals)
 
     @admin.action(description="Recompute selected drafts", permissions=["change"])
@@ -390,51 +426,6 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
         )
         report_refusals(self, request, refusals)
 
-    def _void_row(self, invoice: Invoice) -> dict[str, Any]:
-        first, last = period_days(invoice)
-        return {
-            "invoice": invoice,
-            "url": admin_url("billing_invoice_change", invoice.pk),
-            "customer": str(invoice.customer),
-            "period": f"{format_day(first)} – {format_day(last)}",
-            "total": format_money(invoice.total, invoice.currency),
-            "status": invoice.get_status_display(),
-        }
-
-    @admin.action(description="Void selected invoices", permissions=["change"])
-    def void_selected(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> HttpResponse | None:
-        """Ask for a reason on a confirmation page, then void the finalized invoices selected."""
-        invoices = list(queryset.order_by("period_start", "id"))
-        voidable = [invoice for invoice in invoices if invoice.status == InvoiceStatus.FINALIZED]
-        if not voidable:
-            self.message_user(request, NOTHING_TO_VOID, messages.WARNING)
-            return None
-        form = VoidReasonForm(request.POST if "apply" in request.POST else None)
-        if form.is_bound and form.is_valid():
-            frozen_now = timezone.now()
-            done, refusals = 0, []
-            for invoice in invoices:
-                try:
-                    invoice_void(invoice=invoice, reason=form.cleaned_data["reason"], now=frozen_now)
-                except InvoiceError as exc:
-                    refusals.append(str(exc))
-                else:
-                    done += 1
-            self._report(request, done, INVOICES_VOIDED, refusals)
-            return None
-        refused = [invoice for invoice in invoices if invoice.status != InvoiceStatus.FINALIZED]
-        return action_page(
-            self,
-            request,
-            "admin/billing/invoice/void_confirmation.html",
-            action_name="void_selected",
-            selected_ids=[invoice.pk for invoice in invoices],
-            title="Void invoices",
-            form=form,
-            voidable=[self._void_row(invoice) for invoice in voidable],
-            refused=[self._void_row(invoice) for invoice in refused],
-        )
-
     # "change", as every action here: read-only staff are offered no action (tests/billing/admin/test_roles.py).
     @admin.action(description="Export selected to CSV", permissions=["change"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> StreamingHttpResponse:
@@ -449,7 +440,7 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
                 invoice.number or "",
                 invoice.customer.external_id,
                 invoice.customer.name,
-                invoice.invoice_type,
+                invoice.kind,
                 invoice.status,
                 *(day.isoformat() for day in period_days(invoice)),
                 invoice.issued_on.isoformat() if invoice.issued_on else "",

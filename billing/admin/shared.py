@@ -1,5 +1,5 @@
 """What the billing admin screens share: links between screens, reporting an action's refusals,
-permission checks for custom pages, and streamed CSV downloads."""
+permission checks for custom pages, a filter by customer, and streamed CSV downloads."""
 
 from __future__ import annotations
 
@@ -12,17 +12,21 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Model
+from django.db.models import Exists, Model, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
+
+from customers.models import Customer
 
 M = TypeVar("M", bound=Model)
 
 # Refusals listed one by one before they are summed up in a count.
 REFUSALS_LISTED = 10
 MORE_REFUSED = "… and %(count)d more were refused."
+# Customers listed in a customer filter; with more, search by name or id.
+CUSTOMERS_LISTED = 30
 
 
 def admin_url(name: str, *args: Any) -> str | None:
@@ -119,6 +123,29 @@ def may_view(request: HttpRequest, model_admin: admin.ModelAdmin[Any], model: ty
     return request.user.has_perm(f"{opts.app_label}.view_{opts.model_name}") or request.user.has_perm(
         f"{opts.app_label}.change_{opts.model_name}"
     )
+
+
+class CustomerFilter(admin.SimpleListFilter):
+    """By customer (external id), reached from the listed model through `path`. Lists the
+    customers with rows in the list while they are few; past CUSTOMERS_LISTED only the chosen one
+    is shown, and search finds the others by name or id."""
+
+    title = "customer"
+    parameter_name = "customer"
+    path = "customer"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
+        rows = model_admin.model._default_manager.filter(**{self.path: OuterRef("pk")})
+        listed = Customer.objects.filter(Exists(rows)).order_by("external_id").only("external_id", "name")
+        customers = list(listed[: CUSTOMERS_LISTED + 1])
+        if len(customers) > CUSTOMERS_LISTED:
+            customers = list(listed.filter(external_id=self.value())) if self.value() else []
+        return [(c.external_id, str(c)) for c in customers]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value():
+            return queryset.filter(**{f"{self.path}__external_id": self.value()})
+        return queryset
 
 
 class _Echo:

@@ -9,26 +9,110 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing.services.customers import CustomerError, customer_upsert
-from config.api import ApiView, StrictCharField, iso_datetime, not_found, page_numbers, paginated, validation_error
+from billing.services.customers import TEXT_FIELDS, CustomerError, customer_upsert
+from config.api import (
+    DUPLICATE_METADATA_KEY,
+    ApiView,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+    UnsupportedField,
+    duplicate_keys,
+    envelope_errors,
+    iso_datetime,
+    metadata_ids,
+    not_found,
+    page_numbers,
+    paginated,
+    validation_error,
+)
 from customers.models import Customer
 from customers.validators import INVALID_CURRENCY, INVALID_TIMEZONE, validate_currency, validate_timezone
 
+NO_PAYMENT_PROVIDERS = "no payment providers here: payments are recorded with POST /api/v1/payments"
 
-class CustomerInput(serializers.Serializer[Any]):
+
+def _text(max_length: int = 255) -> StrictCharField:
+    return StrictCharField(max_length=max_length, required=False, allow_null=True, allow_blank=True)
+
+
+class MetadataItemInput(StrictSerializer):
+    id = StrictCharField(required=False, allow_null=True)
+    key = StrictCharField(max_length=255)
+    value = StrictCharField(max_length=1000, allow_blank=True, allow_null=True)
+    display_in_invoice = serializers.BooleanField(required=False, default=False)
+
+
+class AddressInput(StrictSerializer):
+    address_line1 = _text()
+    address_line2 = _text()
+    city = _text(128)
+    zipcode = _text(32)
+    state = _text(128)
+    country = StrictCharField(max_length=2, min_length=2, required=False, allow_null=True, allow_blank=True)
+
+
+class BillingConfigurationInput(StrictSerializer):
+    """Lago's billing_configuration: the grace period and the documents' language are kept; the
+    payment-provider settings are refused (no payment providers here)."""
+
+    invoice_grace_period = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=365)
+    document_locale = serializers.ChoiceField(choices=["en"], required=False, allow_null=True)
+    subscription_invoice_issuing_date_anchor = UnsupportedField()
+    subscription_invoice_issuing_date_adjustment = UnsupportedField()
+    payment_provider = UnsupportedField(NO_PAYMENT_PROVIDERS)
+    payment_provider_code = UnsupportedField(NO_PAYMENT_PROVIDERS)
+    provider_customer_id = UnsupportedField(NO_PAYMENT_PROVIDERS)
+    sync = UnsupportedField(NO_PAYMENT_PROVIDERS)
+    sync_with_provider = UnsupportedField(NO_PAYMENT_PROVIDERS)
+    provider_payment_methods = UnsupportedField(NO_PAYMENT_PROVIDERS)
+
+
+class CustomerInput(StrictSerializer):
+    """Every field of Lago's Customer input: stored and returned, or refused with the reason."""
+
     external_id = StrictCharField(max_length=255)
-    name = StrictCharField(max_length=255, required=False, allow_null=True, allow_blank=True)
+    name = _text()
+    firstname = _text()
+    lastname = _text()
+    customer_type = serializers.ChoiceField(choices=["company", "individual"], required=False, allow_null=True)
     email = serializers.EmailField(required=False, allow_null=True, allow_blank=True)
+    phone = _text(64)
+    url = serializers.URLField(max_length=255, required=False, allow_null=True, allow_blank=True)
+    logo_url = serializers.URLField(max_length=255, required=False, allow_null=True, allow_blank=True)
     currency = StrictCharField(required=False, allow_null=True)
     timezone = StrictCharField(required=False, allow_null=True)
-    legal_name = StrictCharField(max_length=255, required=False, allow_null=True, allow_blank=True)
-    tax_identification_number = StrictCharField(max_length=64, required=False, allow_null=True, allow_blank=True)
-    address_line1 = StrictCharField(max_length=255, required=False, allow_null=True, allow_blank=True)
-    address_line2 = StrictCharField(max_length=255, required=False, allow_null=True, allow_blank=True)
-    city = StrictCharField(max_length=128, required=False, allow_null=True, allow_blank=True)
-    zipcode = StrictCharField(max_length=32, required=False, allow_null=True, allow_blank=True)
-    state = StrictCharField(max_length=128, required=False, allow_null=True, allow_blank=True)
+    legal_name = _text()
+    legal_number = _text()
+    tax_identification_number = _text(64)
+    address_line1 = _text()
+    address_line2 = _text()
+    city = _text(128)
+    zipcode = _text(32)
+    state = _text(128)
     country = StrictCharField(max_length=2, min_length=2, required=False, allow_null=True, allow_blank=True)
+    net_payment_term = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=365)
+    # A ListField, not many=True: allow_null there would let null items through as well.
+    metadata = serializers.ListField(child=MetadataItemInput(), required=False, allow_null=True)
+    shipping_address = AddressInput(required=False, allow_null=True)
+    billing_configuration = BillingConfigurationInput(required=False, allow_null=True)
+    finalize_zero_amount_invoice = serializers.ChoiceField(
+        choices=["inherit", "finalize"],
+        required=False,
+        allow_null=True,
+        help_text="Invoices of 0.00 are always finalized here; 'skip' is not supported.",
+    )
+    tax_codes = UnsupportedField("taxes are not part of this version yet")
+    integration_customers = UnsupportedField("no accounting or CRM integrations here")
+    skip_invoice_custom_sections = UnsupportedField("no invoice custom sections here")
+    invoice_custom_section_codes = UnsupportedField("no invoice custom sections here")
+    billing_entity_code = UnsupportedField("one billing entity only")
+
+    def validate_metadata(self, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        twice = duplicate_keys(value or [])
+        if twice:
+            raise serializers.ValidationError([DUPLICATE_METADATA_KEY.format(key=key) for key in twice])
+        return value
 
     def validate_currency(self, value: str | None) -> str | None:
         if value:
@@ -47,8 +131,35 @@ class CustomerInput(serializers.Serializer[Any]):
         return value
 
 
-class CustomerEnvelope(serializers.Serializer[Any]):
+class CustomerEnvelope(StrictSerializer):
     customer = CustomerInput()
+
+
+def changes_of(data: dict[str, Any], shipping_address: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The validated input as the model's fields (None: not given). `shipping_address`: the
+    customer's current one, which the address sent updates key by key, as Lago's update does (a
+    key sent as null or "" clears it; a key not sent stays)."""
+    changes = {field: data.get(field) for field in TEXT_FIELDS}
+    changes["net_payment_term"] = data.get("net_payment_term")
+    if data.get("metadata") is not None:
+        items = data["metadata"]
+        changes["metadata"] = [
+            {
+                "id": item_id,
+                "key": item["key"],
+                "value": item.get("value"),
+                "display_in_invoice": item.get("display_in_invoice", False),
+            }
+            for item_id, item in zip(metadata_ids(items), items, strict=True)
+        ]
+    if data.get("shipping_address") is not None:
+        sent = {k: (v.upper() if k == "country" and v else v) for k, v in data["shipping_address"].items()}
+        merged = (shipping_address or {}) | sent
+        changes["shipping_address"] = {k: v for k, v in merged.items() if v not in (None, "")}
+    configuration = data.get("billing_configuration") or {}
+    changes["invoice_grace_period"] = configuration.get("invoice_grace_period")
+    changes["document_locale"] = configuration.get("document_locale")
+    return changes
 
 
 def customer_json(customer: Customer) -> dict[str, Any]:
@@ -56,12 +167,18 @@ def customer_json(customer: Customer) -> dict[str, Any]:
         "lago_id": str(customer.pk),
         "external_id": customer.external_id,
         "name": customer.name or None,
+        "firstname": customer.firstname or None,
+        "lastname": customer.lastname or None,
+        "customer_type": customer.customer_type or None,
         "email": customer.email or None,
+        "phone": customer.phone or None,
+        "url": customer.url or None,
+        "logo_url": customer.logo_url or None,
         "currency": customer.currency,
         "timezone": customer.timezone,
         "applicable_timezone": customer.timezone,
         "legal_name": customer.legal_name or None,
-        "legal_number": None,
+        "legal_number": customer.legal_number or None,
         "tax_identification_number": customer.tax_identification_number or None,
         "address_line1": customer.address_line1 or None,
         "address_line2": customer.address_line2 or None,
@@ -69,9 +186,96 @@ def customer_json(customer: Customer) -> dict[str, Any]:
         "zipcode": customer.zipcode or None,
         "state": customer.state or None,
         "country": customer.country or None,
+        "net_payment_term": customer.net_payment_term,
+        "metadata": [
+            {
+                "lago_id": item.get("id"),
+                "key": item.get("key"),
+                "value": item.get("value"),
+                "display_in_invoice": item.get("display_in_invoice", False),
+            }
+            for item in customer.metadata
+        ],
+        "shipping_address": customer.shipping_address or None,
+        "billing_configuration": {
+            "invoice_grace_period": customer.invoice_grace_period,
+            "document_locale": customer.document_locale or "en",
+            "payment_provider": None,
+        },
+        "finalize_zero_amount_invoice": "finalize",
+        "taxes": [],
+        "integration_customers": [],
         "created_at": iso_datetime(customer.created_at),
         "updated_at": iso_datetime(customer.updated_at),
     }
+
+
+# --- schema: what customer_json answers ----------------------------------------------------
+
+
+def _nullable_text() -> serializers.CharField:
+    return serializers.CharField(allow_null=True, help_text="null when not set.")
+
+
+class MetadataItemOutput(serializers.Serializer[Any]):
+    lago_id = serializers.CharField(allow_null=True)
+    key = serializers.CharField()
+    value = serializers.CharField(allow_null=True)
+    display_in_invoice = serializers.BooleanField()
+
+
+class AddressOutput(serializers.Serializer[Any]):
+    """Only the parts that are set."""
+
+    address_line1 = serializers.CharField(required=False)
+    address_line2 = serializers.CharField(required=False)
+    city = serializers.CharField(required=False)
+    zipcode = serializers.CharField(required=False)
+    state = serializers.CharField(required=False)
+    country = serializers.CharField(required=False)
+
+
+class BillingConfigurationOutput(serializers.Serializer[Any]):
+    invoice_grace_period = serializers.IntegerField(allow_null=True, help_text="Days; null: the default.")
+    document_locale = serializers.CharField()
+    payment_provider = serializers.CharField(allow_null=True, help_text="Always null: no payment providers here.")
+
+
+class CustomerOutput(serializers.Serializer[Any]):
+    """A customer as the API shows it (Lago's CustomerResponse), in its own answers and inside
+    invoices and credit notes."""
+
+    lago_id = serializers.CharField()
+    external_id = serializers.CharField()
+    name = _nullable_text()
+    firstname = _nullable_text()
+    lastname = _nullable_text()
+    customer_type = serializers.ChoiceField(choices=["company", "individual"], allow_null=True)
+    email = _nullable_text()
+    phone = _nullable_text()
+    url = _nullable_text()
+    logo_url = _nullable_text()
+    currency = serializers.CharField()
+    timezone = serializers.CharField()
+    applicable_timezone = serializers.CharField()
+    legal_name = _nullable_text()
+    legal_number = _nullable_text()
+    tax_identification_number = _nullable_text()
+    address_line1 = _nullable_text()
+    address_line2 = _nullable_text()
+    city = _nullable_text()
+    zipcode = _nullable_text()
+    state = _nullable_text()
+    country = _nullable_text()
+    net_payment_term = serializers.IntegerField(allow_null=True, help_text="Days; null: the default.")
+    metadata = MetadataItemOutput(many=True)
+    shipping_address = AddressOutput(allow_null=True)
+    billing_configuration = BillingConfigurationOutput()
+    finalize_zero_amount_invoice = serializers.CharField(help_text="Always finalize.")
+    taxes = serializers.ListField(child=serializers.DictField(), help_text="Always empty: no taxes yet.")
+    integration_customers = serializers.ListField(child=serializers.DictField(), help_text="Always empty.")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
 
 
 class CustomersView(ApiView):
@@ -99,10 +303,13 @@ class CustomersView(ApiView):
     def post(self, request: Request) -> Response:
         envelope = CustomerEnvelope(data=request.data)
         if not envelope.is_valid():
-            return validation_error(envelope.errors.get("customer", envelope.errors))
+            return validation_error(envelope_errors(envelope.errors, "customer"))
         data = envelope.validated_data["customer"]
+        # Under the row lock (this request's transaction), so the address merges into the latest.
+        current = Customer.objects.select_for_update().filter(external_id=data["external_id"]).first()
+        changes = changes_of(data, current.shipping_address if current is not None else None)
         try:
-            customer, _created = customer_upsert(external_id=data["external_id"], changes=data)
+            customer, _created = customer_upsert(external_id=data["external_id"], changes=changes)
         except CustomerError as exc:
             return validation_error(exc.errors)
         return Response({"customer": customer_json(customer)})

@@ -17,6 +17,7 @@ from config.api import (
     DEFAULT_PER_PAGE,
     ApiView,
     StrictCharField,
+    envelope_errors,
     iso_datetime,
     not_found,
     page_numbers,
@@ -115,7 +116,7 @@ class SubscriptionsView(ApiView):
     def post(self, request: Request) -> Response:
         envelope = SubscriptionEnvelope(data=request.data)
         if not envelope.is_valid():
-            return validation_error(envelope.errors.get("subscription", envelope.errors))
+            return validation_error(envelope_errors(envelope.errors, "subscription"))
         data = envelope.validated_data["subscription"]
         customer = Customer.objects.filter(external_id=data["external_customer_id"]).first()
         if customer is None:

@@ -31,7 +31,7 @@ from django.template.loader import render_to_string
 
 from billing.documents.formats import LOCALE, format_day, format_money, format_price, format_quantity
 from billing.engine.money import ZERO
-from billing.models import Invoice, InvoiceLine, InvoiceStatus, LineKind
+from billing.models import Invoice, InvoiceLine, InvoiceStatus, LineKind, PaymentStatus
 from billing.selectors.invoices import customer_snapshot
 from metering.days import local_date
 
@@ -187,9 +187,9 @@ def invoice_context(invoice: Invoice) -> dict[str, Any]:
     subscription = invoice.subscription
     plan = subscription.plan
     is_draft = invoice.status == InvoiceStatus.DRAFT
-    is_void = invoice.status == InvoiceStatus.VOID
+    is_void = invoice.status == InvoiceStatus.VOIDED
     status_display = invoice.get_status_display()
-    if invoice.status == InvoiceStatus.PAID and invoice.paid_at is not None:
+    if invoice.payment_status == PaymentStatus.SUCCEEDED and invoice.paid_at is not None and not is_void:
         status_display = f"Paid on {format_day(local_date(invoice.paid_at, tz))}"
     elif is_void and invoice.voided_at is not None:
         status_display = f"Void since {format_day(local_date(invoice.voided_at, tz))}"
@@ -207,11 +207,12 @@ def invoice_context(invoice: Invoice) -> dict[str, Any]:
         "seller_name": invoice.seller_name or settings.BILLING_SELLER_NAME,
         "customer": customer,
         "issue_date": format_day(invoice.issued_on) if invoice.issued_on else NOT_ISSUED,
+        "due_date": format_day(invoice.payment_due_date) if invoice.payment_due_date else "",
         "period_first_day": format_day(first_day),
         "period_last_day": format_day(last_day),
         "timezone": tz,
         "currency": invoice.currency,
-        "invoice_type": invoice.get_invoice_type_display(),
+        "invoice_type": invoice.get_kind_display(),
         "subscription_external_id": subscription.external_id,
         "plan_name": plan.name,
         "plan_code": plan.code,

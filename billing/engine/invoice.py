@@ -10,7 +10,12 @@ The order (steps of DESIGN §6 built so far):
 1. fees: the base fee (when this invoice bills it), usage per charge, late usage of earlier
    periods;
 2. promotion lines, each right after the fee it reduces;
-3. the commitment drawdown: the covered fees after their promotions, up to the balance.
+3. the commitment drawdown: the covered fees after their promotions, up to the balance;
+6. credit-note lines: the customer's available credit, oldest note first, never taking the
+   total below zero.
+Each promotion and drawdown amount is then split over the fees it reduces, in proportion to what
+is left of them, largest remainder first (`Line.discount_amount`): credit notes credit a fee
+net of its share.
 
 Late usage: for each earlier finalized period of the subscription (or of those it replaced by
 plan changes) that can still receive events, its usage measured now minus what was billed for
@@ -21,7 +26,7 @@ billed twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -35,9 +40,9 @@ from billing.engine.lines import (
     net_usage_by_metric,
     usage_lines,
 )
-from billing.engine.money import ZERO, format_decimal, quantize_money
+from billing.engine.money import ZERO, format_decimal, quantize_money, split_proportionally
 from billing.engine.periods import Period
-from billing.engine.vocabulary import CommitmentCovers, LineKind
+from billing.engine.vocabulary import FEE_KINDS, CommitmentCovers, LineKind
 
 COVERED_BASE_FEE = frozenset({LineKind.BASE_FEE})
 COVERED_ALL = frozenset({LineKind.BASE_FEE, LineKind.USAGE, LineKind.LATE_USAGE})
@@ -66,6 +71,15 @@ class CommitmentBalance:
 
 
 @dataclass(frozen=True)
+class AvailableCredit:
+    """A credit note's credit not yet consumed, as an invoice may draw it (step 6)."""
+
+    credit_note_id: int
+    number: str
+    balance: Decimal
+
+
+@dataclass(frozen=True)
 class InvoiceInputs:
     """Everything one invoice's lines are computed from.
 
@@ -81,6 +95,7 @@ class InvoiceInputs:
     usage: tuple[MeasuredCharge, ...] = ()
     late: tuple[LatePeriod, ...] = ()
     commitment: CommitmentBalance | None = None
+    credits: tuple[AvailableCredit, ...] = ()  # oldest first
 
 
 def invoice_lines(inputs: InvoiceInputs, *, keep_unmeasured: bool = False) -> list[Line]:
@@ -105,7 +120,61 @@ def invoice_lines(inputs: InvoiceInputs, *, keep_unmeasured: bool = False) -> li
         lines += late_usage_lines(late)
     if inputs.commitment is not None:
         lines += drawdown_lines(inputs.commitment, lines, inputs.period)
-    return lines
+    lines += credit_note_lines(inputs.credits, lines, inputs.period)
+    return allocate_discounts(lines, plan.currency, inputs.commitment)
+
+
+def credit_note_lines(credits: tuple[AvailableCredit, ...], lines: list[Line], period: Period) -> list[Line]:
+    """Step 6: available credit, oldest note first, up to what is left to pay (never below zero)."""
+    left = sum((line.amount for line in lines), ZERO)
+    out = []
+    for credit in credits:
+        take = min(credit.balance, left)
+        if take <= 0:
+            break
+        out.append(
+            Line(
+                kind=LineKind.CREDIT_NOTE,
+                description=f"Credit note {credit.number}",
+                quantity=Decimal(1),
+                amount=-take,
+                period_start=period.start,
+                period_end=period.end,
+                details={"credit_note": credit.credit_note_id},
+            )
+        )
+        left -= take
+    return out
+
+
+def _reduced_fees(line: Line, fees: list[int], lines: list[Line], covers: str | None) -> list[int]:
+    """The fees (indexes into `lines`) that a promotion or drawdown line reduces."""
+    if line.kind == LineKind.PROMOTION:
+        if line.metric_code is None:
+            return [i for i in fees if lines[i].kind == LineKind.BASE_FEE]
+        return [i for i in fees if lines[i].kind == LineKind.USAGE and lines[i].metric_code == line.metric_code]
+    kinds = COVERED_ALL if covers == CommitmentCovers.ALL else COVERED_BASE_FEE
+    return [i for i in fees if lines[i].kind in kinds]
+
+
+def allocate_discounts(lines: list[Line], currency: str, commitment: CommitmentBalance | None) -> list[Line]:
+    """Each fee's share of the promotion and drawdown lines that reduce it (DESIGN §6): every
+    reducing amount is split over its fees in proportion to what is left of them (after the
+    reductions before it), largest remainder first, so the shares add up to the lines exactly."""
+    fees = [i for i, line in enumerate(lines) if line.kind in FEE_KINDS]
+    left = {i: lines[i].amount for i in fees}
+    shares = dict.fromkeys(fees, ZERO)
+    covers = commitment.covers if commitment is not None else None
+    for line in lines:
+        if line.kind not in (LineKind.PROMOTION, LineKind.COMMITMENT_DRAWDOWN):
+            continue
+        targets = _reduced_fees(line, fees, lines, covers)
+        for i, part in zip(
+            targets, split_proportionally(-line.amount, [left[i] for i in targets], currency), strict=True
+        ):
+            left[i] -= part
+            shares[i] += part
+    return [replace(line, discount_amount=shares[i]) if i in shares else line for i, line in enumerate(lines)]
 
 
 def _days_label(period: Period) -> str:

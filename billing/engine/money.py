@@ -52,6 +52,33 @@ def format_decimal(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+def from_cents(cents: int, currency: str) -> Decimal:
+    """Lago's integer `amount_cents` as an amount: 35500 USD → 355.00, 1235 JPY → 1235."""
+    return Decimal(cents).scaleb(-currency_minor_digits(currency))
+
+
 def to_cents(amount: Decimal, currency: str) -> int:
     """An amount (already rounded) in the currency's minor unit, as Lago's `amount_cents`."""
     return int(quantize_money(amount, currency).scaleb(currency_minor_digits(currency)))
+
+
+def split_proportionally(amount: Decimal, weights: list[Decimal], currency: str) -> list[Decimal]:
+    """`amount` (rounded) split over `weights` in proportion, in the currency's minor units,
+    by the largest remainder: each part is floored, and the units left go to the largest
+    remainders (the earliest first on a tie), so the parts add up to `amount` exactly.
+
+    Weights below zero count as zero; with no positive weight every part is zero.
+    """
+    positive = [max(weight, ZERO) for weight in weights]
+    whole = sum(positive, ZERO)
+    if whole == 0 or amount == 0:
+        return [ZERO for _ in weights]
+    unit = minor_unit(currency)
+    units = int(amount / unit)
+    raw = [units * weight / whole for weight in positive]
+    floors = [int(part) for part in raw]
+    left = units - sum(floors)
+    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - floors[i]), i))
+    for i in order[:left]:
+        floors[i] += 1
+    return [Decimal(n) * unit for n in floors]

@@ -39,17 +39,39 @@ class SubscriptionStatus(Choices):
     TERMINATED = "terminated", "Terminated"
 
 
-class InvoiceType(Choices):
+class InvoiceKind(Choices):
+    """Our kinds of invoice; Lago's coarser `invoice_type` is derived from them (INVOICE_TYPE)."""
+
     PERIOD = "period", "Period (usage and base fee in arrears)"
     ADVANCE = "advance", "Base fee in advance"
     COMMITMENT = "commitment", "Commitment prepayment"
 
 
+class InvoiceType(Choices):
+    """Lago's invoice_type."""
+
+    SUBSCRIPTION = "subscription", "Subscription"
+    ONE_OFF = "one_off", "One-off"
+    CREDIT = "credit", "Credit"
+
+
+INVOICE_TYPE = {
+    InvoiceKind.PERIOD: InvoiceType.SUBSCRIPTION,
+    InvoiceKind.ADVANCE: InvoiceType.SUBSCRIPTION,
+    InvoiceKind.COMMITMENT: InvoiceType.CREDIT,
+}
+
+
 class InvoiceStatus(Choices):
     DRAFT = "draft", "Draft"
     FINALIZED = "finalized", "Finalized"
-    PAID = "paid", "Paid"
-    VOID = "void", "Void"
+    VOIDED = "voided", "Voided"
+
+
+class PaymentStatus(Choices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
 
 
 class LineKind(Choices):
@@ -59,6 +81,11 @@ class LineKind(Choices):
     COMMITMENT = "commitment", "Commitment"
     COMMITMENT_DRAWDOWN = "commitment_drawdown", "Commitment drawdown"
     LATE_USAGE = "late_usage", "Late usage"
+    CREDIT_NOTE = "credit_note", "Credit note"
+
+
+# Step 1 of an invoice (DESIGN §6): the fees; the other kinds reduce them or settle the total.
+FEE_KINDS = frozenset({LineKind.BASE_FEE, LineKind.USAGE, LineKind.LATE_USAGE, LineKind.COMMITMENT})
 
 
 class CommitmentStatus(Choices):
@@ -73,3 +100,24 @@ class LedgerKind(Choices):
     DRAWDOWN = "drawdown", "Drawdown"
     EXPIRY = "expiry", "Expiry"
     ADJUSTMENT = "adjustment", "Adjustment"
+
+
+class CreditNoteReason(Choices):
+    DUPLICATED_CHARGE = "duplicated_charge", "Duplicated charge"
+    PRODUCT_UNSATISFACTORY = "product_unsatisfactory", "Product unsatisfactory"
+    ORDER_CHANGE = "order_change", "Order change"
+    ORDER_CANCELLATION = "order_cancellation", "Order cancellation"
+    FRAUDULENT_CHARGE = "fraudulent_charge", "Fraudulent charge"
+    OTHER = "other", "Other"
+
+
+class CreditStatus(Choices):
+    AVAILABLE = "available", "Available"
+    CONSUMED = "consumed", "Consumed"
+    VOIDED = "voided", "Voided"
+
+
+class RefundStatus(Choices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"

@@ -10,17 +10,24 @@ from billing.engine.vocabulary import (
     ChargeModel,
     CommitmentCovers,
     CommitmentStatus,
+    CreditNoteReason,
+    CreditStatus,
     Interval,
+    InvoiceKind,
     InvoiceStatus,
     InvoiceType,
     LedgerKind,
     LineKind,
+    PaymentStatus,
+    RefundStatus,
     SubscriptionStatus,
 )
 from billing.models.catalog import Charge, Plan, PlanQuerySet, Promotion, Tier
 from billing.models.commitments import Commitment, LedgerEntry
+from billing.models.credit_notes import CreditApplication, CreditNote, CreditNoteItem
 from billing.models.history import history_user
 from billing.models.invoices import Invoice, InvoiceLine
+from billing.models.payments import Payment
 from billing.models.subscriptions import Subscription
 
 __all__ = [
@@ -31,17 +38,26 @@ __all__ = [
     "Commitment",
     "CommitmentCovers",
     "CommitmentStatus",
+    "CreditApplication",
+    "CreditNote",
+    "CreditNoteItem",
+    "CreditNoteReason",
+    "CreditStatus",
     "Interval",
     "Invoice",
+    "InvoiceKind",
     "InvoiceLine",
     "InvoiceStatus",
     "InvoiceType",
     "LedgerEntry",
     "LedgerKind",
     "LineKind",
+    "Payment",
+    "PaymentStatus",
     "Plan",
     "PlanQuerySet",
     "Promotion",
+    "RefundStatus",
     "Subscription",
     "SubscriptionStatus",
     "Tier",

@@ -69,7 +69,7 @@ def later_late_lines(line: InvoiceLine) -> list[InvoiceLine]:
             invoice__customer_id=line.invoice.customer_id,
             invoice__created_at__gt=line.invoice.created_at,
         )
-        .exclude(invoice__status=InvoiceStatus.VOID)
+        .exclude(invoice__status=InvoiceStatus.VOIDED)
         .select_related("invoice")
         .order_by("invoice__created_at", "id")
     )

@@ -20,9 +20,12 @@ from billing.models import (
     Charge,
     Commitment,
     CommitmentStatus,
+    CreditNote,
     Invoice,
     InvoiceStatus,
     LedgerEntry,
+    Payment,
+    PaymentStatus,
     Subscription,
     SubscriptionStatus,
 )
@@ -42,7 +45,7 @@ EXPIRING_DAYS = 30
 EXPIRING_LISTED = 50
 REVENUE_MONTHS = 12
 
-REVENUE_STATUSES = (InvoiceStatus.FINALIZED, InvoiceStatus.PAID)
+REVENUE_STATUSES = (InvoiceStatus.FINALIZED,)  # voided invoices are not revenue
 
 
 # --- Helpers ------------------------------------------------------------------------------------
@@ -120,22 +123,22 @@ class OpenInvoices:
 
 
 def open_invoices() -> OpenInvoices:
-    """Drafts waiting for finalization and finalized invoices not paid yet (one query)."""
-    sums = grouped_sums(
-        Invoice.objects.filter(status__in=(InvoiceStatus.DRAFT, InvoiceStatus.FINALIZED)),
-        ("status", "currency"),
-        "total",
-    )
-    counts: dict[str, int] = defaultdict(int)
-    totals: dict[str, dict[str, Decimal]] = defaultdict(dict)
-    for (status, currency), (count, total) in sums.items():
-        counts[status] += count
-        totals[status][currency] = total
+    """Drafts waiting for finalization, and finalized invoices not settled yet with what is
+    still due on them (total − payments − credit-note offsets): three grouped queries."""
+    drafts = grouped_sums(Invoice.objects.filter(status=InvoiceStatus.DRAFT), ("currency",), "total")
+    unsettled = Invoice.objects.filter(status=InvoiceStatus.FINALIZED).exclude(payment_status=PaymentStatus.SUCCEEDED)
+    owed = grouped_sums(unsettled, ("currency",), "total")
+    paid = grouped_sums(Payment.objects.filter(invoice__in=unsettled), ("currency",), "amount")
+    offset = grouped_sums(CreditNote.objects.filter(invoice__in=unsettled), ("currency",), "offset_amount")
+    due = {
+        currency: total - paid.get((currency,), (0, ZERO))[1] - offset.get((currency,), (0, ZERO))[1]
+        for (currency,), (_count, total) in owed.items()
+    }
     return OpenInvoices(
-        drafts=counts[InvoiceStatus.DRAFT],
-        draft_totals=totals[InvoiceStatus.DRAFT],
-        unpaid=counts[InvoiceStatus.FINALIZED],
-        unpaid_totals=totals[InvoiceStatus.FINALIZED],
+        drafts=sum(count for count, _ in drafts.values()),
+        draft_totals={currency: total for (currency,), (_count, total) in drafts.items()},
+        unpaid=sum(count for count, _ in owed.values()),
+        unpaid_totals=due,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db import connection
 
-from billing.models import Invoice, InvoiceStatus, InvoiceType, Subscription, SubscriptionStatus
+from billing.models import Invoice, InvoiceKind, InvoiceStatus, Subscription, SubscriptionStatus
 from customers.models import Customer
 from metering.models import BillableMetric
 from metering.validation import Owner
@@ -34,7 +34,7 @@ _CUSTOMER_EXTRAS = f"""
     (SELECT s.external_id FROM {_SUBSCRIPTION} s WHERE s.customer_id = c.id AND s.status = '{SubscriptionStatus.ACTIVE}'
      ORDER BY s.subscription_at DESC, s.id DESC LIMIT 1),
     (SELECT max(i.period_end) FROM {_INVOICE} i WHERE i.customer_id = c.id
-     AND i.invoice_type = '{InvoiceType.PERIOD}' AND i.status <> '{InvoiceStatus.DRAFT}')
+     AND i.kind = '{InvoiceKind.PERIOD}' AND i.status <> '{InvoiceStatus.DRAFT}')
 """
 CUSTOMERS_SQL = f"SELECT c.id, c.external_id, c.timezone, {_CUSTOMER_EXTRAS} FROM {_CUSTOMER} c WHERE c.external_id IN "
 # Oldest first, so after a plan change the live subscription (the newest) wins.
@@ -155,7 +155,7 @@ def closed_periods(customer_ids: set[int], since: datetime) -> dict[int, list[tu
     """Per customer, the [start, end) of its finalized period invoices that end after `since`."""
     closed: dict[int, list[tuple[datetime, datetime]]] = {}
     rows = (
-        Invoice.objects.filter(customer_id__in=customer_ids, invoice_type=InvoiceType.PERIOD, period_end__gt=since)
+        Invoice.objects.filter(customer_id__in=customer_ids, kind=InvoiceKind.PERIOD, period_end__gt=since)
         .exclude(status=InvoiceStatus.DRAFT)
         .values_list("customer_id", "period_start", "period_end")
     )

@@ -6,9 +6,11 @@ for late usage what each earlier finalized period measures now and what was bill
 the commitment balance it may draw from. The engine then computes every line from that.
 
 A caller holding the subscription's lock (the period close) passes what it already read, to save
-queries: `finalized_periods`, the (start, end) of every finalized or paid period invoice of the
-subscription; `may_draw_commitment=False` when it has no active commitment; `plans`, plans with
-their charges by id (a run's cache).
+queries: `finalized_periods`, the (start, end) of every finalized period invoice of the
+subscription; `may_draw_commitment=False` when it has no active commitment; `may_use_credit=False`
+when the customer has no credit-note credit; `plans`, plans with their charges by id (a run's
+cache). `lock_credits`: the invoice is being finalized, under the customer's lock: the credit
+notes it may consume are locked too (their balances move with it).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from typing import Any
 
 from django.conf import settings
 
-from billing.engine.invoice import InvoiceInputs, LatePeriod, Quantities
+from billing.engine.invoice import AvailableCredit, InvoiceInputs, LatePeriod, Quantities
 from billing.engine.periods import ONE_MICROSECOND, Period
-from billing.models import Invoice, InvoiceLine, InvoiceStatus, InvoiceType, LineKind, Plan, Subscription
+from billing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, LineKind, Plan, Subscription
 from billing.selectors.commitments import commitment_balance
+from billing.selectors.credit_notes import available_credits
 from billing.selectors.plans import plans_with_charges
 from billing.selectors.usage import measure_period, period_of, plan_spec_of, promotion_window
 
@@ -48,9 +51,12 @@ def period_invoice_inputs(
     exclude_invoice: int | None = None,
     finalized_periods: Sequence[tuple[datetime, datetime]] | None = None,
     may_draw_commitment: bool = True,
+    may_use_credit: bool = True,
+    lock_credits: bool = False,
     plans: PlanGetter = _plan_by_id,
 ) -> InvoiceInputs:
-    """Inputs of the period invoice of `period`: base fee in arrears, usage, late usage, drawdown."""
+    """Inputs of the period invoice of `period`: base fee in arrears, usage, late usage, drawdown,
+    credit-note credit."""
     measured = measure_period(subscription, plan, period, count_events=False)
     return InvoiceInputs(
         plan=plan_spec_of(plan),
@@ -60,20 +66,34 @@ def period_invoice_inputs(
         usage=tuple(m for _, m, _ in measured),
         late=tuple(late_periods(subscription, plan, period, exclude_invoice, finalized_periods, plans)),
         commitment=commitment_balance(subscription, period.start) if may_draw_commitment else None,
+        credits=_credits(subscription, plan, may_use_credit, lock_credits),
     )
 
 
 def advance_invoice_inputs(
-    subscription: Subscription, plan: Plan, fee_period: Period, *, may_draw_commitment: bool = True
+    subscription: Subscription,
+    plan: Plan,
+    fee_period: Period,
+    *,
+    may_draw_commitment: bool = True,
+    may_use_credit: bool = True,
+    lock_credits: bool = False,
 ) -> InvoiceInputs:
-    """Inputs of an advance invoice: the base fee of `fee_period` and its drawdown."""
+    """Inputs of an advance invoice: the base fee of `fee_period`, its drawdown, credit."""
     return InvoiceInputs(
         plan=plan_spec_of(plan),
         period=fee_period,
         fee_period=fee_period,
         promotion=promotion_window(subscription),
         commitment=commitment_balance(subscription, fee_period.start) if may_draw_commitment else None,
+        credits=_credits(subscription, plan, may_use_credit, lock_credits),
     )
+
+
+def _credits(subscription: Subscription, plan: Plan, may: bool, lock: bool) -> tuple[AvailableCredit, ...]:
+    if not may:
+        return ()
+    return available_credits(subscription.customer_id, currency=plan.currency, lock=lock)
 
 
 # --- late usage -----------------------------------------------------------------------------
@@ -104,15 +124,15 @@ def _earlier_finalized_starts(
     horizon: datetime,
     known: Sequence[tuple[datetime, datetime]] | None,
 ) -> list[datetime]:
-    """Starts of the subscription's finalized (or paid) period invoices that ended in (horizon,
+    """Starts of the subscription's finalized period invoices that ended in (horizon,
     period.start], in order; from `known` when given, else from the database."""
     if known is not None:
         return sorted(start for start, end in known if horizon < end <= period.start)
     return list(
         Invoice.objects.filter(
             subscription=subscription,
-            invoice_type=InvoiceType.PERIOD,
-            status__in=[InvoiceStatus.FINALIZED, InvoiceStatus.PAID],
+            kind=InvoiceKind.PERIOD,
+            status=InvoiceStatus.FINALIZED,
             period_end__lte=period.start,
             period_end__gt=horizon,
         )
@@ -135,7 +155,7 @@ def billed_quantities(chain_ids: list[int], period_start: datetime, exclude_invo
             kind__in=[LineKind.USAGE, LineKind.LATE_USAGE],
             period_start=period_start,
         )
-        .exclude(invoice__status=InvoiceStatus.VOID)
+        .exclude(invoice__status=InvoiceStatus.VOIDED)
         # None excludes nothing (Django compares with IS NULL); the stubs refuse None for a NOT NULL column.
         .exclude(invoice_id=exclude_invoice)  # type: ignore[misc]
         .select_related("metric")

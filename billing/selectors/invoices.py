@@ -6,7 +6,7 @@ from datetime import date
 
 from django.db.models import Prefetch, QuerySet
 
-from billing.models import Invoice, InvoiceLine, InvoiceType
+from billing.models import Invoice, InvoiceKind, InvoiceLine
 from metering.days import local_date
 
 
@@ -34,7 +34,7 @@ def issuing_date(invoice: Invoice) -> date:
     """The day it was issued (finalized), or for a draft the day it is due, in the customer's zone."""
     if invoice.issued_on is not None:
         return invoice.issued_on
-    due = invoice.period_end if invoice.invoice_type == InvoiceType.PERIOD else invoice.period_start
+    due = invoice.period_end if invoice.kind == InvoiceKind.PERIOD else invoice.period_start
     return local_date(due, invoice.customer.timezone)
 
 

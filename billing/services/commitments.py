@@ -38,9 +38,9 @@ from billing.models import (
     Commitment,
     CommitmentStatus,
     Invoice,
+    InvoiceKind,
     InvoiceLine,
     InvoiceStatus,
-    InvoiceType,
     LedgerEntry,
     LedgerKind,
     LineKind,
@@ -219,7 +219,7 @@ def commitment_activate(*, commitment: Commitment) -> Invoice:
     invoice = Invoice.objects.create(
         customer=subscription.customer,
         subscription=subscription,
-        invoice_type=InvoiceType.COMMITMENT,
+        kind=InvoiceKind.COMMITMENT,
         period_start=commitment.term_start,
         period_end=commitment.term_end,
         currency=commitment.currency,
@@ -378,7 +378,7 @@ def _last_period_invoiced(commitment: Commitment) -> bool:
             return True  # it ended before this term billed anything
     return (
         Invoice.objects.filter(
-            subscription=subscription, invoice_type=InvoiceType.PERIOD, period_start__lt=end, period_end__gte=end
+            subscription=subscription, kind=InvoiceKind.PERIOD, period_start__lt=end, period_end__gte=end
         )
         .exclude(status=InvoiceStatus.DRAFT)
         .exists()

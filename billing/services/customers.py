@@ -23,13 +23,20 @@ TIMEZONE_LOCKED = (
     "cannot change once the customer has usage events or subscriptions (their days and periods are counted in it)"
 )
 CURRENCY_LOCKED = "cannot change once the customer has subscriptions"
-# The fields a create or update may set (besides external_id); None means "not given".
-FIELDS = (
+# The text fields a create or update may set (besides external_id); None means "not given".
+TEXT_FIELDS = (
     "name",
+    "firstname",
+    "lastname",
+    "customer_type",
     "email",
+    "phone",
+    "url",
+    "logo_url",
     "currency",
     "timezone",
     "legal_name",
+    "legal_number",
     "tax_identification_number",
     "address_line1",
     "address_line2",
@@ -37,6 +44,14 @@ FIELDS = (
     "zipcode",
     "state",
     "country",
+)
+FIELDS = (
+    *TEXT_FIELDS,
+    "net_payment_term",
+    "invoice_grace_period",
+    "document_locale",
+    "metadata",
+    "shipping_address",
 )
 
 

@@ -1,4 +1,4 @@
-"""Invoices: write their lines, recompute drafts, finalize, void and mark paid (DESIGN §3).
+"""Invoices: write their lines, recompute drafts, finalize, void and regenerate (DESIGN §3, §6).
 
 A period invoice of subscription S for usage period P holds:
 - the usage of P, priced per charge, and plan-scope promotion discounts;
@@ -10,37 +10,72 @@ Plans with `pay_in_advance` get their base fee on an `advance` invoice at the st
 period instead. The lines are computed by one pure function (billing.engine.invoice) from inputs
 gathered once (billing.selectors.invoice_inputs); this module writes them.
 
-Invoices are drafts until the grace period (BILLING_GRACE_PERIOD_HOURS) after their period has
-passed; drafts are recomputed on every close run, finalized ones never change.
+Invoices are drafts until the grace period (BILLING_GRACE_PERIOD_HOURS, or the customer's) after
+their period has passed; drafts are recomputed on every close run, finalized ones never change.
+Finalizing happens under the subscription's and the customer's row locks: the credit a
+subscription invoice consumes (step 6) is recomputed then, against the balances available then,
+and moves with it (`record_consumption`).
+
+Voiding (DESIGN §6 "Void and regenerate") takes back what the invoice consumed: its commitment
+drawdown, the credit-note credit it drew (our choice; Lago keeps it consumed), a prepayment's
+commitment. An invoice with money paid or a live credit note is voided only with a credit note
+for those amounts (`generate_credit_note`, as Lago's void_invoice). Regenerating makes a new
+invoice for the same subscription and period from the data stored now; one live invoice per
+subscription, kind and period stays a database constraint.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import cast
+from decimal import Decimal
+from typing import Any, cast
 
+from django.contrib.auth.models import User
 from django.db import connections, router, transaction
 
 from billing.engine.invoice import invoice_lines
 from billing.engine.lines import Line, total
+from billing.engine.money import ZERO, quantize_money, split_proportionally
 from billing.engine.periods import Period
-from billing.engine.vocabulary import Interval
-from billing.models import Invoice, InvoiceLine, InvoiceStatus, InvoiceType, Subscription
+from billing.engine.vocabulary import CreditNoteReason, CreditStatus, Interval
+from billing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, LineKind, Subscription
+from billing.selectors.credit_notes import creditable, fee_lines
 from billing.selectors.invoice_inputs import advance_invoice_inputs, period_invoice_inputs
 from billing.selectors.plans import plans_with_charges
 from billing.selectors.usage import period_of
 from billing.services.commitments import drawdown_record, drawdown_reverse, prepayment_reverse
+from billing.services.credit_notes import (
+    credit_applications_record,
+    credit_applications_reverse,
+    credit_note_create,
+    note_amounts,
+)
 from billing.services.numbering import assign_number
 from metering.models import BillableMetric
 
 NOT_A_DRAFT = "invoice {invoice} is {status}; only drafts can change"
 CANNOT_VOID = "invoice {invoice} is {status}; only finalized invoices can be voided"
-CANNOT_PAY = "invoice {invoice} is {status}; only finalized invoices can be marked paid"
 VOID_REASON_REQUIRED = "a reason is required to void an invoice"
+VOID_PAID = (
+    "invoice {invoice} has payments or a credit note: void it with a credit note for what was paid "
+    "(generate_credit_note), or credit it instead"
+)
+VOID_CREDIT_TOO_LARGE = "credit_amount and refund_amount add up to more than can be credited ({left})"
+CANNOT_REGENERATE = "invoice {invoice} is a {kind} invoice; only period and advance invoices are regenerated"
+ALREADY_REGENERATED = "the period of invoice {invoice} is already billed by invoice {live}"
+LATE_USAGE_BILLED_ELSEWHERE = (
+    "late usage of this period is billed on invoice(s) {invoices}: void those first, or credit instead "
+    "(a new invoice would bill that usage again)"
+)
 
 
 class InvoiceError(Exception):
-    pass
+    """The change is refused; `field` names the input at fault when one is."""
+
+    def __init__(self, message: str, *, field: str = "invoice") -> None:
+        self.message = message
+        self.field = field
+        super().__init__(message)
 
 
 def metric_ids_for(lines: list[Line], known: dict[str, int] | None = None) -> dict[str, int]:
@@ -75,6 +110,7 @@ def insert_lines(invoice: Invoice, lines: list[Line], metric_ids: dict[str, int]
             quantity=ln.quantity,
             unit_amount=ln.unit_amount,
             amount=ln.amount,
+            discount_amount=ln.discount_amount,
             currency=invoice.currency,
             # An invoice's lines cover dates (only a quote's lines have none).
             period_start=cast(datetime, ln.period_start),
@@ -111,6 +147,7 @@ def write_draft_lines(invoice: Invoice, lines: list[Line], metric_ids: dict[str,
             period_start=ln.period_start,
             period_end=ln.period_end,
             details=ln.details,
+            discount_amount=ln.discount_amount,
         ).key()
         for ln in invoice.lines.select_related("metric").order_by("position", "id")
     ]
@@ -127,67 +164,207 @@ def _lock(invoice: Invoice) -> Invoice:
     return Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
 
 
+def record_consumption(*, invoice: Invoice, lines: list[Line] | None = None) -> None:
+    """At finalization: what the invoice consumes moves (the ledger's drawdown entry, the credit
+    notes' balances). `lines`: as the caller just stored them, saving reading them back."""
+    drawdown_record(invoice=invoice, lines=lines)
+    credit_applications_record(invoice=invoice, lines=lines)
+
+
+def invoice_create(
+    *,
+    subscription: Subscription,
+    kind: str,
+    period: Period,
+    lines: list[Line],
+    finalize: bool,
+    now: datetime,
+    metric_ids: dict[str, int] | None = None,
+) -> Invoice:
+    """Store a new invoice with its lines (numbered and final at once when `finalize`), in one
+    INSERT each. The caller holds the subscription's lock (and the customer's, to finalize)."""
+    invoice = Invoice(
+        customer=subscription.customer,
+        subscription=subscription,
+        kind=kind,
+        period_start=period.start,
+        period_end=period.end,
+        currency=subscription.plan.currency,
+        total=total(lines),
+    )
+    if finalize:
+        # Numbered last thing before the INSERTs: the sequence's row stays locked until commit.
+        assign_number(invoice=invoice, now=now)  # saves: the INSERT
+    else:
+        invoice.save()
+    insert_lines(invoice, lines, metric_ids_for(lines, metric_ids))
+    if finalize:
+        record_consumption(invoice=invoice, lines=lines)
+    return invoice
+
+
 @transaction.atomic
 def invoice_finalize(*, invoice: Invoice, now: datetime, recompute: bool = True) -> Invoice:
-    """Make a draft final: recompute it from the events now stored (unless the caller just did,
-    in this transaction), give it its gap-free number and the customer's billing details, and
-    record its commitment drawdown in the ledger.
+    """Make a draft final: recompute it from the events now stored and the credit available now
+    (unless the caller just did, in this transaction), give it its gap-free number, payment terms
+    and the customer's billing details, and move what it consumes.
 
-    Lock order is subscription, then invoice (as in period close). With recompute=False the
-    caller holds the subscription's lock already and has just written the lines.
+    Lock order is subscription and customer, then invoice (as in period close). With
+    recompute=False the caller holds those locks already and has just written the lines.
     """
     subscription = None
-    if recompute and invoice.invoice_type != InvoiceType.COMMITMENT:
+    if recompute and invoice.kind != InvoiceKind.COMMITMENT:
         subscription = subscription_with_plan(invoice.subscription_id, lock=True)
     invoice = _lock(invoice)
     if invoice.status != InvoiceStatus.DRAFT:
         raise InvoiceError(NOT_A_DRAFT.format(invoice=invoice, status=invoice.status))
     if subscription is not None:
-        write_draft_lines(invoice, fresh_lines(subscription, invoice))
+        write_draft_lines(invoice, fresh_lines(subscription, invoice, finalizing=True))
     assign_number(invoice=invoice, now=now)
-    drawdown_record(invoice=invoice)
+    record_consumption(invoice=invoice)
     return invoice
 
 
 @transaction.atomic
-def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> Invoice:
+def invoice_void(
+    *,
+    invoice: Invoice,
+    reason: str,
+    now: datetime,
+    generate_credit_note: bool = False,
+    credit_amount: Decimal = ZERO,
+    refund_amount: Decimal = ZERO,
+    user: User | None = None,
+) -> Invoice:
+    """Void a finalized invoice; with `generate_credit_note`, first issue a credit note of
+    `credit_amount` (the customer's credit) and `refund_amount` (money to pay back) over its fees."""
     invoice = _lock(invoice)
     if invoice.status != InvoiceStatus.FINALIZED:
-        raise InvoiceError(CANNOT_VOID.format(invoice=invoice, status=invoice.status))
+        raise InvoiceError(CANNOT_VOID.format(invoice=invoice, status=invoice.status), field="status")
     if not reason.strip():
-        raise InvoiceError(VOID_REASON_REQUIRED)
-    invoice.status = InvoiceStatus.VOID
+        raise InvoiceError(VOID_REASON_REQUIRED, field="reason")
+    if generate_credit_note and credit_amount + refund_amount > 0:
+        _void_credit_note(invoice, credit_amount, refund_amount, now, user)
+    elif invoice.payments.exists() or invoice.credit_notes.exclude(credit_status=CreditStatus.VOIDED).exists():
+        raise InvoiceError(VOID_PAID.format(invoice=invoice), field="invoice")
+    invoice.status = InvoiceStatus.VOIDED
     invoice.voided_at = now
     invoice.void_reason = reason.strip()
     invoice.save(update_fields=["status", "voided_at", "void_reason", "updated_at"])
     drawdown_reverse(invoice=invoice)
-    if invoice.invoice_type == InvoiceType.COMMITMENT:
+    credit_applications_reverse(invoice=invoice, now=now)
+    if invoice.kind == InvoiceKind.COMMITMENT:
         prepayment_reverse(invoice=invoice)
     return invoice
 
 
+def _void_credit_note(
+    invoice: Invoice, credit_amount: Decimal, refund_amount: Decimal, now: datetime, user: User | None
+) -> None:
+    """The credit note of a void: its items take the requested amount from the fees in proportion
+    to what is left of them, so its total (items less their discounts) is what was asked."""
+    left = creditable(invoice)
+    wanted = credit_amount + refund_amount
+    fees = [line for line in fee_lines(invoice) if left.fees.get(line.pk, ZERO) > 0]
+    # What each fee can still give, net of its discounts: the most a note on it can total.
+    net = [left.fees[f.pk] * (f.amount - f.discount_amount) / f.amount for f in fees]
+    most = quantize_money(sum(net, ZERO), invoice.currency)
+    if wanted > most:
+        raise InvoiceError(VOID_CREDIT_TOO_LARGE.format(left=most), field="credit_amount")
+    shares = split_proportionally(wanted, net, invoice.currency)
+    items = []
+    for fee, share in zip(fees, shares, strict=True):
+        if share > 0:  # back from net to the fee's amount before its discounts, as items are
+            gross = quantize_money(share * fee.amount / (fee.amount - fee.discount_amount), invoice.currency)
+            items.append((fee.pk, min(left.fees[fee.pk], gross)))
+    # Rounding the items to cents can move the note's total by a cent from what was asked:
+    # the credit part (else the refund) takes the difference, so the parts add up.
+    delta = note_amounts(invoice, items, left).total - wanted
+    credit, refund = (
+        (credit_amount + delta, refund_amount) if credit_amount > 0 else (credit_amount, refund_amount + delta)
+    )
+    credit_note_create(
+        invoice=invoice,
+        items=items,
+        reason=CreditNoteReason.OTHER,
+        description=f"Credit note issued as invoice {invoice.number} was voided",
+        credit_amount=credit,
+        refund_amount=refund,
+        offset_amount=ZERO,
+        user=user,
+        now=now,
+    )
+
+
 @transaction.atomic
-def invoice_mark_paid(*, invoice: Invoice, now: datetime) -> Invoice:
-    invoice = _lock(invoice)
-    if invoice.status != InvoiceStatus.FINALIZED:
-        raise InvoiceError(CANNOT_PAY.format(invoice=invoice, status=invoice.status))
-    invoice.status = InvoiceStatus.PAID
-    invoice.paid_at = now
-    invoice.save(update_fields=["status", "paid_at", "updated_at"])
-    return invoice
+def invoice_regenerate(*, invoice: Invoice, reason: str, now: datetime) -> Invoice:
+    """Void the invoice (if it is not voided yet) and make a new one for the same subscription
+    and period from the data stored now, finalized at once (its period is over)."""
+    if invoice.kind not in (InvoiceKind.PERIOD, InvoiceKind.ADVANCE):
+        raise InvoiceError(CANNOT_REGENERATE.format(invoice=invoice, kind=invoice.kind))
+    subscription = subscription_with_plan(invoice.subscription_id, lock=True)
+    live = (
+        Invoice.objects.filter(
+            subscription_id=invoice.subscription_id, kind=invoice.kind, period_start=invoice.period_start
+        )
+        .exclude(status=InvoiceStatus.VOIDED)
+        .exclude(pk=invoice.pk)
+        .first()
+    )
+    if live is not None:  # one live invoice per subscription and period (a database rule too)
+        raise InvoiceError(ALREADY_REGENERATED.format(invoice=invoice, live=live))
+    elsewhere = _late_usage_billed_elsewhere(invoice)
+    if elsewhere:
+        raise InvoiceError(LATE_USAGE_BILLED_ELSEWHERE.format(invoices=", ".join(elsewhere)))
+    voided = (
+        invoice_void(invoice=invoice, reason=reason, now=now) if invoice.status != InvoiceStatus.VOIDED else invoice
+    )
+    period = _period_of(subscription, voided)
+    return invoice_create(
+        subscription=subscription,
+        kind=voided.kind,
+        period=period,
+        lines=fresh_lines(subscription, voided, finalizing=True),
+        finalize=True,
+        now=now,
+    )
+
+
+def _late_usage_billed_elsewhere(invoice: Invoice) -> list[str]:
+    """Numbers of the finalized invoices (of the subscription or those that replaced it) that bill
+    late usage of this invoice's period: a regenerated invoice measures the whole period again.
+    (A draft's late lines are recomputed against the regenerated invoice when it is finalized.)"""
+    chain = {invoice.subscription_id}
+    newer = set(Subscription.objects.filter(previous_id__in=chain).values_list("pk", flat=True))
+    while newer - chain:
+        chain |= newer
+        newer = set(Subscription.objects.filter(previous_id__in=chain).values_list("pk", flat=True))
+    numbers = (
+        InvoiceLine.objects.filter(
+            invoice__subscription__in=chain,
+            invoice__status=InvoiceStatus.FINALIZED,
+            kind=LineKind.LATE_USAGE,
+            period_start=invoice.period_start,
+        )
+        .exclude(invoice=invoice)
+        .values_list("invoice__number", flat=True)
+    )
+    return sorted({number for number in numbers if number})
 
 
 def subscription_with_plan(subscription_id: int, *, lock: bool) -> Subscription:
+    """The subscription with its customer, promotion and plan; `lock`: with the subscription's
+    and the customer's row locks (finalizing consumes the customer's credit)."""
     qs = Subscription.objects.select_related("customer", "promotion")
     if lock:
-        qs = qs.select_for_update(of=("self",))
+        qs = qs.select_for_update(of=("self", "customer"))
     subscription = qs.get(pk=subscription_id)
     subscription.plan = plans_with_charges().get(pk=subscription.plan_id)
     return subscription
 
 
 def _period_of(subscription: Subscription, invoice: Invoice) -> Period:
-    interval = subscription.plan.interval if invoice.invoice_type == InvoiceType.ADVANCE else Interval.MONTH
+    interval = subscription.plan.interval if invoice.kind == InvoiceKind.ADVANCE else Interval.MONTH
     return period_of(subscription, at=invoice.period_start, interval=interval)
 
 
@@ -198,14 +375,31 @@ def invoice_recompute(*, invoice: Invoice) -> bool:
     invoice = _lock(invoice)
     if invoice.status != InvoiceStatus.DRAFT:
         raise InvoiceError(NOT_A_DRAFT.format(invoice=invoice, status=invoice.status))
-    if invoice.invoice_type == InvoiceType.COMMITMENT:
+    if invoice.kind == InvoiceKind.COMMITMENT:
         return False  # a prepayment's amount is fixed at creation
     return write_draft_lines(invoice, fresh_lines(subscription, invoice))
 
 
-def fresh_lines(subscription: Subscription, invoice: Invoice) -> list[Line]:
-    """The draft's lines computed again from what is stored now."""
+def fresh_lines(subscription: Subscription, invoice: Invoice, *, finalizing: bool = False) -> list[Line]:
+    """The draft's lines computed again from what is stored now (`finalizing`: the credit it
+    consumes read under lock)."""
     period = _period_of(subscription, invoice)
-    if invoice.invoice_type == InvoiceType.ADVANCE:
-        return invoice_lines(advance_invoice_inputs(subscription, subscription.plan, period))
-    return invoice_lines(period_invoice_inputs(subscription, subscription.plan, period, exclude_invoice=invoice.pk))
+    plan = subscription.plan
+    if invoice.kind == InvoiceKind.ADVANCE:
+        return invoice_lines(advance_invoice_inputs(subscription, plan, period, lock_credits=finalizing))
+    return invoice_lines(
+        period_invoice_inputs(subscription, plan, period, exclude_invoice=invoice.pk, lock_credits=finalizing)
+    )
+
+
+@transaction.atomic
+def invoice_metadata_set(*, invoice: Invoice, metadata: list[dict[str, Any]]) -> Invoice:
+    """Replace the invoice's metadata (Lago's key/value pairs; each gets an id). Not part of its
+    amounts: it may change once the invoice is final."""
+    invoice = _lock(invoice)
+    invoice.metadata = [
+        {"id": str(item.get("id") or i + 1), "key": item["key"], "value": item.get("value")}
+        for i, item in enumerate(metadata)
+    ]
+    invoice.save(update_fields=["metadata", "updated_at"])
+    return invoice

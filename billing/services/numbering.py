@@ -1,22 +1,32 @@
-"""Finalizing an invoice's identity: its gap-free number, issue date and billing snapshot."""
+"""Finalizing an invoice's identity: its gap-free number, issue date, payment terms and billing
+snapshot."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from sequences import get_next_value
 
-from billing.models import Invoice, InvoiceStatus
+from billing.models import Invoice, InvoiceStatus, PaymentStatus
 from billing.selectors.invoices import customer_snapshot
+from customers.models import Customer
 from metering.days import local_date
+
+
+def net_payment_term(customer: Customer) -> int:
+    """The customer's payment term in days, or the default (BILLING_NET_PAYMENT_TERM_DAYS)."""
+    term = customer.net_payment_term
+    return term if term is not None else int(settings.BILLING_NET_PAYMENT_TERM_DAYS)
 
 
 def assign_number(*, invoice: Invoice, now: datetime) -> Invoice:
     """Number a draft and make it final. Call inside a transaction holding the invoice's row lock.
 
     django-sequences keeps a row-locked counter per year inside this transaction, so numbers
-    are gap-free (a rollback gives the number back) and two finalizers never share one.
+    are gap-free (a rollback gives the number back) and two finalizers never share one. The
+    payment terms are the customer's now: due = issuing date + term; an invoice of 0.00 is
+    settled at once (DESIGN §6).
     """
     # The number's year is the issue date's (the customer's day), so they never disagree.
     invoice.issued_on = local_date(now, invoice.customer.timezone)
@@ -24,6 +34,11 @@ def assign_number(*, invoice: Invoice, now: datetime) -> Invoice:
     invoice.number = f"INV-{year}-{get_next_value(f'invoice-{year}'):06d}"
     invoice.status = InvoiceStatus.FINALIZED
     invoice.finalized_at = now
+    invoice.net_payment_term = net_payment_term(invoice.customer)
+    invoice.payment_due_date = invoice.issued_on + timedelta(days=invoice.net_payment_term)
+    if invoice.total <= 0:
+        invoice.payment_status = PaymentStatus.SUCCEEDED
+        invoice.paid_at = now
     invoice.customer_snapshot = customer_snapshot(invoice)
     invoice.seller_name = settings.BILLING_SELLER_NAME
     invoice.save()

@@ -23,18 +23,22 @@ from billing.engine.periods import Period
 from billing.models import (
     Commitment,
     CommitmentStatus,
+    CreditNote,
+    CreditStatus,
     Invoice,
+    InvoiceKind,
     InvoiceStatus,
-    InvoiceType,
     Plan,
     Subscription,
 )
 from billing.selectors.invoice_inputs import advance_invoice_inputs, period_invoice_inputs
 from billing.selectors.plans import plans_with_charges
 from billing.selectors.usage import period_of
-from billing.services.commitments import drawdown_record
-from billing.services.invoices import insert_lines, invoice_finalize, metric_ids_for, write_draft_lines
-from billing.services.numbering import assign_number
+from billing.services.invoices import (
+    invoice_create,
+    invoice_finalize,
+    write_draft_lines,
+)
 from customers.models import Customer
 
 CHUNK_SIZE = 500  # subscriptions read (with their customers) per query
@@ -65,7 +69,11 @@ class CloseReport:
         self.errors += other.errors
 
 
-def grace() -> timedelta:
+def grace(customer: Customer) -> timedelta:
+    """How long after its period an invoice stays a draft: the customer's grace period (days,
+    Lago's billing_configuration.invoice_grace_period) or BILLING_GRACE_PERIOD_HOURS."""
+    if customer.invoice_grace_period is not None:
+        return timedelta(days=customer.invoice_grace_period)
     return timedelta(hours=settings.BILLING_GRACE_PERIOD_HOURS)
 
 
@@ -127,73 +135,93 @@ class RunCache:
 class _Known:
     """The invoices of the locked subscription (one read, then kept up to date by this close)."""
 
-    invoices: dict[tuple[str, datetime], tuple[int, str]]  # (type, period start) → (id, status)
-    finalized_periods: list[tuple[datetime, datetime]]  # (start, end) of finalized or paid period invoices
+    invoices: dict[tuple[str, datetime], tuple[int, str]]  # (kind, period start) → (id, status)
+    finalized_periods: list[tuple[datetime, datetime]]  # (start, end) of finalized period invoices
     has_commitment: bool  # an active commitment, which period and advance invoices may draw from
+    has_credit: bool  # credit-note credit the customer's invoices may consume
 
-    def done(self, invoice_type: str, start: datetime) -> bool:
-        found = self.invoices.get((invoice_type, start))
+    def done(self, kind: str, start: datetime) -> bool:
+        """Finalized, or voided: a voided period is rebuilt only by an explicit regenerate."""
+        found = self.invoices.get((kind, start))
         return found is not None and found[1] != InvoiceStatus.DRAFT
 
-    def draft(self, invoice_type: str, start: datetime) -> bool:
-        found = self.invoices.get((invoice_type, start))
+    def draft(self, kind: str, start: datetime) -> bool:
+        found = self.invoices.get((kind, start))
         return found is not None and found[1] == InvoiceStatus.DRAFT
 
+    def add(self, pk: int, kind: str, start: datetime, end: datetime, status: str) -> None:
+        current = self.invoices.get((kind, start))
+        if current is None or current[1] == InvoiceStatus.VOIDED:  # the live one wins
+            self.invoices[(kind, start)] = (pk, status)
+        if kind == InvoiceKind.PERIOD and status == InvoiceStatus.FINALIZED:
+            self.finalized_periods.append((start, end))
+
     def record(self, invoice: Invoice) -> None:
-        self.invoices[(invoice.invoice_type, invoice.period_start)] = (invoice.pk, invoice.status)
-        if invoice.invoice_type == InvoiceType.PERIOD and invoice.status != InvoiceStatus.DRAFT:
+        self.invoices[(invoice.kind, invoice.period_start)] = (invoice.pk, invoice.status)
+        if invoice.kind == InvoiceKind.PERIOD and invoice.status == InvoiceStatus.FINALIZED:
             self.finalized_periods.append((invoice.period_start, invoice.period_end))
 
 
-def _lock_unchanged(subscription_id: int, read: Subscription) -> tuple[bool, bool]:
-    """Lock the subscription's row; return whether it and its customer are as in `read` (by
-    their updated_at, which every save() sets) and whether it has an active commitment.
+def _lock_unchanged(subscription_id: int, read: Subscription) -> tuple[bool, bool, bool]:
+    """Lock the subscription's and its customer's rows; return whether they are as in `read` (by
+    their updated_at, which every save() sets), whether the subscription has an active
+    commitment, and whether the customer has credit-note credit to consume.
 
-    One lean statement instead of the ORM's locking read with joins: the rows themselves were
-    read beforehand, in a chunk (close_periods).
+    The customer is locked as well because finalizing consumes the customer's credit (DESIGN §6:
+    under the customer's lock). One lean statement instead of the ORM's locking read with joins:
+    the rows themselves were read beforehand, in a chunk (close_periods).
     """
     subscriptions, customers = Subscription._meta.db_table, Customer._meta.db_table
-    commitments = Commitment._meta.db_table
-    lock = " FOR UPDATE OF s" if connection.features.has_select_for_update_of else ""
+    commitments, notes = Commitment._meta.db_table, CreditNote._meta.db_table
+    lock = " FOR UPDATE OF s, c" if connection.features.has_select_for_update_of else ""
     stamp = Subscription._meta.get_field("updated_at")
     customer_stamp = Customer._meta.get_field("updated_at")
     with connection.cursor() as cursor:
         cursor.execute(  # table names from _meta, values as parameters
-            f"SELECT s.updated_at = %s AND c.updated_at = %s, EXISTS "
-            f"(SELECT 1 FROM {commitments} m WHERE m.subscription_id = s.id AND m.status = %s) "
+            f"SELECT s.updated_at = %s AND c.updated_at = %s, "
+            f"EXISTS (SELECT 1 FROM {commitments} m WHERE m.subscription_id = s.id AND m.status = %s), "
+            f"EXISTS (SELECT 1 FROM {notes} n WHERE n.customer_id = c.id AND n.credit_status = %s "
+            f"AND n.balance_amount > 0) "
             f"FROM {subscriptions} s INNER JOIN {customers} c ON c.id = s.customer_id WHERE s.id = %s{lock}",
             [
                 stamp.get_db_prep_value(read.updated_at, connection),
                 customer_stamp.get_db_prep_value(read.customer.updated_at, connection),
                 CommitmentStatus.ACTIVE,
+                CreditStatus.AVAILABLE,
                 subscription_id,
             ],
         )
         row = cursor.fetchone()
     if row is None:
         raise Subscription.DoesNotExist(f"subscription {subscription_id} does not exist")
-    return bool(row[0]), bool(row[1])
+    return bool(row[0]), bool(row[1]), bool(row[2])
 
 
 def _locked_subscription(subscription_id: int, cache: RunCache, read: Subscription | None = None) -> Subscription:
-    """The subscription, locked, with its customer, promotion and plan (from the run's cache),
-    and whether it has an active commitment (`has_commitment`).
+    """The subscription, locked with its customer, with its promotion and plan (from the run's
+    cache), whether it has an active commitment (`has_commitment`) and whether the customer has
+    credit to consume (`has_credit`).
 
     `read`: the subscription with its customer and promotion as read shortly before, outside
     the lock; used if neither row has changed since (checked under the lock), else read again.
     """
     if read is not None:
-        unchanged, has_commitment = _lock_unchanged(subscription_id, read)
+        unchanged, has_commitment, has_credit = _lock_unchanged(subscription_id, read)
         if unchanged:
             read.has_commitment = has_commitment  # type: ignore[attr-defined]
+            read.has_credit = has_credit  # type: ignore[attr-defined]
             read.plan = cache.plan(read.plan_id)
             return read
     active = Commitment.objects.filter(subscription=OuterRef("pk"), status=CommitmentStatus.ACTIVE)
+    credit = CreditNote.objects.filter(
+        customer=OuterRef("customer_id"), credit_status=CreditStatus.AVAILABLE, balance_amount__gt=0
+    )
     subscription = (
-        # of=self: the promotion join is nullable, and PostgreSQL cannot lock an outer join's side.
+        # of=self and customer: the promotion join is nullable, and PostgreSQL cannot lock an
+        # outer join's side.
         Subscription.objects.select_related("customer", "promotion")
-        .select_for_update(of=("self",))
-        .annotate(has_commitment=Exists(active))
+        .select_for_update(of=("self", "customer"))
+        .annotate(has_commitment=Exists(active), has_credit=Exists(credit))
         .get(pk=subscription_id)
     )
     subscription.plan = cache.plan(subscription.plan_id)
@@ -211,65 +239,62 @@ def _known_invoices(subscription: Subscription) -> _Known:
     """The subscription's period and advance invoices, read after its lock was taken (so a
     closer that held it before has committed its invoices). Raw SQL: on the hot path of a run,
     the ORM's query building cost several times the query."""
-    known = _Known(invoices={}, finalized_periods=[], has_commitment=subscription.has_commitment)  # type: ignore[attr-defined]
+    known = _Known(
+        invoices={},
+        finalized_periods=[],
+        has_commitment=subscription.has_commitment,  # type: ignore[attr-defined]
+        has_credit=subscription.has_credit,  # type: ignore[attr-defined]
+    )
     with connection.cursor() as cursor:
         cursor.execute(  # table name from _meta, values as parameters
-            f"SELECT id, invoice_type, period_start, period_end, status FROM {Invoice._meta.db_table} "
-            "WHERE subscription_id = %s AND invoice_type IN (%s, %s)",
-            [subscription.pk, InvoiceType.PERIOD, InvoiceType.ADVANCE],
+            f"SELECT id, kind, period_start, period_end, status FROM {Invoice._meta.db_table} "
+            "WHERE subscription_id = %s AND kind IN (%s, %s)",
+            [subscription.pk, InvoiceKind.PERIOD, InvoiceKind.ADVANCE],
         )
         rows = cursor.fetchall()
-    for pk, invoice_type, start, end, status in rows:
-        start = _moment(start)
-        known.invoices[(invoice_type, start)] = (pk, status)
-        if invoice_type == InvoiceType.PERIOD and status in (InvoiceStatus.FINALIZED, InvoiceStatus.PAID):
-            known.finalized_periods.append((start, _moment(end)))
+    for pk, kind, start, end, status in rows:
+        known.add(pk, kind, _moment(start), _moment(end), status)
     return known
 
 
 def _create_or_recompute(
     subscription: Subscription,
-    invoice_type: str,
+    kind: str,
     period: Period,
-    compute: Callable[[int | None], list[Line]],
+    compute: Callable[[int | None, bool], list[Line]],
     now: datetime,
     report: CloseReport,
     dry_run: bool,
     known: _Known,
     cache: RunCache,
 ) -> None:
-    existing = known.invoices.get((invoice_type, period.start))
+    """`compute(invoice id, finalizing)`: the invoice's lines; when finalizing, the credit it
+    consumes is read under lock (the customer's row is locked already, with the subscription)."""
+    existing = known.invoices.get((kind, period.start))
     if dry_run:
         if existing is None:
-            lines = compute(None)
+            lines = compute(None, False)
             report.would_create.append((subscription.external_id, period, total(lines), subscription.plan.currency))
         return
-    due = period.end if invoice_type == InvoiceType.PERIOD else period.start
-    finalize = now >= due + grace()
+    due = period.end if kind == InvoiceKind.PERIOD else period.start
+    finalize = now >= due + grace(subscription.customer)
     if existing is None:
         # A new invoice has no lines to exclude or compare: compute them, then store the
         # invoice with its total (numbered and final at once when its grace period is over)
         # and its lines, in one INSERT each. The subscription's lock keeps other closers out;
-        # the unique constraint on (subscription, type, period) backs it up.
-        lines = compute(None)
-        invoice = Invoice(
-            customer=subscription.customer,
+        # the unique constraint on (subscription, kind, period) for live invoices backs it up.
+        lines = compute(None, finalize)
+        invoice = invoice_create(
             subscription=subscription,
-            invoice_type=invoice_type,
-            period_start=period.start,
-            period_end=period.end,
-            currency=subscription.plan.currency,
-            total=total(lines),
+            kind=kind,
+            period=period,
+            lines=lines,
+            finalize=finalize,
+            now=now,
+            metric_ids=cache.metric_ids,
         )
-        if finalize:
-            # Numbered last thing before the INSERTs: the sequence's row stays locked until commit.
-            assign_number(invoice=invoice, now=now)  # saves: the INSERT
-        else:
-            invoice.save()
-        insert_lines(invoice, lines, metric_ids_for(lines, cache.metric_ids))
         report.created.append(invoice.pk)
         if finalize:
-            drawdown_record(invoice=invoice, lines=lines)
             report.finalized.append(invoice.pk)
         known.record(invoice)
         return
@@ -278,12 +303,13 @@ def _create_or_recompute(
         report.unchanged += 1
         return
     invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
-    if write_draft_lines(invoice, compute(invoice.pk), cache.metric_ids):
+    if write_draft_lines(invoice, compute(invoice.pk, finalize), cache.metric_ids):
         report.recomputed.append(invoice.pk)
     else:
         report.unchanged += 1
     if finalize:
-        # Lines were computed a moment ago in this transaction, under the subscription's lock.
+        # Lines were computed a moment ago in this transaction, under the subscription's and
+        # the customer's locks.
         invoice = invoice_finalize(invoice=invoice, now=now, recompute=False)
         report.finalized.append(invoice.pk)
         known.record(invoice)
@@ -318,7 +344,7 @@ def close_subscription(
         plan = subscription.plan
         known = _known_invoices(subscription)
 
-        def period_lines(invoice_id: int | None, period: Period) -> list[Line]:
+        def period_lines(invoice_id: int | None, period: Period, finalizing: bool) -> list[Line]:
             return invoice_lines(
                 period_invoice_inputs(
                     subscription,
@@ -327,30 +353,39 @@ def close_subscription(
                     exclude_invoice=invoice_id,
                     finalized_periods=list(known.finalized_periods),
                     may_draw_commitment=known.has_commitment,
+                    may_use_credit=known.has_credit,
+                    lock_credits=finalizing,
                     plans=cache.plan,
                 )
             )
 
-        def advance_lines(period: Period) -> list[Line]:
+        def advance_lines(period: Period, finalizing: bool) -> list[Line]:
             return invoice_lines(
-                advance_invoice_inputs(subscription, plan, period, may_draw_commitment=known.has_commitment)
+                advance_invoice_inputs(
+                    subscription,
+                    plan,
+                    period,
+                    may_draw_commitment=known.has_commitment,
+                    may_use_credit=known.has_credit,
+                    lock_credits=finalizing,
+                )
             )
 
         # Skip the periods whose invoice is final, not everything before the latest final one:
         # a run with --period may have closed a later month first, and the months before it
         # still need their invoices. (Walking a subscription's periods is cheap, pure date math.)
         for period in _ended_periods(subscription, None, now):
-            if known.done(InvoiceType.PERIOD, period.start):
+            if known.done(InvoiceKind.PERIOD, period.start):
                 continue
-            if not _in_month(period, month) and not known.draft(InvoiceType.PERIOD, period.start):
+            if not _in_month(period, month) and not known.draft(InvoiceKind.PERIOD, period.start):
                 continue
 
-            def period_compute(invoice_id: int | None, p: Period = period) -> list[Line]:
-                return period_lines(invoice_id, p)
+            def period_compute(invoice_id: int | None, finalizing: bool, p: Period = period) -> list[Line]:
+                return period_lines(invoice_id, p, finalizing)
 
             _create_or_recompute(
                 subscription,
-                InvoiceType.PERIOD,
+                InvoiceKind.PERIOD,
                 period,
                 period_compute,
                 now,
@@ -361,17 +396,17 @@ def close_subscription(
             )
         if plan.pay_in_advance:
             for period in _advance_periods(subscription, None, now):
-                if known.done(InvoiceType.ADVANCE, period.start):
+                if known.done(InvoiceKind.ADVANCE, period.start):
                     continue
-                if not _in_month(period, month) and not known.draft(InvoiceType.ADVANCE, period.start):
+                if not _in_month(period, month) and not known.draft(InvoiceKind.ADVANCE, period.start):
                     continue
 
-                def advance_compute(_invoice_id: int | None, p: Period = period) -> list[Line]:
-                    return advance_lines(p)
+                def advance_compute(_invoice_id: int | None, finalizing: bool, p: Period = period) -> list[Line]:
+                    return advance_lines(p, finalizing)
 
                 _create_or_recompute(
                     subscription,
-                    InvoiceType.ADVANCE,
+                    InvoiceKind.ADVANCE,
                     period,
                     advance_compute,
                     now,
@@ -393,7 +428,7 @@ def subscriptions_to_close(*, customer_external_id: str | None = None) -> Iterab
     # with a DST change) before terminated_at, and no earlier period ends that close to it.
     final_invoiced = Invoice.objects.filter(
         subscription=OuterRef("pk"),
-        invoice_type=InvoiceType.PERIOD,
+        kind=InvoiceKind.PERIOD,
         period_end__gt=OuterRef("terminated_at") - timedelta(hours=26),
     ).exclude(status=InvoiceStatus.DRAFT)
     # Live subscriptions have no terminated_at, so the comparison is never true for them.

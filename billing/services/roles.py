@@ -2,6 +2,8 @@
 
 - `Finance`: manages billing: add, change, delete and view customers, API keys, subscriptions,
   plans with their charges and tiers, promotions, billable metrics, commitments and invoices;
+  records payments and issues credit notes (add; a credit note's change is marking its refund
+  done or voiding its credit; neither is ever deleted, and a payment never changes);
   views what is only ever written by the system (usage events, commitment ledger entries,
   invoice lines, the change history of the catalog and commitments); views and changes the
   django-q2 schedules (e.g. to pause the hourly period close).
@@ -50,6 +52,12 @@ MANAGED_MODELS: tuple[tuple[str, str], ...] = (
     ("billing", "commitment"),
     ("billing", "invoice"),
 )
+# Money recorded by finance through the services, never edited in place or deleted: (app label,
+# model name, the actions finance may take on it).
+RECORDED_MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("billing", "creditnote", ("add", "change", "view")),
+    ("billing", "payment", ("add", "view")),
+)
 # Written only by the services (ingestion, period close, drawdowns, …): viewed, never edited.
 VIEWED_MODELS: tuple[tuple[str, str], ...] = (
     ("metering", "event"),
@@ -89,6 +97,7 @@ def role_permissions() -> dict[str, list[tuple[str, str]]]:
     """Each role's permissions as (app label, codename), e.g. ("billing", "change_invoice")."""
     recorded = history_models([*MANAGED_MODELS, *VIEWED_MODELS])
     full = [(app, f"{action}_{model}") for app, model in MANAGED_MODELS for action in FULL_ACTIONS]
+    full += [(app, f"{action}_{model}") for app, model, actions in RECORDED_MODELS for action in actions]
     viewed = [(app, f"view_{model}") for app, model in [*VIEWED_MODELS, *recorded]]
     schedule_app, schedule = SCHEDULE_MODEL
     finance = [*full, *viewed, (schedule_app, f"view_{schedule}"), (schedule_app, f"change_{schedule}")]

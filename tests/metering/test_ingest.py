@@ -9,10 +9,8 @@ deadlock, no 500 and no 409 between identical events.
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -24,6 +22,7 @@ from metering.models import DistinctValue, Event, EventCount
 from metering.selectors import unique_count
 from tests.conftest import using_postgres
 from tests.factories import ApiKeyFactory, BillableMetricFactory, CustomerFactory
+from tests.helpers import run_concurrently
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -53,30 +52,6 @@ def settled_now(margin: timedelta = timedelta(minutes=5)) -> datetime:
         time.sleep((turn - now).total_seconds() + 1)
         now = timezone.now()
     return now
-
-
-def run_concurrently(tasks: list[Callable[[], Any]]) -> list[Any]:
-    """Run each task in its own thread, all released at once; re-raise the first failure."""
-    barrier = threading.Barrier(len(tasks))
-    results: list[Any] = [None] * len(tasks)
-    failures: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[i] = tasks[i]()
-        except BaseException as exc:  # reported below, in the test's thread
-            failures.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(tasks))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=600)
-    assert not any(t.is_alive() for t in threads), "a client did not finish in 10 minutes"
-    if failures:
-        raise failures[0]
-    return results
 
 
 def api_client(live_server: Any, raw_key: str) -> httpx.Client:

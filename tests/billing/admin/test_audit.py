@@ -24,7 +24,7 @@ from django.urls import reverse
 
 from billing.admin import audit as admin_audit
 from billing.admin.audit import COUNT_DIFFERS, COUNT_MATCHES, LATE_NOTE
-from billing.models import Invoice, InvoiceLine, InvoiceType, LineKind, Subscription
+from billing.models import Invoice, InvoiceKind, InvoiceLine, LineKind, Subscription
 from billing.selectors.audit import daily_distinct
 from billing.services.invoices import invoice_finalize
 from billing.services.period_close import close_periods
@@ -94,7 +94,7 @@ def closed_october() -> dict[str, Any]:
         report = close_periods(now=datetime(2026, 11, 1, 6, tzinfo=UTC))
     assert not report.errors
     invoice = Invoice.objects.get(
-        subscription=subscription, invoice_type=InvoiceType.PERIOD, period_start=datetime(2026, 10, 1, 4, tzinfo=UTC)
+        subscription=subscription, kind=InvoiceKind.PERIOD, period_start=datetime(2026, 10, 1, 4, tzinfo=UTC)
     )
     assert invoice.status == "finalized"
     line = invoice.lines.get(kind=LineKind.USAGE)

@@ -33,7 +33,7 @@ from billing.models import (
     Commitment,
     CommitmentCovers,
     CommitmentStatus,
-    InvoiceType,
+    InvoiceKind,
     LedgerEntry,
     LedgerKind,
     Plan,
@@ -297,7 +297,7 @@ def test_adding_a_commitment_that_has_started_prepays_it(admin_client: Client) -
 
     c = Commitment.objects.get()
     assert c.status == CommitmentStatus.ACTIVE
-    assert c.invoice is not None and c.invoice.invoice_type == InvoiceType.COMMITMENT
+    assert c.invoice is not None and c.invoice.kind == InvoiceKind.COMMITMENT
     assert c.invoice.total == Decimal("1440.00")
     assert [(e.kind, e.amount) for e in c.entries.all()] == [(LedgerKind.PURCHASE, Decimal("1440.00"))]
     assert any(c.invoice.number in m for m in messages_of(response))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -15,7 +16,9 @@ from django.utils.html import escape
 
 from billing.admin.customers import CUSTOMER_LOCKED_NOTE, BilledCustomerAdmin
 from billing.admin.subscriptions import SubscriptionAdmin
-from billing.models import Subscription, SubscriptionStatus
+from billing.models import CreditNoteReason, Invoice, LineKind, Subscription, SubscriptionStatus
+from billing.services.credit_notes import credit_note_create
+from billing.services.payments import payment_create
 from customers.admin import ApiKeyAdmin
 from customers.models import ApiKey, Customer
 from metering.ingest import store_events
@@ -197,8 +200,9 @@ def test_customer_page_renders_in_a_bounded_number_of_queries(
 
     # The page, then two queries per active subscription for its usage (plans, charges and tiers
     # are prefetched once for all).
-    # + 1 for the commitments panel (one query however many subscriptions).
-    with django_assert_max_num_queries(10 + 2 * 5 + 1):
+    # + 1 for the commitments panel (one query however many subscriptions), + 9 at most for the
+    # account panel (billing.selectors.receivables.customer_account, however many invoices).
+    with django_assert_max_num_queries(10 + 2 * 5 + 1 + 9):
         response = admin_client.get(customer_url(customer))
 
     assert response.status_code == 200
@@ -216,3 +220,41 @@ def test_currency_and_timezone_are_read_only_once_the_customer_is_billed(admin_c
     assert 'name="currency"' in fresh_page and 'name="timezone"' in fresh_page
     assert 'name="currency"' not in billed_page and 'name="timezone"' not in billed_page
     assert escape(CUSTOMER_LOCKED_NOTE) in billed_page
+
+
+@pytest.mark.frozen_clock(datetime(2026, 12, 10, 12, tzinfo=UTC))
+def test_customer_page_shows_the_account(admin_client: Client, discounted_invoice: Invoice) -> None:
+    """Invoices with what is due (and since when overdue), payments, credit notes, available credit."""
+    invoice = discounted_invoice
+    now = datetime(2026, 12, 10, 12, tzinfo=UTC)
+    payment_create(invoice=invoice, amount=Decimal(40), reference="WIRE-9", paid_at=now, now=now)
+    credit_note_create(
+        invoice=invoice,
+        items=[(invoice.lines.get(kind=LineKind.USAGE).pk, Decimal(12))],
+        reason=CreditNoteReason.OTHER,
+        credit_amount=Decimal(9),
+        refund_amount=Decimal(0),
+        offset_amount=Decimal(0),
+        now=now,
+    )
+    response = admin_client.get(customer_url(invoice.customer))
+    assert response.status_code == 200
+    account = response.context["account"]
+    assert [
+        (row["status"], row["payment_status"], row["total"], row["due"], row["overdue_days"])
+        for row in account["invoices"]
+    ] == [
+        ("Finalized", "Pending", "$99.00", "$59.00", 7)  # due December 3
+    ]
+    assert [(p["amount"], p["reference"]) for p in account["payments"]] == [("$40.00", "WIRE-9")]
+    assert [(n["total"], n["balance"], n["credit_status"]) for n in account["credit_notes"]] == [
+        ("$9.00", "$9.00", "Available")
+    ]
+    assert account["available_credit"] == ["$9.00"]
+    assert account["owed"] == [
+        {"currency": "USD", "total": "$59.00", "overdue": "$59.00", "buckets": [("1–30 days", "$59.00")]}
+    ]
+    content = response.content.decode()
+    assert 'id="customer-account"' in content and "7 days overdue" in content
+    assert reverse("admin:billing_payment_changelist") + "?customer=acme" in content
+    assert 'name="net_payment_term"' in content  # the payment term is edited with the billing fields

@@ -26,24 +26,23 @@ from billing.models import (
     Commitment,
     CommitmentStatus,
     Invoice,
+    InvoiceKind,
     InvoiceStatus,
-    InvoiceType,
     LedgerEntry,
     LedgerKind,
+    PaymentStatus,
     Plan,
     Subscription,
 )
 from billing.selectors import dashboard as dashboard_figures
-from customers.models import Customer
-from metering.ingest import store_events
 from metering.models import BillableMetric
-from metering.validation import Owner, ValidEvent, payload_hash
 from tests.factories import (
     BillableMetricFactory,
     CustomerFactory,
     PlanFactory,
     SubscriptionFactory,
     free_plan,
+    store_users,
     team_plan,
 )
 
@@ -58,38 +57,23 @@ def dashboard_url() -> str:
     return reverse("admin:billing_dashboard")
 
 
-def send_users(customer: Customer, metric: BillableMetric, users: range, *, at: datetime, prefix: str) -> None:
-    """One event per user at `at`, stored by the service behind the events API."""
-    owner = Owner(customer.pk, customer.timezone, customer.external_id)
-    events = []
-    for u in users:
-        properties = {"user_id": f"u{u}"}
-        events.append(
-            ValidEvent(
-                owner=owner,
-                metric=metric,
-                transaction_id=f"{prefix}-{u}",
-                timestamp=at,
-                properties=properties,
-                value=None,
-                distinct=properties["user_id"],
-                payload_hash=payload_hash(metric.code, at.isoformat(), properties),
-            )
-        )
-    store_events(events, received_at=at)
+PAID = "paid"  # finalized and settled
 
 
 def invoice(subscription: Subscription, month: int, status: str, total: str, issued_on: date | None, n: int) -> Invoice:
     tz = subscription.customer.timezone
+    paid = status == PAID
+    status = InvoiceStatus.FINALIZED if paid else status
     assert tz == "UTC"
     start = datetime(2026 if month > 0 else 2025, month if month > 0 else 12 + month, 1, tzinfo=UTC)
     return Invoice.objects.create(
         customer=subscription.customer,
         subscription=subscription,
-        invoice_type=InvoiceType.PERIOD,
+        kind=InvoiceKind.PERIOD,
         period_start=start,
         period_end=(start + timedelta(days=32)).replace(day=1),
         status=status,
+        payment_status=PaymentStatus.SUCCEEDED if paid else PaymentStatus.PENDING,
         number=None if status == InvoiceStatus.DRAFT else f"INV-2026-{n:06d}",
         currency=subscription.plan.currency,
         total=Decimal(total),
@@ -133,20 +117,20 @@ def world() -> dict[str, Any]:
     }
     # MTUs this month (November): bigco 1,500, freeco 1,200 (over the Free limit), tinyco 10.
     november = datetime(2026, 11, 3, 9, tzinfo=UTC)
-    send_users(subs["bigco"].customer, mtu, range(1500), at=november, prefix="nov")
-    send_users(subs["freeco"].customer, mtu, range(1200), at=november, prefix="nov")
-    send_users(subs["tinyco"].customer, mtu, range(10), at=november, prefix="nov")
+    store_users(subs["bigco"].customer, range(1500), november, "nov", mtu)
+    store_users(subs["freeco"].customer, range(1200), november, "nov", mtu)
+    store_users(subs["tinyco"].customer, range(10), november, "nov", mtu)
     # October's users are not this month's.
-    send_users(subs["tinyco"].customer, mtu, range(50), at=datetime(2026, 10, 20, tzinfo=UTC), prefix="oct")
+    store_users(subs["tinyco"].customer, range(50), datetime(2026, 10, 20, tzinfo=UTC), "oct", mtu)
 
     # Invoices: issued in November, October and a year ago; drafts; a void one.
     invoice(subs["bigco"], 10, InvoiceStatus.FINALIZED, "355.00", date(2026, 11, 2), 10)
-    invoice(subs["quietco"], 10, InvoiceStatus.PAID, "120.00", date(2026, 11, 3), 11)
-    invoice(subs["freeco"], 10, InvoiceStatus.VOID, "999.00", date(2026, 11, 3), 12)
+    invoice(subs["quietco"], 10, PAID, "120.00", date(2026, 11, 3), 11)
+    invoice(subs["freeco"], 10, InvoiceStatus.VOIDED, "999.00", date(2026, 11, 3), 12)
     invoice(subs["euroco"], 10, InvoiceStatus.FINALIZED, "100.00", date(2026, 11, 4), 13)
-    invoice(subs["bigco"], 9, InvoiceStatus.PAID, "240.50", date(2026, 10, 2), 14)
-    invoice(subs["quietco"], 9, InvoiceStatus.PAID, "0.25", date(2026, 10, 2), 15)
-    invoice(subs["quietco"], -1, InvoiceStatus.PAID, "77.00", date(2025, 11, 2), 16)  # 12 months ago: excluded
+    invoice(subs["bigco"], 9, PAID, "240.50", date(2026, 10, 2), 14)
+    invoice(subs["quietco"], 9, PAID, "0.25", date(2026, 10, 2), 15)
+    invoice(subs["quietco"], -1, PAID, "77.00", date(2025, 11, 2), 16)  # 12 months ago: excluded
     invoice(subs["tinyco"], 10, InvoiceStatus.DRAFT, "10.00", None, 0)
     invoice(subs["freeco"], 9, InvoiceStatus.DRAFT, "20.00", None, 0)
 
@@ -181,7 +165,7 @@ def test_dashboard_shows_the_known_figures(admin_client: Client, world: dict[str
     assert (ctx["drafts"], ctx["drafts_amount"]) == (2, ["$30.00"])
     assert (ctx["unpaid"], ctx["unpaid_amount"]) == (2, ["€100.00", "$355.00"])
     assert ctx["drafts_url"] == reverse("admin:billing_invoice_changelist") + "?status__exact=draft"
-    assert ctx["unpaid_url"] == reverse("admin:billing_invoice_changelist") + "?status__exact=finalized"
+    assert ctx["unpaid_url"] == reverse("admin:billing_invoice_changelist") + "?settlement=unpaid"
     assert [(r["customer"].external_id, r["count"], r["limit"], r["excess"]) for r in ctx["upgrades"]] == [
         ("freeco", "1,200", "1,000", "200")
     ]
@@ -209,6 +193,26 @@ def test_dashboard_shows_the_known_figures(admin_client: Client, world: dict[str
     assert "<script" not in content.split('id="content-main"')[1]
 
 
+def test_dashboard_shows_overdue_totals_and_links_the_aging_report(admin_client: Client, world: dict[str, Any]) -> None:
+    # bigco's $355.00 was due on November 2 (13 days ago), euroco's €100.00 is due on the 20th.
+    Invoice.objects.filter(subscription=world["bigco"], status=InvoiceStatus.FINALIZED).update(
+        payment_due_date=date(2026, 11, 2)
+    )
+    Invoice.objects.filter(subscription=world["euroco"], status=InvoiceStatus.FINALIZED).update(
+        payment_due_date=date(2026, 11, 20)
+    )
+    response = admin_client.get(dashboard_url())
+    ctx = response.context
+    assert (ctx["overdue"], ctx["overdue_amount"]) == (1, ["$355.00"])
+    aging = reverse("admin:billing_receivables")
+    assert ctx["receivables_url"] == aging
+    content = response.content.decode()
+    assert f'href="{aging}"' in content
+    # the unpaid figure lists the finalized invoices not paid yet
+    unpaid = admin_client.get(ctx["unpaid_url"]).context["cl"]
+    assert sorted(i.number for i in unpaid.result_list) == ["INV-2026-000010", "INV-2026-000013"]
+
+
 def test_open_period_previews_only_the_busiest_subscriptions_past_the_cap(
     admin_client: Client, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -232,7 +236,7 @@ def test_dashboard_queries_do_not_grow_with_the_data(
     team = Plan.objects.get(code="team")
     for i in range(20):
         subscription = SubscriptionFactory(plan=team, subscription_at=JAN_1)
-        send_users(subscription.customer, mtu, range(i * 10 + 1), at=datetime(2026, 11, 2, tzinfo=UTC), prefix="more")
+        store_users(subscription.customer, range(i * 10 + 1), datetime(2026, 11, 2, tzinfo=UTC), "more", mtu)
         invoice(subscription, 10, InvoiceStatus.FINALIZED, "120.00", date(2026, 11, 2), 100 + i)
         invoice(subscription, 9, InvoiceStatus.DRAFT, "120.00", None, 0)
         commitment(subscription, datetime(2026, 12, 1, tzinfo=UTC), [("purchase", "1440")])

@@ -18,24 +18,17 @@ from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 
-from billing.admin.invoices import (
-    CLOSE_SUMMARY,
-    DRAFTS_RECOMPUTED,
-    INVOICES_FINALIZED,
-    INVOICES_PAID,
-    INVOICES_VOIDED,
-    NOTHING_TO_VOID,
-    VOID_REASON_MISSING,
-)
-from billing.models import Invoice, InvoiceLine, InvoiceStatus, InvoiceType, LineKind, Plan, Subscription
+from billing.admin.invoice_corrections import INVOICES_VOIDED, NOTHING_TO_VOID, VOID_REASON_MISSING
+from billing.admin.invoices import CLOSE_SUMMARY, DRAFTS_RECOMPUTED, INVOICES_FINALIZED, INVOICES_PAID
+from billing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, LineKind, PaymentStatus, Plan, Subscription
 from billing.services.invoices import (
-    CANNOT_PAY,
     CANNOT_VOID,
     NOT_A_DRAFT,
+    VOID_PAID,
     invoice_finalize,
-    invoice_mark_paid,
     invoice_void,
 )
+from billing.services.payments import NOT_FINALIZED, invoice_mark_paid
 from billing.services.period_close import close_periods
 from customers.models import Customer
 from metering.days import day_start
@@ -130,7 +123,12 @@ def hundred_invoices() -> list[Subscription]:
                 customer=customer, plan=team if i % 2 == 0 else free, subscription_at=datetime(2026, 1, 1, tzinfo=UTC)
             )
         )
-    statuses = [InvoiceStatus.DRAFT, InvoiceStatus.FINALIZED, InvoiceStatus.PAID, InvoiceStatus.VOID]
+    statuses = [
+        (InvoiceStatus.DRAFT, PaymentStatus.PENDING),
+        (InvoiceStatus.FINALIZED, PaymentStatus.PENDING),
+        (InvoiceStatus.FINALIZED, PaymentStatus.SUCCEEDED),
+        (InvoiceStatus.VOIDED, PaymentStatus.PENDING),
+    ]
     invoices = []
     n = 0
     for subscription in subscriptions:
@@ -138,7 +136,7 @@ def hundred_invoices() -> list[Subscription]:
         for month in range(1, 11):
             start = day_start(date(2026, month, 1), tz)
             end = day_start(date(2026, month + 1, 1), tz)
-            status = statuses[n % 4]
+            status, payment_status = statuses[n % 4]
             n += 1
             invoices.append(
                 Invoice(
@@ -147,6 +145,7 @@ def hundred_invoices() -> list[Subscription]:
                     period_start=start,
                     period_end=end,
                     status=status,
+                    payment_status=payment_status,
                     number=None if status == InvoiceStatus.DRAFT else f"INV-2026-{n:06d}",
                     currency="USD",
                     total=Decimal("120.00"),
@@ -171,7 +170,7 @@ def test_changelist_lists_a_hundred_invoices_in_a_bounded_number_of_queries(
     # the filters are there
     for parameter in (
         "status__exact=finalized",
-        "invoice_type__exact=period",
+        "kind__exact=period",
         "period=2026-10",
         "plan_code=team",
         "customer=",
@@ -358,10 +357,10 @@ def test_finalize_numbers_drafts_and_refuses_the_others(admin_client: Client, oc
     assert draft.status == InvoiceStatus.FINALIZED
     assert draft.number == "INV-2026-000004"
     assert draft.customer_snapshot["name"] == "Draft Co"
-    assert paid.status == InvoiceStatus.PAID
+    assert paid.status == InvoiceStatus.FINALIZED and paid.payment_status == PaymentStatus.SUCCEEDED
     assert messages_of(response) == [
         INVOICES_FINALIZED[0] % {"count": 1},
-        NOT_A_DRAFT.format(invoice="INV-2026-000002", status="paid"),
+        NOT_A_DRAFT.format(invoice="INV-2026-000002", status="finalized"),
     ]
 
 
@@ -370,12 +369,13 @@ def test_mark_paid_accepts_finalized_invoices_only(admin_client: Client, october
     response = run_action(admin_client, "mark_paid_selected", [finalized, draft, void])
     finalized.refresh_from_db()
     draft.refresh_from_db()
-    assert finalized.status == InvoiceStatus.PAID and finalized.paid_at is not None
+    assert finalized.payment_status == PaymentStatus.SUCCEEDED and finalized.paid_at is not None
+    assert finalized.payments.get().amount == finalized.total
     assert draft.status == InvoiceStatus.DRAFT
     assert messages_of(response) == [
         INVOICES_PAID[0] % {"count": 1},
-        CANNOT_PAY.format(invoice="INV-2026-000003", status="void"),
-        CANNOT_PAY.format(invoice=draft, status="draft"),
+        f"payment_status: {NOT_FINALIZED.format(invoice='INV-2026-000003', status='voided')}",
+        f"payment_status: {NOT_FINALIZED.format(invoice=draft, status='draft')}",
     ]
 
 
@@ -404,14 +404,14 @@ def test_recompute_rewrites_drafts_from_usage_and_refuses_final_invoices(
 def test_void_asks_for_a_reason_then_voids_finalized_invoices_only(
     admin_client: Client, october: dict[str, Invoice]
 ) -> None:
-    finalized, paid = october["finalized"], october["paid"]
-    selection = [finalized, paid]
+    finalized, paid, void = october["finalized"], october["paid"], october["void"]
+    selection = [finalized, paid, void]
 
     # 1. the confirmation page: what will be voided, what will not, and a reason field
     response = run_action(admin_client, "void_selected", selection)
     assert response.status_code == 200
     content = response.content.decode()
-    assert "INV-2026-000001" in content and "INV-2026-000002" in content
+    assert all(f"INV-2026-00000{n}" in content for n in (1, 2, 3))
     assert 'name="reason"' in content
     assert "Only finalized invoices can be voided" in content or "only finalized invoices can be voided" in content
     finalized.refresh_from_db()
@@ -427,25 +427,26 @@ def test_void_asks_for_a_reason_then_voids_finalized_invoices_only(
         finalized.refresh_from_db()
         assert finalized.status == InvoiceStatus.FINALIZED
 
-    # 3. with a reason: voided, the paid one refused by name
+    # 3. with a reason: voided; the paid one refused by name (it needs a credit note for its payment)
     response = admin_client.post(changelist_url(), {**confirm, "reason": "Billed to the wrong entity"}, follow=True)
     assert redirected_to_list(response)
     finalized.refresh_from_db()
     paid.refresh_from_db()
-    assert finalized.status == InvoiceStatus.VOID
+    assert finalized.status == InvoiceStatus.VOIDED
     assert finalized.void_reason == "Billed to the wrong entity"
     assert finalized.voided_at is not None
-    assert paid.status == InvoiceStatus.PAID
+    assert paid.status == InvoiceStatus.FINALIZED and paid.payment_status == PaymentStatus.SUCCEEDED
     assert messages_of(response) == [
         INVOICES_VOIDED[0] % {"count": 1},
-        CANNOT_VOID.format(invoice="INV-2026-000002", status="paid"),
+        VOID_PAID.format(invoice="INV-2026-000002"),
+        CANNOT_VOID.format(invoice="INV-2026-000003", status="voided"),
     ]
 
 
 def test_void_with_nothing_voidable_says_so_without_a_confirmation_page(
     admin_client: Client, october: dict[str, Invoice]
 ) -> None:
-    response = run_action(admin_client, "void_selected", [october["draft"], october["paid"]])
+    response = run_action(admin_client, "void_selected", [october["draft"], october["void"]])
     assert redirected_to_list(response)
     assert messages_of(response) == [NOTHING_TO_VOID]
 
@@ -468,7 +469,7 @@ def test_close_periods_view_confirms_then_creates_and_finalizes_invoices(admin_c
         response = admin_client.post(url, follow=True)
     assert redirected_to_list(response)
     invoice = Invoice.objects.get(subscription=subscription)
-    assert invoice.invoice_type == InvoiceType.PERIOD
+    assert invoice.kind == InvoiceKind.PERIOD
     assert invoice.status == InvoiceStatus.FINALIZED
     assert invoice.total == Decimal("120.00")
     assert messages_of(response) == [
@@ -510,3 +511,20 @@ def test_customer_filter_lists_invoiced_customers(admin_client: Client, october:
     response = admin_client.get(changelist_url(), {"customer": "paid-co"})
     assert [i.pk for i in response.context["cl"].result_list] == [october["paid"].pk]
     assert Plan.objects.filter(code="team").exists()
+
+
+def test_payment_filter_lists_unpaid_and_overdue_invoices(admin_client: Client, october: dict[str, Invoice]) -> None:
+    # INV-2026-000001 is finalized on November 3 with no payment term: due that day.
+    def listed(value: str) -> list[str]:
+        response = admin_client.get(changelist_url(), {"settlement": value})
+        return [i.number for i in response.context["cl"].result_list]
+
+    with time_machine.travel(datetime(2026, 11, 3, 23, 0, tzinfo=UTC), tick=False):
+        assert listed("unpaid") == ["INV-2026-000001"]
+        assert listed("overdue") == []
+    with time_machine.travel(datetime(2026, 11, 4, 0, 0, tzinfo=UTC), tick=False):
+        admin_client.force_login(User.objects.get(username="admin"))
+        assert listed("overdue") == ["INV-2026-000001"]
+        content = admin_client.get(changelist_url()).content.decode()
+    assert "?settlement=overdue" in content and "?settlement=unpaid" in content
+    assert "Not paid (finalized)" in content

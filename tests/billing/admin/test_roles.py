@@ -19,6 +19,7 @@ import html
 import re
 from collections import deque
 from datetime import UTC, datetime
+from decimal import Decimal
 from io import StringIO
 from typing import Any
 from unittest import mock
@@ -38,16 +39,24 @@ from billing.management.commands.setup_schedules import ensure_schedules
 from billing.models import (
     Commitment,
     CommitmentStatus,
+    CreditNote,
+    CreditNoteReason,
+    CreditStatus,
     Invoice,
+    InvoiceKind,
     InvoiceLine,
     InvoiceStatus,
     LedgerEntry,
     LedgerKind,
     LineKind,
+    PaymentStatus,
     Plan,
     Subscription,
     SubscriptionStatus,
 )
+from billing.selectors.credit_notes import fee_lines
+from billing.services.credit_notes import credit_note_create
+from billing.services.payments import payment_create
 from billing.services.period_close import close_periods
 from billing.services.roles import FINANCE, FINANCE_READ_ONLY, PERMISSIONS_MISSING, ensure_roles, role_permissions
 from billing.services.subscriptions import subscription_create
@@ -177,6 +186,19 @@ def world(settings: Any) -> dict[str, Any]:
     assert Invoice.objects.filter(status=InvoiceStatus.DRAFT).count() == 2
     assert Invoice.objects.filter(status=InvoiceStatus.FINALIZED).count() == 2  # January and the prepayment
     assert LedgerEntry.objects.filter(kind=LedgerKind.PURCHASE).count() == 1
+    # Money after the invoice, on Acme's prepayment: a payment, and a credit note that refunds
+    # part of it and credits the rest (both left for the actions: a refund to mark done, credit to void).
+    prepayment = Invoice.objects.get(customer=acme, kind=InvoiceKind.COMMITMENT)
+    payment_create(invoice=prepayment, amount=Decimal(100), reference="wire 1", paid_at=CLOSED_AT, now=CLOSED_AT)
+    credit_note_create(
+        invoice=prepayment,
+        items=[(fee_lines(prepayment)[0].pk, Decimal(60))],
+        reason=CreditNoteReason.ORDER_CHANGE,
+        credit_amount=Decimal(30),
+        refund_amount=Decimal(30),
+        offset_amount=Decimal(0),
+        now=CLOSED_AT,
+    )
     return {"acme": acme, "globex": globex}
 
 
@@ -329,6 +351,13 @@ def test_finance_manages_the_catalog_customers_and_invoices_and_only_views_what_
     for app, model in viewed:
         assert (app, f"view_{model}") in finance
         assert not {(app, f"{action}_{model}") for action in ("add", "change", "delete")} & finance
+    # Money recorded through the services: payments are added, never changed; credit notes are
+    # issued and changed (refund done, credit voided); neither is ever deleted.
+    assert {("billing", "add_payment"), ("billing", "view_payment")} <= finance
+    assert {("billing", "add_creditnote"), ("billing", "change_creditnote"), ("billing", "view_creditnote")} <= finance
+    assert (
+        not {("billing", "change_payment"), ("billing", "delete_payment"), ("billing", "delete_creditnote")} & finance
+    )
     assert {("django_q", "view_schedule"), ("django_q", "change_schedule")} <= finance
     assert not {("django_q", "add_schedule"), ("django_q", "delete_schedule")} & finance
     assert not {app for app, _codename in finance} & {"auth", "admin", "sessions", "sequences", "contenttypes"}
@@ -470,6 +499,8 @@ def test_the_custom_pages_are_found() -> None:
     # The generic tests below are only as good as the discovery: these pages exist today.
     names = {param.id for param in CUSTOM_VIEWS}
     assert {"billing_invoice_document", "billing_invoice_close_periods", "billing_plan_calculator"} <= names
+    money = {"billing_invoice_record_payment", "billing_invoice_credit_note", "billing_receivables"}
+    assert money | {"billing_receivables_csv", "billing_creditnote_document", "billing_creditnote_pdf"} <= names
 
 
 @pytest.mark.parametrize(("model", "pattern"), CUSTOM_VIEWS)
@@ -511,6 +542,36 @@ def test_read_only_user_may_not_close_periods(reader_client: Client) -> None:
     assert snapshot() == before
     listing = reader_client.get(reverse("admin:billing_invoice_changelist")).content.decode()
     assert "close-periods-link" not in listing
+
+
+def test_read_only_user_is_shown_no_money_button_and_refused_the_money_pages(
+    reader_client: Client, finance_client: Client
+) -> None:
+    """No "Record payment" or "Issue credit note" for read-only staff, and both pages refuse them
+    whatever they post; the receivables aging report and credit notes they may read."""
+    prepayment = Invoice.objects.get(kind=InvoiceKind.COMMITMENT)  # finalized, 1,340.00 still due
+    invoice_page = url(Invoice, "change", prepayment.pk)
+    pages = [
+        reverse("admin:billing_invoice_record_payment", args=[prepayment.pk]),
+        reverse("admin:billing_invoice_credit_note", args=[prepayment.pk]),
+    ]
+    finance_page = finance_client.get(invoice_page).content.decode()
+    assert all(page in finance_page for page in pages)  # the buttons are there for Finance …
+    content = reader_client.get(invoice_page).content.decode()
+    assert not any(page in content for page in pages)  # … not for read-only staff
+    fee = prepayment.lines.first()
+    assert fee is not None
+    before = snapshot()
+    posted = {"amount": "10", "reference": "x", "paid_at": "2026-03-01T10:00", "reason": "other", "credit": "10"}
+    for page in pages:
+        assert reader_client.get(page).status_code == 403
+        for step in ("_preview", "_confirm", "_record"):
+            assert reader_client.post(page, {**posted, f"fee_{fee.pk}": "10", step: "1"}).status_code == 403
+    assert snapshot() == before
+    assert reader_client.get(reverse("admin:billing_receivables")).status_code == 200
+    assert reader_client.get(reverse("admin:billing_receivables_csv")).status_code == 200
+    note = CreditNote.objects.get()
+    assert reader_client.get(reverse("admin:billing_creditnote_document", args=[note.pk])).status_code == 200
 
 
 def test_read_only_user_opens_the_invoice_document_and_the_price_calculator(reader_client: Client) -> None:
@@ -607,11 +668,25 @@ def test_finance_actions_do_what_they_say(finance_client: Client) -> None:
     finalized = Invoice.objects.get(pk=drafts[0].pk)
     assert finalized.status == InvoiceStatus.FINALIZED and finalized.number
     run(Invoice, "mark_paid_selected", [finalized])
-    assert Invoice.objects.get(pk=finalized.pk).status == InvoiceStatus.PAID
+    assert Invoice.objects.get(pk=finalized.pk).payment_status == PaymentStatus.SUCCEEDED
     january = Invoice.objects.get(customer__external_id="globex", period_start=JAN_1)
     run(Invoice, "void_selected", [january], apply="1", reason="issued twice")
     january.refresh_from_db()
-    assert (january.status, january.void_reason) == (InvoiceStatus.VOID, "issued twice")
+    assert (january.status, january.void_reason) == (InvoiceStatus.VOIDED, "issued twice")
+
+    # Void and regenerate: the voided January is made again, with a new number.
+    response = run(Invoice, "regenerate_selected", [january], apply="1", reason="price fixed")
+    regenerated = Invoice.objects.get(
+        customer__external_id="globex", period_start=JAN_1, status=InvoiceStatus.FINALIZED
+    )
+    assert f"{january.number} → {regenerated.number}" in " ".join(texts(response))
+
+    # Credit notes: the refund is marked done, the credit left voided.
+    note = CreditNote.objects.get()
+    run(CreditNote, "mark_refund_done", [note])
+    run(CreditNote, "void_credit_selected", [note], apply="1")
+    note.refresh_from_db()
+    assert (note.refund_status, note.credit_status, note.balance_amount) == ("succeeded", CreditStatus.VOIDED, 0)
 
     commitment = Commitment.objects.get()
     run(Commitment, "adjust_balance", [commitment], apply="1", amount="-40", reason="goodwill correction")
@@ -626,6 +701,26 @@ def test_finance_actions_do_what_they_say(finance_client: Client) -> None:
     subscription = Subscription.objects.get(external_id="globex-team")
     run(Subscription, "terminate_selected", [subscription])
     assert Subscription.objects.get(pk=subscription.pk).status == SubscriptionStatus.TERMINATED
+
+
+def test_finance_records_a_payment_and_issues_a_credit_note(finance_client: Client, finance: User) -> None:
+    prepayment = Invoice.objects.get(kind=InvoiceKind.COMMITMENT)
+    response = finance_client.post(
+        reverse("admin:billing_invoice_record_payment", args=[prepayment.pk]),
+        {"amount": "340.00", "reference": "WIRE-2", "paid_at": "2026-03-02T09:00"},
+        follow=True,
+    )
+    assert messages.SUCCESS in levels(response), texts(response)
+    assert prepayment.payments.get(reference="WIRE-2").created_by == finance
+
+    page = reverse("admin:billing_invoice_credit_note", args=[prepayment.pk])
+    fee = fee_lines(prepayment)[0]
+    data = {f"fee_{fee.pk}": "100", "reason": CreditNoteReason.ORDER_CHANGE, "offset": "100"}
+    previewed = finance_client.post(page, {**data, "_preview": "1"}).context["previewed"]
+    response = finance_client.post(page, {**data, "previewed": previewed, "_confirm": "1"}, follow=True)
+    assert messages.SUCCESS in levels(response), texts(response)
+    issued = CreditNote.objects.get(sequence=2)
+    assert (issued.offset_amount, issued.created_by) == (100, finance)
 
 
 def test_finance_closes_periods(finance_client: Client) -> None:

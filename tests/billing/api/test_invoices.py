@@ -22,58 +22,23 @@ from django.test.utils import CaptureQueriesContext
 from lago_python_client.models.invoice import InvoiceResponse
 from rest_framework.test import APIClient
 
-from billing.models import ChargeModel, Invoice, InvoiceStatus, Plan
+from billing.models import Invoice, PaymentStatus, Plan
 from billing.services.period_close import close_periods
-from customers.models import Customer
 from metering.days import local_date
-from metering.ingest import store_events
-from metering.models import BillableMetric
-from metering.validation import Owner, ValidEvent, payload_hash
 from tests.factories import (
-    BillableMetricFactory,
-    ChargeFactory,
     CustomerFactory,
-    PlanFactory,
-    PromotionFactory,
     SubscriptionFactory,
-    add_tiers,
+    scaled_team_plan,
+    store_users,
 )
 from tests.helpers import get
 
 pytestmark = pytest.mark.django_db
 
 
-def store_users(customer: Customer, users: range, when: datetime, prefix: str) -> None:
-    """One mtu event per user, stored directly (no age check, fast)."""
-    metric = BillableMetric.objects.get(code="mtu")
-    owner = Owner(customer.pk, customer.timezone, customer.external_id)
-    events = [
-        ValidEvent(
-            owner=owner,
-            metric=metric,
-            transaction_id=f"{prefix}-{u}",
-            timestamp=when,
-            properties={"user_id": f"u{u}"},
-            value=None,
-            distinct=f"u{u}",
-            payload_hash=payload_hash("mtu", when.timestamp(), {"user_id": f"u{u}"}),
-        )
-        for u in users
-    ]
-    store_events(events, received_at=when)
-
-
 @pytest.fixture
 def plan() -> Plan:
-    plan = PlanFactory(
-        code="team",
-        name="Team",
-        base_fee=Decimal("120"),
-        promotion=PromotionFactory(code="trial-14d-base", name="14-day free trial"),
-    )
-    charge = ChargeFactory(plan=plan, metric=BillableMetricFactory(), model=ChargeModel.GRADUATED)
-    add_tiers(charge, [(100, "0"), (250, "1.2"), (1000, "1.1"), (None, "1.0")])
-    return plan
+    return scaled_team_plan()
 
 
 @pytest.fixture
@@ -112,7 +77,7 @@ def test_detail_carries_lago_fields_decimal_strings_cents_and_tiers(
     assert body["number"] == september.number
     assert body["number"].startswith("INV-2026-")
     assert body["status"] == "finalized"
-    assert body["invoice_type"] == "period"
+    assert (body["invoice_type"], body["kind"]) == ("subscription", "period")
     assert body["currency"] == "USD"
     assert body["issuing_date"] == "2026-10-02"
     assert body["total"] == "355.00"
@@ -213,8 +178,10 @@ def test_list_filters_by_customer_status_and_type(api: APIClient, invoices: dict
     assert set(ids(drafts)) == {str(invoices["acme-10"].pk), str(invoices["globex-10"].pk)}
     finalized = get(api, "/api/v1/invoices", status="finalized", external_customer_id="acme")
     assert set(ids(finalized)) == {str(invoices["acme-08"].pk), str(invoices["acme-09"].pk)}
-    assert get(api, "/api/v1/invoices", invoice_type="period")["meta"]["total_count"] == 5
-    assert get(api, "/api/v1/invoices", invoice_type="advance")["invoices"] == []
+    assert get(api, "/api/v1/invoices", kind="period")["meta"]["total_count"] == 5
+    assert get(api, "/api/v1/invoices", invoice_type="subscription")["meta"]["total_count"] == 5
+    assert get(api, "/api/v1/invoices", invoice_type="credit")["invoices"] == []
+    assert get(api, "/api/v1/invoices", kind="advance")["invoices"] == []
     assert get(api, "/api/v1/invoices", external_customer_id="nobody")["meta"]["total_count"] == 0
 
 
@@ -254,7 +221,10 @@ def test_period_range_uses_the_customers_calendar_days(api: APIClient, invoices:
     ("params", "field"),
     [
         ({"status": "open"}, "status"),
-        ({"invoice_type": "subscription"}, "invoice_type"),
+        ({"invoice_type": "period"}, "invoice_type"),
+        ({"kind": "subscription"}, "kind"),
+        ({"payment_status": "paid"}, "payment_status"),
+        ({"payment_overdue": "maybe"}, "payment_overdue"),
         ({"period": "2026-13"}, "period"),
         ({"period": "09-2026"}, "period"),
         ({"period_from": "2026-02-30"}, "period_from"),
@@ -279,21 +249,23 @@ def test_list_queries_do_not_grow_with_the_number_of_invoices(api: APIClient, in
     with CaptureQueriesContext(connection) as five:
         assert len(get(api, "/api/v1/invoices", per_page=100)["invoices"]) == 5
     assert len(five.captured_queries) == len(one.captured_queries)
-    # key, count, invoices with customer/subscription/plan, lines with metric
-    assert len(five.captured_queries) <= 4, [q["sql"] for q in five.captured_queries]
+    # key, count, invoices with customer/subscription/plan, lines with metric, payments, credit notes
+    assert len(five.captured_queries) <= 6, [q["sql"] for q in five.captured_queries]
 
 
 def test_paid_and_void_invoices_show_lagos_payment_amounts(api: APIClient, invoices: dict[str, Invoice]) -> None:
-    from billing.services.invoices import invoice_mark_paid, invoice_void
+    from billing.services.invoices import invoice_void
+    from billing.services.payments import invoice_mark_paid
 
     with time_machine.travel(datetime(2026, 11, 5, tzinfo=UTC), tick=False):
         invoice_mark_paid(invoice=invoices["acme-09"], now=datetime(2026, 11, 5, tzinfo=UTC))
         invoice_void(invoice=invoices["acme-08"], reason="goodwill", now=datetime(2026, 11, 5, tzinfo=UTC))
     paid = get(api, f"/api/v1/invoices/{invoices['acme-09'].pk}")["invoice"]
-    assert (paid["status"], paid["payment_status"]) == ("paid", "succeeded")
+    assert (paid["status"], paid["payment_status"]) == ("finalized", "succeeded")
     assert (paid["total_paid_amount_cents"], paid["total_due_amount_cents"]) == (35500, 0)
     void = get(api, f"/api/v1/invoices/{invoices['acme-08'].pk}")["invoice"]
-    assert (void["status"], void["void_reason"], void["total_due_amount_cents"]) == ("void", "goodwill", 0)
+    assert (void["status"], void["void_reason"], void["total_due_amount_cents"]) == ("voided", "goodwill", 0)
     assert void["voided_at"] == "2026-11-05T00:00:00Z"
-    assert set(ids(get(api, "/api/v1/invoices", status="paid"))) == {str(invoices["acme-09"].pk)}
-    assert Invoice.objects.get(pk=invoices["acme-09"].pk).status == InvoiceStatus.PAID
+    assert set(ids(get(api, "/api/v1/invoices", payment_status="succeeded"))) == {str(invoices["acme-09"].pk)}
+    assert set(ids(get(api, "/api/v1/invoices", status="voided"))) == {str(invoices["acme-08"].pk)}
+    assert Invoice.objects.get(pk=invoices["acme-09"].pk).payment_status == PaymentStatus.SUCCEEDED

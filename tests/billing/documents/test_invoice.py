@@ -20,7 +20,8 @@ from rest_framework.test import APIClient
 
 from billing.documents.invoice import DRAFT_BANNER, NOT_ISSUED, VOID_BANNER, invoice_context, render_invoice_html
 from billing.models import Invoice, InvoiceLine, InvoiceStatus, LineKind
-from billing.services.invoices import invoice_finalize, invoice_mark_paid, invoice_void
+from billing.services.invoices import invoice_finalize, invoice_void
+from billing.services.payments import invoice_mark_paid
 from billing.services.period_close import close_periods
 from customers.models import Customer
 from tests.factories import CustomerFactory, SubscriptionFactory, team_plan

@@ -29,7 +29,8 @@ from billing.admin.invoices import CSV_HEADER
 from billing.documents import pdf
 from billing.documents.pdf import LIBRARIES_MISSING, WEASYPRINT_MISSING, PdfUnavailable, render_invoice_pdf
 from billing.models import Invoice
-from billing.services.invoices import invoice_finalize, invoice_mark_paid
+from billing.services.invoices import invoice_finalize
+from billing.services.payments import invoice_mark_paid
 from billing.services.period_close import close_periods
 from tests.billing.services.test_seed_templates import lines, period_invoice, run, send_users
 from tests.factories import CustomerFactory, PlanFactory, SubscriptionFactory, team_plan
@@ -188,7 +189,7 @@ def test_export_selected_invoices_to_csv(admin_client: Client, october: dict[str
     assert rows[0] == list(CSV_HEADER)
     assert sorted(rows[1:]) == sorted(
         [
-            ["INV-2026-000002", "paid-co", 'Paid, Inc. "quoted"', "period", "paid", "2026-10-01", "2026-10-31",
+            ["INV-2026-000002", "paid-co", 'Paid, Inc. "quoted"', "period", "finalized", "2026-10-01", "2026-10-31",
              "2026-11-03", "USD", "120.00"],
             ["", "draft-co", 'Draft, Inc. "quoted"', "period", "draft", "2026-10-01", "2026-10-31", "", "USD",
              "120.00"],
@@ -201,5 +202,6 @@ def test_export_of_all_matching_the_filters(admin_client: Client, october: dict[
     rows = export(admin_client, [october["paid"]], query="?status__exact=finalized", select_across="1")
     assert sorted((row[0], row[1], row[9]) for row in rows[1:]) == [
         ("INV-2026-000001", "finalized-co", "120.00"),
+        ("INV-2026-000002", "paid-co", "120.00"),  # paid is a payment status: the invoice stays finalized
         ("INV-2026-000003", "free-co", "0.00"),
     ]

@@ -27,12 +27,15 @@ from django.utils import timezone
 
 from billing.models import ChargeModel, Invoice, InvoiceStatus, Plan, Subscription
 from billing.services.period_close import CloseReport, close_periods, close_subscription, subscriptions_to_close
-from customers.models import Customer
-from metering.ingest import store_events
-from metering.models import BillableMetric
-from metering.validation import Owner, ValidEvent, payload_hash
 from tests.conftest import using_postgres
-from tests.factories import BillableMetricFactory, ChargeFactory, CustomerFactory, PlanFactory, SubscriptionFactory
+from tests.factories import (
+    BillableMetricFactory,
+    ChargeFactory,
+    CustomerFactory,
+    PlanFactory,
+    SubscriptionFactory,
+    store_users,
+)
 
 pytestmark = [
     pytest.mark.skipif(
@@ -56,26 +59,6 @@ def months_before(moment: datetime, n: int) -> datetime:
     return month_start(index // 12, index % 12 + 1)
 
 
-def store_users(customer: Customer, metric: BillableMetric, when: datetime, prefix: str) -> None:
-    owner = Owner(customer.pk, customer.timezone, customer.external_id)
-    store_events(
-        [
-            ValidEvent(
-                owner=owner,
-                metric=metric,
-                transaction_id=f"{prefix}-{u}",
-                timestamp=when,
-                properties={"user_id": f"u{u}"},
-                value=None,
-                distinct=f"u{u}",
-                payload_hash=payload_hash("mtu", when.timestamp(), {"user_id": f"u{u}"}),
-            )
-            for u in range(USERS)
-        ],
-        received_at=when,
-    )
-
-
 @pytest.fixture
 def population() -> list[Subscription]:
     """SUBSCRIPTIONS customers on $10 + $0.10 per MTU since MONTHS months ago, USERS users a month."""
@@ -89,13 +72,13 @@ def population() -> list[Subscription]:
         subscriptions.append(SubscriptionFactory(customer=customer, plan=plan, subscription_at=start))
         for m in range(MONTHS):
             when = months_before(timezone.now(), MONTHS - m).replace(day=10)
-            store_users(customer, metric, when, f"{i}-{m}")
+            store_users(customer, range(USERS), when, f"{i}-{m}", metric)
     return subscriptions
 
 
 def assert_invoiced_exactly_once(subscriptions: list[Subscription]) -> None:
     invoices = list(Invoice.objects.order_by("finalized_at", "pk"))
-    keys = [(inv.subscription_id, inv.invoice_type, inv.period_start) for inv in invoices]
+    keys = [(inv.subscription_id, inv.kind, inv.period_start) for inv in invoices]
     assert len(keys) == len(set(keys)) == SUBSCRIPTIONS * MONTHS
     assert {inv.subscription_id for inv in invoices} == {s.pk for s in subscriptions}
     assert {inv.status for inv in invoices} == {InvoiceStatus.FINALIZED}

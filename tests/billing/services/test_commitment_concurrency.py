@@ -10,25 +10,21 @@ most one drawdown, the drawdowns add up to at most the prepayment and no balance
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import time_machine
-from django.db import connections
 from django.db.models import Count
 
-from billing.models import Commitment, Invoice, InvoiceStatus, InvoiceType, LedgerEntry, LedgerKind, LineKind, Plan
+from billing.models import Commitment, Invoice, InvoiceKind, InvoiceStatus, LedgerEntry, LedgerKind, LineKind, Plan
 from billing.selectors.commitments import balance
 from billing.services.commitments import CommitmentError, adjustment_create
 from billing.services.period_close import CloseReport, close_periods
 from billing.services.subscriptions import subscription_create
 from customers.models import Customer
 from tests.conftest import using_postgres
-from tests.helpers import api_client, at, load_catalog
+from tests.helpers import api_client, at, load_catalog, run_concurrently
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -56,32 +52,6 @@ CATALOG = {
         }
     ],
 }
-
-
-def run_concurrently(tasks: list[Callable[[], Any]]) -> list[Any]:
-    """Run each task in its own thread (and connection), all released at once; re-raise the first failure."""
-    barrier = threading.Barrier(len(tasks))
-    results: list[Any] = [None] * len(tasks)
-    failures: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[i] = tasks[i]()
-        except BaseException as exc:  # reported below, in the test's thread
-            failures.append(exc)
-        finally:
-            connections.close_all()  # this thread's connection
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(tasks))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    assert not any(t.is_alive() for t in threads), "a closer did not finish in 5 minutes"
-    if failures:
-        raise failures[0]
-    return results
 
 
 def test_concurrent_period_closes_never_overdraw_a_commitment(tmp_path: Path) -> None:
@@ -118,7 +88,7 @@ def test_concurrent_period_closes_never_overdraw_a_commitment(tmp_path: Path) ->
                 response = api.post("/api/v1/events/batch", {"events": events}, format="json")
                 assert response.status_code == 200, response.content
     assert Commitment.objects.filter(status="active").count() == CUSTOMERS
-    assert not Invoice.objects.filter(invoice_type=InvoiceType.PERIOD).exists()
+    assert not Invoice.objects.filter(kind=InvoiceKind.PERIOD).exists()
 
     now = at(2026, 5, 1, 0, 5)
     reports: list[CloseReport] = run_concurrently([lambda: close_periods(now=now) for _ in range(CLOSERS)])
@@ -126,7 +96,7 @@ def test_concurrent_period_closes_never_overdraw_a_commitment(tmp_path: Path) ->
     assert [error for report in reports for error in report.errors] == []
     # Every period was invoiced once, by one of the closers.
     assert sum(len(report.created) for report in reports) == CUSTOMERS * len(MONTHS)
-    period_invoices = Invoice.objects.filter(invoice_type=InvoiceType.PERIOD)
+    period_invoices = Invoice.objects.filter(kind=InvoiceKind.PERIOD)
     assert period_invoices.count() == CUSTOMERS * len(MONTHS)
     assert not period_invoices.values("subscription", "period_start").annotate(n=Count("id")).filter(n__gt=1)
     assert set(period_invoices.values_list("status", flat=True)) == {InvoiceStatus.FINALIZED}
@@ -193,7 +163,7 @@ def test_adjustments_racing_period_closes_never_overdraw(tmp_path: Path) -> None
         assert all("exceeds the balance" in error for error in report.errors), report.errors
     close_periods(now=now)  # whatever was rolled back is invoiced now
 
-    period_invoices = Invoice.objects.filter(invoice_type=InvoiceType.PERIOD)
+    period_invoices = Invoice.objects.filter(kind=InvoiceKind.PERIOD)
     assert period_invoices.count() == CUSTOMERS * len(MONTHS)
     assert not period_invoices.values("subscription", "period_start").annotate(n=Count("id")).filter(n__gt=1)
     for commitment in commitments:

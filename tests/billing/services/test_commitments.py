@@ -28,8 +28,8 @@ from billing.models import (
     CommitmentCovers,
     CommitmentStatus,
     Invoice,
+    InvoiceKind,
     InvoiceStatus,
-    InvoiceType,
     LedgerEntry,
     LedgerKind,
     Plan,
@@ -142,9 +142,7 @@ def lines(invoice: Invoice) -> list[tuple[str, Decimal]]:
 
 
 def period_invoice(subscription: Subscription, year: int, month: int) -> Invoice:
-    return Invoice.objects.get(
-        subscription=subscription, invoice_type=InvoiceType.PERIOD, period_start=at(year, month, 1)
-    )
+    return Invoice.objects.get(subscription=subscription, kind=InvoiceKind.PERIOD, period_start=at(year, month, 1))
 
 
 def ledger(commitment: Commitment) -> list[tuple[str, Decimal]]:
@@ -322,7 +320,7 @@ def test_non_renewing_commitment_expires_its_unused_balance_without_renewal(api:
     assert ledger(commitment)[-1] == ("expiry", Decimal("-80.00"))
     assert balance(commitment) == 0
     assert Commitment.objects.count() == 1
-    assert Invoice.objects.filter(invoice_type=InvoiceType.COMMITMENT).count() == 1
+    assert Invoice.objects.filter(kind=InvoiceKind.COMMITMENT).count() == 1
 
     # January 2027 is billed in cash.
     close(2027, 2)
@@ -376,7 +374,7 @@ def test_missed_days_are_caught_up_term_after_term_in_order(api: APIClient) -> N
     # In order: each term expired before the next was prepaid.
     assert [e.commitment for e in report.expired] == [first, second]
     assert [c.pk for c in report.renewed] == [second.pk, third.pk]
-    prepayments = list(Invoice.objects.filter(invoice_type=InvoiceType.COMMITMENT).order_by("id"))
+    prepayments = list(Invoice.objects.filter(kind=InvoiceKind.COMMITMENT).order_by("id"))
     assert [i.period_start for i in prepayments] == [at(2026, 1, 1), at(2027, 1, 1), at(2028, 1, 1)]
     assert all(i.status == InvoiceStatus.FINALIZED and i.total == Decimal("100.00") for i in prepayments)
 
@@ -411,7 +409,7 @@ def test_terminated_subscription_commitment_is_not_renewed(api: APIClient) -> No
     assert commitment.status == CommitmentStatus.EXPIRED
     assert ledger(commitment)[-1] == ("expiry", -left)
     assert not Commitment.objects.filter(renewed_from=commitment).exists()
-    assert Invoice.objects.filter(invoice_type=InvoiceType.COMMITMENT).count() == 1
+    assert Invoice.objects.filter(kind=InvoiceKind.COMMITMENT).count() == 1
 
 
 def test_commitment_added_later_is_prepaid_only_when_its_start_is_processed(api: APIClient) -> None:
@@ -494,7 +492,7 @@ def test_voiding_a_prepayment_invoice_cancels_its_commitment_and_takes_back_the_
         billing_time="calendar",
         now=frozen_now,
     )
-    prepayment = Invoice.objects.get(invoice_type=InvoiceType.COMMITMENT)
+    prepayment = Invoice.objects.get(kind=InvoiceKind.COMMITMENT)
     invoice_void(invoice=prepayment, reason="customer never paid", now=frozen_now)
     commitment = Commitment.objects.get()
     assert commitment.status == CommitmentStatus.CANCELED

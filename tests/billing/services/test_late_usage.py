@@ -123,7 +123,7 @@ def close(moment: datetime) -> None:
 
 
 def invoice_for(period_start: datetime) -> Invoice:
-    return Invoice.objects.get(invoice_type="period", period_start=period_start)
+    return Invoice.objects.get(kind="period", period_start=period_start)
 
 
 def lines(invoice: Invoice) -> list[tuple[str, str, str]]:
@@ -134,7 +134,7 @@ def billed_for(period_start: datetime) -> Decimal:
     """What all invoices billed for a period's usage: its usage line and every late_usage line after it."""
     rows = InvoiceLine.objects.filter(
         period_start=period_start, kind__in=[LineKind.USAGE, LineKind.LATE_USAGE]
-    ).exclude(invoice__status=InvoiceStatus.VOID)
+    ).exclude(invoice__status=InvoiceStatus.VOIDED)
     return sum((row.amount for row in rows), Decimal(0))
 
 

@@ -22,7 +22,7 @@ from django.utils.module_loading import import_string
 from django_q.models import Schedule
 from rest_framework.test import APIClient
 
-from billing.models import Invoice, InvoiceStatus, InvoiceType, Subscription
+from billing.models import Invoice, InvoiceKind, InvoiceStatus, Subscription
 from billing.tasks import close_ended_periods
 from tests.helpers import api_client, at, delete, load_catalog, post, travel
 
@@ -118,7 +118,7 @@ def lines(invoice: Invoice) -> list[tuple[str, str]]:
 
 
 def invoices(**filters: Any) -> list[Invoice]:
-    return list(Invoice.objects.filter(**filters).order_by("period_start", "subscription_id", "invoice_type"))
+    return list(Invoice.objects.filter(**filters).order_by("period_start", "subscription_id", "kind"))
 
 
 def state() -> list[tuple[Any, ...]]:
@@ -317,7 +317,7 @@ def test_numbers_are_gap_free_per_year_in_finalization_order(api: APIClient) -> 
         "globex",
         "initech",
     ]
-    assert Invoice.objects.get(number="INV-2026-000001").status == InvoiceStatus.VOID
+    assert Invoice.objects.get(number="INV-2026-000001").status == InvoiceStatus.VOIDED
 
 
 # --- periods --------------------------------------------------------------------------------
@@ -472,7 +472,7 @@ def test_trial_is_given_once_across_a_plan_change(api: APIClient) -> None:
     assert annual_sub.promotion_start == at(2026, 9, 1)  # the window of the first subscription
     close(at(2026, 11, 1, 0, 5))
     close(at(2026, 12, 1, 0, 5))
-    periods = invoices(invoice_type=InvoiceType.PERIOD)
+    periods = invoices(kind=InvoiceKind.PERIOD)
     team_october = [inv for inv in periods if inv.subscription_id == team_sub.pk and inv != september]
     annual = [inv for inv in periods if inv.subscription_id == annual_sub.pk]
     assert [lines(inv) for inv in team_october] == [[("base_fee", "58.06")]]  # 15 of 31 days
@@ -490,16 +490,16 @@ def test_pay_in_advance_bills_the_base_fee_at_the_start_and_usage_at_the_end(api
         subscribe(api, "acme", "metered-advance", "2026-09-10T00:00:00Z")
     close(at(2026, 9, 10, 8, 5))
     (advance,) = invoices()
-    assert (advance.invoice_type, advance.status) == (InvoiceType.ADVANCE, InvoiceStatus.FINALIZED)
+    assert (advance.kind, advance.status) == (InvoiceKind.ADVANCE, InvoiceStatus.FINALIZED)
     assert (advance.period_start, advance.period_end) == (at(2026, 9, 10), at(2026, 10, 1))
     assert lines(advance) == [("base_fee", "21.00")]  # 21 of 30 days of $30
 
     with travel(at(2026, 9, 15)):
         send_users(api, "acme", range(20), at(2026, 9, 15), "sep")
     close(at(2026, 10, 1, 0, 5))
-    september_usage = Invoice.objects.get(invoice_type=InvoiceType.PERIOD, period_start=at(2026, 9, 10))
+    september_usage = Invoice.objects.get(kind=InvoiceKind.PERIOD, period_start=at(2026, 9, 10))
     assert lines(september_usage) == [("usage", "2.00")]  # no base fee: it was billed in advance
-    october_advance = Invoice.objects.get(invoice_type=InvoiceType.ADVANCE, period_start=at(2026, 10, 1))
+    october_advance = Invoice.objects.get(kind=InvoiceKind.ADVANCE, period_start=at(2026, 10, 1))
     assert (october_advance.period_end, lines(october_advance)) == (at(2026, 11, 1), [("base_fee", "30.00")])
     before = state()
     close(at(2026, 10, 1, 0, 10))
@@ -531,7 +531,7 @@ def test_the_django_q2_task_invoices_like_the_command(api: APIClient, runner: An
     runner(at(2026, 10, 1, 0, 5))
     runner(at(2026, 10, 1, 0, 6))  # idempotent either way
     found = [
-        (inv.customer.external_id, inv.invoice_type, inv.period_start, inv.status, inv.number, lines(inv))
+        (inv.customer.external_id, inv.kind, inv.period_start, inv.status, inv.number, lines(inv))
         for inv in Invoice.objects.order_by("number")
     ]
     assert found == [

@@ -16,7 +16,7 @@ import time_machine
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from billing.models import Commitment, Invoice, InvoiceType, LedgerEntry
+from billing.models import Commitment, Invoice, InvoiceKind, LedgerEntry
 from billing.selectors.commitments import balance
 from tests.helpers import api_client, at, post
 
@@ -50,7 +50,7 @@ def lines(invoice: Invoice) -> list[tuple[str, Decimal]]:
 
 
 def period_invoice(year: int, month: int) -> Invoice:
-    return Invoice.objects.get(invoice_type=InvoiceType.PERIOD, period_start=at(year, month, 1))
+    return Invoice.objects.get(kind=InvoiceKind.PERIOD, period_start=at(year, month, 1))
 
 
 def test_lago_template_team_plan_october_invoices_355() -> None:
@@ -101,7 +101,7 @@ def test_amberflo_template_annual_commitment_drawn_down_and_renewed() -> None:
                 }
             },
         )
-    prepayment = Invoice.objects.get(invoice_type=InvoiceType.COMMITMENT)
+    prepayment = Invoice.objects.get(kind=InvoiceKind.COMMITMENT)
     assert prepayment.total == Decimal("1440.00") and prepayment.number
     assert lines(prepayment) == [("commitment", Decimal("1440.00"))]
     first_term = Commitment.objects.get()

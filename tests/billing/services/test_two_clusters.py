@@ -18,7 +18,7 @@ from django.db import connection
 from django.utils import timezone
 from django_q.models import Success
 
-from billing.models import Invoice, InvoiceType, Plan
+from billing.models import Invoice, InvoiceKind, Plan
 from billing.services.subscriptions import subscription_create
 from customers.models import Customer
 from metering.ingest import store_events
@@ -127,7 +127,7 @@ def test_two_clusters_on_redis_close_each_period_once() -> None:
             except subprocess.TimeoutExpired:
                 cluster.kill()
 
-    invoices = Invoice.objects.filter(invoice_type=InvoiceType.PERIOD)
+    invoices = Invoice.objects.filter(kind=InvoiceKind.PERIOD)
     per_period = invoices.values_list("subscription_id", "period_start")
     assert len(per_period) == len(set(per_period))  # each invoice exactly once
     assert invoices.count() >= 30 * 2

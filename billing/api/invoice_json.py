@@ -1,0 +1,295 @@
+"""An invoice as the API renders it: Lago's InvoiceResponse (lago-python-client 1.55) with our own
+fields beside it (`total` as a decimal string, the period, our `kind`, and `lines` with their tier
+breakdowns).
+
+How an invoice maps onto Lago's amounts (all integers in the currency's minor unit; DESIGN §6):
+- `fees_amount_cents`: the fees (base fee, usage, late usage, commitment prepayment);
+- `coupons_amount_cents`: promotion (and coupon) lines, as a positive number;
+- `progressive_billing_credit_amount_cents`: the commitment drawdown (already invoiced by the
+  prepayment: Lago's pre-tax credit);
+- `sub_total_excluding_taxes_amount_cents` = fees − coupons − progressive credit; taxes 0 so far;
+- `credit_notes_amount_cents`: credit of earlier credit notes consumed (step 6);
+- `total_amount_cents` = sub-total including taxes − credit notes − prepaid credit = `total`;
+- `total_paid_amount_cents`: payments; `total_due_amount_cents` = total − paid − credit-note
+  offsets (0 once voided); `payment_overdue`: due after the customer-local due date.
+Each fee is in `fees[]` with its `lago_id` (the line's id, which credit-note items name), and its
+Lago `item` (base fee → subscription / plan code; usage → charge / metric code; a prepayment →
+commitment / plan code); FeeOutput describes that fee in the OpenAPI schema, wherever it is shown
+(an invoice's `fees[]`, a credit note's items).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from rest_framework import serializers
+
+from billing.api.customers import customer_json
+from billing.api.subscriptions import subscription_json
+from billing.documents.links import document_url
+from billing.engine.money import ZERO, currency_minor_digits, format_decimal, money_str, to_cents
+from billing.engine.vocabulary import FEE_KINDS, InvoiceKind, InvoiceStatus, LineKind, PaymentStatus
+from billing.models import CreditNote, Invoice, InvoiceLine, Payment
+from billing.selectors.invoices import issuing_date
+from config.api import iso_datetime
+from metering.days import local_date
+
+VERSION_NUMBER = 4  # Lago's invoice version with coupons before tax and credit notes
+
+
+def invoices_for_json() -> QuerySet[Invoice]:
+    """Everything invoice_json reads, in a fixed number of queries however many invoices."""
+    return Invoice.objects.select_related(
+        "customer", "subscription", "subscription__plan", "subscription__customer", "subscription__promotion"
+    ).prefetch_related(
+        Prefetch("lines", queryset=InvoiceLine.objects.select_related("metric").order_by("position", "id")),
+        Prefetch("payments", queryset=Payment.objects.order_by("id")),
+        Prefetch("credit_notes", queryset=CreditNote.objects.order_by("id")),
+    )
+
+
+def line_json(line: InvoiceLine, currency: str) -> dict[str, Any]:
+    details = line.details or {}
+    out: dict[str, Any] = {
+        "lago_id": str(line.pk),
+        "kind": line.kind,
+        "description": line.description,
+        "quantity": format_decimal(line.quantity),
+        "unit_amount": None if line.unit_amount is None else format_decimal(line.unit_amount),
+        "amount": money_str(line.amount, currency),
+        "amount_cents": to_cents(line.amount, currency),
+        "amount_currency": currency,
+        "metric": line.metric.code if line.metric is not None else None,
+        "period_start": iso_datetime(line.period_start),
+        "period_end": iso_datetime(line.period_end),
+        "tiers": details.get("tiers", []),
+    }
+    for key in ("billed_units", "limit_exceeded", "previously_billed_quantity"):
+        if key in details:
+            out[key] = details[key]
+    return out
+
+
+def _item(line: InvoiceLine, invoice: Invoice) -> dict[str, Any]:
+    """Lago's fee item: what the fee is for."""
+    plan = invoice.subscription.plan
+    if line.kind in (LineKind.USAGE, LineKind.LATE_USAGE) and line.metric is not None:
+        kind, code, name, item_id = "charge", line.metric.code, line.metric.name, str(line.metric_id)
+    elif line.kind == LineKind.COMMITMENT:
+        kind, code, name, item_id = "commitment", plan.code, plan.name, str(plan.pk)
+    else:
+        kind, code, name, item_id = "subscription", plan.code, plan.name, str(plan.pk)
+    return {
+        "type": kind,
+        "code": code,
+        "name": name,
+        "invoice_display_name": line.description,
+        "lago_item_id": item_id,
+        "item_type": {"charge": "BillableMetric", "commitment": "Commitment"}.get(kind, "Subscription"),
+    }
+
+
+def fee_json(line: InvoiceLine, invoice: Invoice) -> dict[str, Any]:
+    """One fee in Lago's FeeResponse shape (a fee line of the invoice)."""
+    cur = invoice.currency
+    subscription = invoice.subscription
+    amount_cents = to_cents(line.amount, cur)
+    return {
+        "lago_id": str(line.pk),
+        "lago_charge_id": None,
+        "lago_invoice_id": str(invoice.pk),
+        "external_subscription_id": subscription.external_id,
+        "lago_customer_id": str(invoice.customer_id),
+        "external_customer_id": invoice.customer.external_id,
+        "amount_cents": amount_cents,
+        "amount_currency": cur,
+        "precise_amount": format_decimal(line.amount),
+        "taxes_amount_cents": 0,
+        "taxes_rate": 0.0,
+        "total_amount_cents": amount_cents,
+        "total_amount_currency": cur,
+        "precise_coupons_amount_cents": format_decimal(line.discount_amount.scaleb(currency_minor_digits(cur))),
+        "units": format_decimal(line.quantity),
+        "description": line.description,
+        "pay_in_advance": invoice.kind == InvoiceKind.ADVANCE,
+        "invoiceable": True,
+        "payment_status": invoice.payment_status,
+        "from_date": iso_datetime(line.period_start),
+        "to_date": iso_datetime(line.period_end),
+        "created_at": iso_datetime(invoice.created_at),
+        "item": _item(line, invoice),
+        "applied_taxes": [],
+    }
+
+
+class FeeItemOutput(serializers.Serializer[Any]):
+    type = serializers.CharField(help_text="subscription (base fee), charge (usage) or commitment (prepayment).")
+    code = serializers.CharField(help_text="The plan's code, or the billable metric's (a charge).")
+    name = serializers.CharField()
+    invoice_display_name = serializers.CharField()
+    lago_item_id = serializers.CharField()
+    item_type = serializers.CharField(help_text="Subscription, BillableMetric or Commitment.")
+
+
+class FeeOutput(serializers.Serializer[Any]):
+    """A fee as Lago's FeeResponse shows it (billing.api.invoice_json.fee_json): an invoice's
+    `fees[]`, and what a credit note's item credits."""
+
+    lago_id = serializers.CharField(help_text="The fee line's id, which credit-note items name.")
+    lago_charge_id = serializers.CharField(allow_null=True, help_text="Always null.")
+    lago_invoice_id = serializers.CharField()
+    external_subscription_id = serializers.CharField()
+    lago_customer_id = serializers.CharField()
+    external_customer_id = serializers.CharField()
+    amount_cents = serializers.IntegerField()
+    amount_currency = serializers.CharField()
+    precise_amount = serializers.CharField(help_text="A decimal string.")
+    taxes_amount_cents = serializers.IntegerField()
+    taxes_rate = serializers.FloatField()
+    total_amount_cents = serializers.IntegerField()
+    total_amount_currency = serializers.CharField()
+    precise_coupons_amount_cents = serializers.CharField(help_text="A decimal string.")
+    units = serializers.CharField(help_text="A decimal string.")
+    description = serializers.CharField()
+    pay_in_advance = serializers.BooleanField()
+    invoiceable = serializers.BooleanField()
+    payment_status = serializers.ChoiceField(choices=PaymentStatus.choices, help_text="The invoice's.")
+    from_date = serializers.DateTimeField()
+    to_date = serializers.DateTimeField()
+    created_at = serializers.DateTimeField()
+    item = FeeItemOutput()
+    applied_taxes = serializers.ListField(child=serializers.DictField(), help_text="Always empty: no taxes yet.")
+
+
+def _credits(lines: list[InvoiceLine], invoice: Invoice) -> list[dict[str, Any]]:
+    """Lago's credits[]: promotions (coupons, before taxes) and consumed credit notes."""
+    out = []
+    for line in lines:
+        if line.kind == LineKind.PROMOTION:
+            promotion = invoice.subscription.promotion
+            code = promotion.code if promotion is not None else ""
+            item = {"type": "coupon", "code": code, "name": line.description, "lago_item_id": None}
+        elif line.kind == LineKind.CREDIT_NOTE:
+            item = {
+                "type": "credit_note",
+                "code": line.description.removeprefix("Credit note "),
+                "name": line.description,
+                "lago_item_id": str(line.details.get("credit_note", "")),
+            }
+        else:
+            continue
+        out.append(
+            {
+                "lago_id": str(line.pk),
+                "amount_cents": to_cents(-line.amount, invoice.currency),
+                "amount_currency": invoice.currency,
+                "before_taxes": line.kind == LineKind.PROMOTION,
+                "item": item,
+                "invoice": {"lago_id": str(invoice.pk), "payment_status": invoice.payment_status},
+            }
+        )
+    return out
+
+
+def _sum(lines: list[InvoiceLine], *kinds: str) -> Decimal:
+    return sum((line.amount for line in lines if line.kind in kinds), ZERO)
+
+
+def settlement(invoice: Invoice) -> tuple[Decimal, Decimal, Decimal]:
+    """(paid, offset, due) from the prefetched payments and credit notes."""
+    paid = sum((payment.amount for payment in invoice.payments.all()), ZERO)
+    offset = sum((note.offset_amount for note in invoice.credit_notes.all()), ZERO)
+    if invoice.status == InvoiceStatus.VOIDED:
+        return paid, offset, ZERO
+    return paid, offset, invoice.total - paid - offset
+
+
+def is_overdue(invoice: Invoice, due: Decimal) -> bool:
+    """Due after the due date: from the customer-local day after it (DESIGN §6; Lago flags it on
+    the due date itself, in UTC: we leave the customer the whole due day)."""
+    if invoice.status != InvoiceStatus.FINALIZED or due <= 0 or invoice.payment_due_date is None:
+        return False
+    return local_date(timezone.now(), invoice.customer.timezone) > invoice.payment_due_date
+
+
+def invoice_json(invoice: Invoice, request: HttpRequest | None = None) -> dict[str, Any]:
+    """One invoice; load it with invoices_for_json() (lines, payments, credit notes, customer,
+    subscription). `request` makes file_url absolute."""
+    cur = invoice.currency
+    lines = list(invoice.lines.all())
+    fees = _sum(lines, *FEE_KINDS)
+    coupons = -_sum(lines, LineKind.PROMOTION)
+    progressive = -_sum(lines, LineKind.COMMITMENT_DRAWDOWN)
+    credit_notes = -_sum(lines, LineKind.CREDIT_NOTE)
+    sub_total = fees - coupons - progressive
+    paid, offset, due = settlement(invoice)
+    subscription = invoice.subscription
+    has_document = invoice.status != InvoiceStatus.DRAFT
+    return {
+        "lago_id": str(invoice.pk),
+        "sequential_id": None,
+        "number": invoice.number or f"DRAFT-{invoice.pk}",
+        "issuing_date": issuing_date(invoice).isoformat(),
+        "payment_due_date": invoice.payment_due_date.isoformat() if invoice.payment_due_date else None,
+        "payment_overdue": is_overdue(invoice, due),
+        "net_payment_term": invoice.net_payment_term,
+        "invoice_type": invoice.invoice_type,
+        "version_number": VERSION_NUMBER,
+        "status": invoice.status,
+        "payment_status": invoice.payment_status,
+        "currency": cur,
+        "fees_amount_cents": to_cents(fees, cur),
+        "coupons_amount_cents": to_cents(coupons, cur),
+        "taxes_amount_cents": 0,
+        "credit_notes_amount_cents": to_cents(credit_notes, cur),
+        "progressive_billing_credit_amount_cents": to_cents(progressive, cur),
+        "sub_total_excluding_taxes_amount_cents": to_cents(sub_total, cur),
+        "sub_total_including_taxes_amount_cents": to_cents(sub_total, cur),
+        "prepaid_credit_amount_cents": 0,
+        "prepaid_granted_credit_amount_cents": 0,
+        "prepaid_purchased_credit_amount_cents": 0,
+        "total_amount_cents": to_cents(invoice.total, cur),
+        "total_due_amount_cents": to_cents(due, cur),
+        "total_paid_amount_cents": to_cents(paid, cur),
+        "total_offsetted_credit_note_amount_cents": to_cents(offset, cur),
+        "self_billed": False,
+        "voided_at": iso_datetime(invoice.voided_at),
+        "finalized_at": iso_datetime(invoice.finalized_at),
+        "paid_at": iso_datetime(invoice.paid_at),
+        "created_at": iso_datetime(invoice.created_at),
+        "updated_at": iso_datetime(invoice.updated_at),
+        "file_url": document_url(request, "invoice", invoice.pk) if has_document else None,
+        "xml_url": None,
+        "customer": customer_json(invoice.customer),
+        "subscriptions": [subscription_json(subscription)],
+        "billing_periods": [
+            {
+                "lago_subscription_id": str(subscription.pk),
+                "external_subscription_id": subscription.external_id,
+                "lago_plan_id": str(subscription.plan_id),
+                "subscription_from_datetime": iso_datetime(invoice.period_start),
+                "subscription_to_datetime": iso_datetime(invoice.period_end),
+                "charges_from_datetime": iso_datetime(invoice.period_start),
+                "charges_to_datetime": iso_datetime(invoice.period_end),
+                "invoicing_reason": "subscription_periodic",
+            }
+        ],
+        "fees": [fee_json(line, invoice) for line in lines if line.kind in FEE_KINDS],
+        "credits": _credits(lines, invoice),
+        "metadata": invoice.metadata,
+        "applied_taxes": [],
+        "error_details": [],
+        # our own fields
+        "kind": invoice.kind,
+        "total": money_str(invoice.total, cur),
+        "period_start": iso_datetime(invoice.period_start),
+        "period_end": iso_datetime(invoice.period_end),
+        "external_subscription_id": subscription.external_id,
+        "plan_code": subscription.plan.code,
+        "void_reason": invoice.void_reason or None,
+        "lines": [line_json(line, cur) for line in lines],
+    }
