@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from billing.services.alerts import check_alerts as check_usage_alerts
 from billing.services.commitments import process_commitments
+from billing.services.invoice_emails import send_due
 from billing.services.period_close import close_periods
+from billing.services.subscriptions import subscriptions_watch
+from billing.services.webhooks import deliver_due
 from metering.days import local_date
 
 
@@ -28,3 +32,27 @@ def process_due_commitments() -> str:
     if report.errors:
         raise RuntimeError(summary + ": " + "; ".join(report.errors[:10]))
     return summary
+
+
+def deliver_webhooks() -> str:
+    """Send every webhook delivery that is due (queued after each commit, and every minute)."""
+    return str(deliver_due())
+
+
+def send_invoice_emails() -> str:
+    """Send every invoice email that is due (queued after each finalization, and every minute)."""
+    return str(send_due())
+
+
+def watch_subscriptions() -> str:
+    """Start pending subscriptions whose start has come; announce ended trials (every minute)."""
+    report = subscriptions_watch(now=timezone.now())
+    return f"{len(report.started)} started, {len(report.trials_ended)} trials ended"
+
+
+def check_alerts() -> str:
+    """Usage alerts: record and announce the thresholds crossed since the last check (every minute)."""
+    report = check_usage_alerts(now=timezone.now())
+    if report.errors:
+        raise RuntimeError(f"{report}: " + "; ".join(report.errors[:10]))
+    return str(report)

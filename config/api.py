@@ -48,6 +48,10 @@ def error_response(status: int, code: str, details: Any = None, message: str | N
     return Response(body, status=status)
 
 
+# Lago answers carry the organization's id; this app is one organization.
+ORGANIZATION_ID = "00000000-0000-4000-8000-000000000001"
+
+
 def validation_error(details: dict[str, Any]) -> Response:
     return error_response(422, "validation_errors", details)
 

@@ -80,6 +80,22 @@ def env_optional_url(name: str) -> str | None:
     return raw
 
 
+def env_email(name: str, default: str) -> dict[str, Any]:
+    """Django's EMAIL_* settings from an email URL (django-environ): smtp://user:pass@host:port,
+    smtp+tls://…, smtp+ssl://…, consolemail://, filemail:///path, memorymail://, dummymail://."""
+    config: dict[str, Any] = _read(name, lambda: env.email_url(name, default=default))
+    if not config.get("EMAIL_BACKEND"):
+        raise ImproperlyConfigured(f"{name}: unsupported email URL scheme")
+    return config
+
+
+def env_http_url(name: str, default: str) -> str:
+    value = env.str(name, default=default).strip().rstrip("/") or default
+    if not value.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"{name}: expected an http:// or https:// URL, got {value!r}")
+    return value
+
+
 def secret_key(name: str, fallback_file: Path) -> str:
     """The secret key from the environment, else one generated once for this checkout.
 

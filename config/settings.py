@@ -7,7 +7,17 @@ from pathlib import Path
 import django_stubs_ext
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 
-from config.env import env_bool, env_db, env_int, env_list, env_optional_url, env_str, secret_key
+from config.env import (
+    env_bool,
+    env_db,
+    env_email,
+    env_http_url,
+    env_int,
+    env_list,
+    env_optional_url,
+    env_str,
+    secret_key,
+)
 
 # Django's generic classes (ModelAdmin, ModelForm, Paginator, …) take type arguments in their
 # stubs (`admin.ModelAdmin[Invoice]`); this lets them take them at run time too (a no-op there).
@@ -188,10 +198,34 @@ BILLING_NET_PAYMENT_TERM_DAYS = env_int("BILLING_NET_PAYMENT_TERM_DAYS", 0, mini
 BILLING_DOCUMENT_LINK_MAX_AGE_SECONDS = env_int(
     "BILLING_DOCUMENT_LINK_MAX_AGE_SECONDS", 7 * 86400, minimum=60, maximum=365 * 86400
 )
+# Where this app is reached from outside: links in webhooks and emails (file_url) start with it.
+BILLING_PUBLIC_URL = env_http_url("BILLING_PUBLIC_URL", "http://127.0.0.1:8000")
 # How far back and ahead a subscription may start (POST /api/v1/subscriptions, the admin): a
 # back-dated subscription is invoiced for every period since it started.
 BILLING_SUBSCRIPTION_MAX_PAST_DAYS = env_int("BILLING_SUBSCRIPTION_MAX_PAST_DAYS", 366, minimum=0, maximum=3660)
 BILLING_SUBSCRIPTION_MAX_FUTURE_DAYS = env_int("BILLING_SUBSCRIPTION_MAX_FUTURE_DAYS", 366, minimum=0, maximum=3660)
+
+# --- Webhooks (DESIGN §6 "Webhooks") ------------------------------------------------------------
+# The HMAC-SHA256 signing key; unset: a key generated once and stored in the database.
+WEBHOOK_HMAC_KEY = env_str("WEBHOOK_HMAC_KEY", "")
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+# Attempt n + 1 waits WEBHOOK_RETRY_BASE_SECONDS × 2^(n − 1) after attempt n failed.
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 60, minimum=1, maximum=86400)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1, maximum=30)
+
+# --- Email (invoice emails) ----------------------------------------------------------------------
+# An email URL (django-environ): smtp://user:password@host:587, smtp+tls://…, consolemail://.
+_EMAIL = env_email("EMAIL_URL", "consolemail://")
+EMAIL_BACKEND: str = _EMAIL["EMAIL_BACKEND"]
+EMAIL_HOST: str = _EMAIL.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT: int = int(_EMAIL.get("EMAIL_PORT") or 25)
+EMAIL_HOST_USER: str = _EMAIL.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD: str = _EMAIL.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS: bool = bool(_EMAIL.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL: bool = bool(_EMAIL.get("EMAIL_USE_SSL"))
+EMAIL_FILE_PATH: str = _EMAIL.get("EMAIL_FILE_PATH") or str(VAR_DIR / "emails")
+EMAIL_TIMEOUT = 30
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "billing@localhost")
 
 # --- API limits (config.parsers) ----------------------------------------------------------
 # Largest request body read, in bytes; a larger one is refused with 413 before it is parsed.

@@ -192,7 +192,10 @@ def scaled_team_plan(**kwargs: Any) -> Plan:
     kwargs.setdefault("code", "team")
     kwargs.setdefault("name", "Team")
     kwargs.setdefault("base_fee", Decimal("120"))
-    kwargs.setdefault("promotion", PromotionFactory(code="trial-14d-base", name="14-day free trial"))
+    if "promotion" not in kwargs:
+        kwargs["promotion"] = Promotion.objects.filter(code="trial-14d-base").first() or PromotionFactory(
+            code="trial-14d-base", name="14-day free trial"
+        )
     plan = PlanFactory(**kwargs)
     charge = ChargeFactory(plan=plan, metric=BillableMetricFactory(), model=ChargeModel.GRADUATED)
     add_tiers(charge, SCALED_TEAM_TIERS)

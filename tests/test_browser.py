@@ -19,6 +19,13 @@ pytest-django's live server, in real time:
 7. Money after the invoice: record a $2.00 payment on it ("Record payment"), issue a credit note
    of $1.00 on its usage fee ("Issue credit note": preview, then confirm), and open the
    receivables aging report from the invoice list.
+8. Webhooks: an endpoint is created on its add form (after step 2, a refused URL first) for a
+   real receiver in the test process (tests/billing/services/webhook_receiver.py), whose first
+   answer is a 500; once the invoice is finalized the test sends what is due as the workers
+   would (deliver_due), opens the deliveries log, opens the invoice's `invoice.created`
+   delivery and resends it from its page (the receiver gets the same body and unique key
+   again). These pages are shot at 1280 px wide (checked for horizontal overflow), and a
+   delivery's page in dark mode too.
 
 Screenshots of the admin index, the customer page, the invoice, the billing dashboard, the payment
 form, the credit note preview and page, and the aging report go to test-artifacts/ (git-ignored);
@@ -39,9 +46,11 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
-from billing.models import Invoice, InvoiceKind, InvoiceStatus, LineKind, Plan
+from billing.models import Invoice, InvoiceKind, InvoiceStatus, LineKind, Plan, WebhookDelivery
 from billing.services.roles import FINANCE, ensure_roles
+from billing.services.webhooks import deliver_due
 from customers.models import Customer
+from tests.billing.services.webhook_receiver import Receiver, webhook_receiver
 from tests.browser_support import artifact, ensure_chromium, launch
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install 'playwright>=1.40,<2' (dev extra)")
@@ -195,7 +204,79 @@ def record_money_after_the_invoice(page: Any, base: str, invoice: Invoice) -> No
     page.goto(invoice_page)  # where the test goes on (its PDF)
 
 
-def test_finance_bills_a_new_customer_in_the_browser(page: Any, live_server: Any) -> None:
+@pytest.fixture
+def webhook_sink() -> Iterator[Receiver]:
+    """The integration's webhook receiver: refuses the first delivery (500), takes the others."""
+    with webhook_receiver(statuses=[500]) as receiver:
+        yield receiver
+
+
+def narrow(page: Any, name: str) -> None:
+    """A screenshot at 1280 px wide, where nothing may stick out sideways."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    overflowing = page.evaluate(
+        """() => [document.documentElement, ...document.querySelectorAll(".results, #content-main, fieldset")]
+            .filter((element) => element.scrollWidth > element.clientWidth)
+            .map((element) => `${element.tagName}#${element.id}.${element.className}: ${element.scrollWidth}px`
+                + ` in ${element.clientWidth}px`)"""
+    )
+    screenshot(page, name)
+    assert not overflowing, f"{name}: wider than its box: {overflowing}"
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def create_webhook_endpoint(page: Any, base: str, receiver: Receiver) -> None:
+    """Finance adds the integration's endpoint; a URL the service refuses is shown on its input."""
+    page.goto(f"{base}/admin/billing/webhookendpoint/add/")
+    page.fill("#id_name", "Accounting sync")
+    page.fill("#id_webhook_url", "ftp://files.example.test/hooks")
+    page.click("input[name=_save]")
+    assert "must be an http:// or https:// URL" in page.locator(".field-webhook_url .errorlist").inner_text()
+    narrow(page, "webhook-endpoint-refused.png")
+    page.fill("#id_webhook_url", receiver.url)
+    page.click("input[name=_save]")
+    page.wait_for_url(re.compile(r".*/admin/billing/webhookendpoint/(\?.*)?$"))
+    assert any("was added successfully" in text for text in success_messages(page)), page.content()[:3000]
+    key = page.locator("#signing-key-value").input_value()
+    assert len(key) > 40 and "Generated on first use" in page.locator("#signing-key-source").inner_text()
+    narrow(page, "webhook-endpoints.png")
+
+
+def resend_a_webhook(page: Any, base: str, invoice: Invoice, receiver: Receiver) -> None:
+    """Send what is due (as the workers do), open the log and the invoice's delivery, resend it."""
+    report = deliver_due()
+    assert report.sent >= 2 and len(report.retrying) == 1, str(report)  # the receiver's first answer is a 500
+    page.goto(f"{base}/admin/billing/webhookdelivery/")
+    rows = page.locator("#result_list tbody tr")
+    assert rows.count() == WebhookDelivery.objects.count()
+    assert page.locator("#result_list td.field-last_response_display", has_text="500 · receiver failure").count() == 1
+    narrow(page, "webhook-deliveries.png")
+
+    delivery = WebhookDelivery.objects.get(webhook_type="invoice.created", object_id=str(invoice.pk))
+    row = rows.filter(has=page.locator(f"td.field-event_display a:text-is('invoice #{invoice.pk}')")).filter(
+        has_text="invoice.created"
+    )
+    row.locator("th.field-created_display a").click()
+    page.wait_for_url(re.compile(rf".*/admin/billing/webhookdelivery/{delivery.pk}/change/$"))
+    assert invoice.number in page.locator("pre.webhook-body").inner_text()
+    assert str(delivery.unique_key) in page.locator("table.webhook-headers").inner_text()
+    narrow(page, "webhook-delivery.png")
+    page.click("#resend-delivery")
+    page.wait_for_url(re.compile(rf".*/admin/billing/webhookdelivery/{delivery.pk}/change/$"))
+    assert any("queued to be sent again" in text for text in success_messages(page)), page.content()[:3000]
+    sent = len(receiver.requests)
+    deliver_due()
+    resent = [r for r in receiver.requests[sent:] if r.headers["X-Lago-Unique-Key"] == str(delivery.unique_key)]
+    assert len(resent) == 1 and resent[0].json["invoice"]["number"] == invoice.number
+    page.reload()
+    assert page.locator("table.webhook-attempts tbody tr").count() == 2
+    narrow(page, "webhook-delivery-resent.png")
+    page.emulate_media(color_scheme="dark")
+    narrow(page, "webhook-delivery-dark.png")
+    page.emulate_media(color_scheme="light")
+
+
+def test_finance_bills_a_new_customer_in_the_browser(page: Any, live_server: Any, webhook_sink: Receiver) -> None:
     base = live_server.url
     # Every page runs under the Content-Security-Policy (config.settings): nothing may be refused.
     refused: list[str] = []
@@ -221,6 +302,9 @@ def test_finance_bills_a_new_customer_in_the_browser(page: Any, live_server: Any
     page.click("input[name=_save]")
     api_key = page.locator("#api-key-value").inner_text().strip()
     assert len(api_key) > 20
+
+    # 8 (set-up). The integration's webhook endpoint, before anything is announced.
+    create_webhook_endpoint(page, base, webhook_sink)
 
     # 3. A customer, and its subscription to team-annual from the start of the previous month.
     page.goto(f"{base}/admin/customers/customer/add/")
@@ -282,6 +366,9 @@ def test_finance_bills_a_new_customer_in_the_browser(page: Any, live_server: Any
         assert any("finalized" in text for text in success_messages(page))
         invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.FINALIZED and invoice.number.startswith("INV-")
+
+    # 8. The webhooks that announced it: the deliveries log, one delivery, resent.
+    resend_a_webhook(page, base, invoice, webhook_sink)
 
     # The billing dashboard, linked from the admin index, now that a period is invoiced.
     page.goto(f"{base}/admin/")

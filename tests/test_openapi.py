@@ -12,8 +12,10 @@ from django.test import Client
 from jsonschema import Draft202012Validator
 from rest_framework.test import APIClient
 
+from billing.services.alerts import check_alerts
 from tests.billing.api.test_invoice_actions import NOW, make_invoices
-from tests.helpers import post
+from tests.factories import CustomerFactory, SubscriptionFactory, scaled_team_plan, store_users
+from tests.helpers import at, post
 
 
 @pytest.mark.django_db
@@ -30,6 +32,8 @@ def test_schema_lists_the_api_with_event_examples(client: Client) -> None:
         "/api/v1/customers/{external_id}/invoices",
         "/api/v1/customers/{external_id}/credit_notes",
         "/api/v1/customers/{external_id}/payments",
+        "/api/v1/subscriptions/{external_id}/alerts",
+        "/api/v1/subscriptions/{external_id}/alerts/{code}",
     ):
         assert path in schema["paths"], path
     examples = schema["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]["application/json"]["examples"]
@@ -191,6 +195,44 @@ def test_answers_match_the_schema_field_for_field(api: APIClient, settings: Any)
         for path, operations in schema["paths"].items()
         if path.startswith(("/api/v1/payments", "/api/v1/credit_notes", "/api/v1/customers/{external_id}/"))
         and not path.endswith("/current_usage")
+        for operation in operations.values()
+    }
+    assert documented - answer.checked == set()
+
+
+@pytest.mark.django_db
+def test_alert_answers_match_the_schema_field_for_field(api: APIClient) -> None:
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    answer = Answers(api, schema)
+    customer = CustomerFactory(external_id="acme")
+    SubscriptionFactory(
+        customer=customer, plan=scaled_team_plan(), external_id="acme-team", subscription_at=at(2026, 8, 1)
+    )
+    base = "/api/v1/subscriptions/{external_id}/alerts"
+    one = base + "/{code}"
+    units = {
+        "alert_type": "billable_metric_current_usage_units",
+        "code": "mtu",
+        "name": "MTUs",
+        "billable_metric_code": "mtu",
+        "thresholds": [{"code": "warn", "value": "100"}, {"value": "50", "recurring": True}],
+    }
+    amount = {"alert_type": "current_usage_amount", "code": "spend", "thresholds": [{"value": "1000"}]}
+    answer("post", base, {"alerts": [units, amount]}, external_id="acme-team")
+    answer("post", base, {"alert": {**amount, "code": "spend-2"}}, external_id="acme-team")
+    store_users(customer, range(150), at(2026, 9, 10), "sep")
+    check_alerts(now=at(2026, 9, 20))  # last_processed_at and previous_value set on all three
+    answer("post", base, {"alert": {**amount, "code": "later"}}, external_id="acme-team")  # …and unset
+    answer("get", base, external_id="acme-team")
+    answer("get", one, external_id="acme-team", code="mtu")
+    answer("put", one, {"alert": {"name": None, "thresholds": [{"value": "10"}]}}, external_id="acme-team", code="mtu")
+    answer("delete", one, external_id="acme-team", code="spend-2")
+    answer("delete", base, external_id="acme-team")
+
+    documented = {
+        operation["operationId"]
+        for path, operations in schema["paths"].items()
+        if path.startswith("/api/v1/subscriptions/{external_id}/alerts")
         for operation in operations.values()
     }
     assert documented - answer.checked == set()

@@ -7,24 +7,29 @@
 | customers, subscriptions | customers with their current usage and account; subscriptions |
 | invoices, invoice_lines, invoice_filters | invoices, their lines, the list's filters, the actions |
 | invoice_money, invoice_corrections | the invoice page's payments and money buttons; void and regenerate |
+| emails | the read-only log of invoice emails, the invoice list's "Resend invoice email" |
 | payments | "Record payment" on an invoice, the append-only payment list |
 | credit_note_issue, credit_notes | "Issue credit note" (enter, preview, confirm); the credit note list and page |
 | receivables | the receivables aging report and its CSV |
 | money_input | amounts typed in a currency, services' errors shown by field |
 | commitments, ledger | commitments and their append-only ledger |
 | audit | the values a usage line counted (the MTU audit), the customer page's charts |
+| alerts | usage alerts per subscription with their thresholds; the triggered alerts |
 | dashboard | the billing dashboard |
 | tasks | django-q2's admins, guarded |
+| webhook_endpoints, webhook_deliveries | webhook endpoints and the signing key; the deliveries log and "Resend" |
 
 Each admin calls services (billing.services) for every change and selectors (billing.selectors)
 for every figure; nothing is priced or written here.
 """
 
 from billing.admin import (
+    alerts,
     commitments,
     credit_notes,
     customers,
     dashboard,
+    emails,
     invoices,
     ledger,
     metrics,
@@ -34,13 +39,17 @@ from billing.admin import (
     receivables,
     subscriptions,
     tasks,
+    webhook_deliveries,
+    webhook_endpoints,
 )
 
 __all__ = [
+    "alerts",
     "commitments",
     "credit_notes",
     "customers",
     "dashboard",
+    "emails",
     "invoices",
     "ledger",
     "metrics",
@@ -50,4 +59,6 @@ __all__ = [
     "receivables",
     "subscriptions",
     "tasks",
+    "webhook_deliveries",
+    "webhook_endpoints",
 ]

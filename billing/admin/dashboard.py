@@ -22,6 +22,9 @@ admin/billing/invoice/dashboard/ (registered by billing.admin.invoices.InvoiceAd
   plan (Free customers above 1,000 MTUs), with their count.
 - Top customers by distinct values (MTUs) this month.
 - Commitments whose term ends in the next EXPIRING_DAYS days with a balance left (it expires).
+- Failed webhook deliveries (every attempt failed), shown only when there are any, linking to
+  the deliveries log (billing.admin.webhook_deliveries) filtered on them, for staff who may view
+  it: one COUNT.
 
 "This month" for distinct values is each customer's calendar month in their own time zone: the
 maintained sets (metering.models.DistinctValue) are kept per local month, so these figures share
@@ -48,13 +51,15 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from billing.admin.invoice_filters import UNPAID
-from billing.admin.shared import admin_page, admin_url
+from billing.admin.shared import admin_page, admin_url, may_view
 from billing.documents.charts import Number, bar_chart
 from billing.documents.formats import format_money, format_quantity
 from billing.engine.money import ZERO
 from billing.engine.periods import add_months, month_start
 from billing.models import (
+    DeliveryStatus,
     InvoiceStatus,
+    WebhookDelivery,
 )
 from billing.selectors.dashboard import (
     EXPIRING_DAYS,
@@ -63,6 +68,7 @@ from billing.selectors.dashboard import (
     Revenue,
     UpgradeList,
     expiring_commitments,
+    failed_webhook_deliveries,
     month_condition,
     month_counts,
     open_invoices,
@@ -184,6 +190,17 @@ def dashboard_context(now: datetime) -> dict[str, Any]:
     }
 
 
+def webhooks_context(request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> dict[str, Any]:
+    """Failed webhook deliveries, for staff who may view the deliveries log (others are not told)."""
+    url = admin_url("billing_webhookdelivery_changelist")
+    if url is None or not may_view(request, model_admin, WebhookDelivery):
+        return {"webhooks_failed": 0}
+    return {
+        "webhooks_failed": failed_webhook_deliveries(),
+        "webhooks_failed_url": f"{url}?status__exact={DeliveryStatus.FAILED}",
+    }
+
+
 def dashboard_view(request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> HttpResponse:
     """The dashboard page, for staff who may view invoices."""
     if not model_admin.has_view_permission(request):
@@ -194,6 +211,7 @@ def dashboard_view(request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> 
         "admin/billing/dashboard/dashboard.html",
         title="Billing dashboard",
         **dashboard_context(timezone.now()),
+        **webhooks_context(request, model_admin),
     )
 
 

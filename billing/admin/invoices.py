@@ -21,6 +21,8 @@
   for a reason on a confirmation page first (billing.admin.invoice_corrections).
 - "View invoice" opens the HTML document (billing.documents.invoice) at …/<id>/document/; "Download PDF"
   returns the same document as PDF (billing.documents.pdf) at …/<id>/pdf/.
+- "Resend invoice email" emails finalized invoices to their customers again (billing.admin.emails,
+  which also holds the read-only log of invoice emails).
 - "Export selected to CSV" streams the selected invoices (or all those the filters match) as CSV.
 - Usage lines link to the distinct values they counted (billing.admin.audit); the billing
   dashboard (billing.admin.dashboard) lives under these URLs too, at …/invoice/dashboard/.
@@ -50,6 +52,7 @@ from django.utils.translation import ngettext
 from billing.admin.audit import audit_urls
 from billing.admin.credit_note_issue import credit_note_urls
 from billing.admin.dashboard import dashboard_urls
+from billing.admin.emails import resend_invoice_email
 from billing.admin.invoice_corrections import InvoiceCorrections
 from billing.admin.invoice_filters import (
     InvoiceCustomerFilter,
@@ -153,6 +156,7 @@ class InvoiceAdmin(InvoiceMoney, InvoiceCorrections):
         "recompute_selected",
         "void_selected",
         "regenerate_selected",
+        resend_invoice_email,  # billing.admin.emails
         "export_csv",
     )
     fieldsets = (

@@ -72,7 +72,7 @@ def service_message(label: str, message: str) -> str:
 
 
 def add_service_errors(
-    form: forms.Form, errors: Mapping[str, list[str]], field_for: Callable[[str], str | None]
+    form: forms.BaseForm, errors: Mapping[str, list[str]], field_for: Callable[[str], str | None]
 ) -> None:
     """Show a service's errors on the form: each on the input `field_for(api_field)` names, or
     above the form when it names none (e.g. the invoice itself)."""

@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import ngettext
 
+from billing.admin.alerts import subscription_alerts_html
 from billing.models import Plan, Promotion, Subscription, SubscriptionStatus
 from billing.selectors.usage import promotion_window
 from billing.services.subscriptions import (
@@ -144,7 +145,7 @@ class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
     autocomplete_fields = ("customer",)
     ordering = ("-subscription_at", "id")
     actions = ("terminate_selected",)
-    readonly_fields = ("promotion_end", "created_at", "updated_at")
+    readonly_fields = ("promotion_end", "alerts_display", "created_at", "updated_at")
 
     @admin.display(description="customer", ordering="customer__external_id")
     def customer_display(self, obj: Subscription) -> str:
@@ -157,6 +158,10 @@ class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
     @admin.display(description="promotion ends")
     def promotion_end(self, obj: Subscription) -> str:
         return promotion_end_display(obj)
+
+    @admin.display(description="usage alerts")
+    def alerts_display(self, obj: Subscription) -> str:
+        return subscription_alerts_html(obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
         return super().get_queryset(request).select_related("customer", "plan", "promotion")
@@ -183,6 +188,7 @@ class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
                 },
             ),
             ("Terms", {"fields": ("billing_time", "promotion", "promotion_start", "promotion_end", "previous")}),
+            ("Usage alerts", {"fields": ("alerts_display",)}),
             ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
         )
 
@@ -201,6 +207,7 @@ class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
             "promotion_start",
             "promotion_end",
             "previous",
+            "alerts_display",
             "created_at",
             "updated_at",
         )

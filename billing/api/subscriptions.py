@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.models import BillingTime, Plan, Subscription, SubscriptionStatus
-from billing.selectors.usage import period_of, promotion_window
+from billing.selectors.usage import period_of, trial_end
 from billing.services.subscriptions import SubscriptionError, subscription_create, subscription_terminate
 from config.api import (
     DEFAULT_PER_PAGE,
@@ -25,7 +25,6 @@ from config.api import (
     validation_error,
 )
 from customers.models import Customer
-from metering.days import day_start
 from metering.validation import parse_timestamp
 
 UNKNOWN_CUSTOMER = "unknown customer {ref!r}"
@@ -38,11 +37,7 @@ def subscription_json(sub: Subscription) -> dict[str, Any]:
     period = None
     if sub.status == SubscriptionStatus.ACTIVE:
         period = period_of(sub, at=frozen_now)
-    trial_end = None
-    if sub.promotion is not None and sub.promotion.percent_off == 100:
-        window = promotion_window(sub)
-        if window is not None:
-            trial_end = day_start(window.end_day, sub.customer.timezone)
+    trial_ended_at = trial_end(sub)
     return {
         "lago_id": str(sub.pk),
         "external_id": sub.external_id,
@@ -61,7 +56,7 @@ def subscription_json(sub: Subscription) -> dict[str, Any]:
         "canceled_at": None,
         "created_at": iso_datetime(sub.created_at),
         "promotion": sub.promotion.code if sub.promotion else None,
-        "trial_ended_at": iso_datetime(trial_end),
+        "trial_ended_at": iso_datetime(trial_ended_at),
         "current_billing_period_started_at": iso_datetime(period.start) if period else None,
         "current_billing_period_ending_at": iso_datetime(period.end) if period else None,
     }
@@ -87,7 +82,7 @@ class SubscriptionEnvelope(serializers.Serializer[Any]):
     subscription = SubscriptionInput()
 
 
-def _with_relations() -> Any:
+def subscriptions_for_json() -> Any:
     return Subscription.objects.select_related("customer", "plan", "promotion")
 
 
@@ -138,7 +133,7 @@ class SubscriptionsView(ApiView):
             )
         except SubscriptionError as exc:
             return validation_error({exc.field: [exc.message]})
-        return Response({"subscription": subscription_json(_with_relations().get(pk=subscription.pk))})
+        return Response({"subscription": subscription_json(subscriptions_for_json().get(pk=subscription.pk))})
 
     @extend_schema(
         operation_id="list_subscriptions",
@@ -154,7 +149,7 @@ class SubscriptionsView(ApiView):
     def get(self, request: Request) -> Response:
         paging = page_numbers(request.query_params)
         errors = dict(paging) if isinstance(paging, dict) else {}
-        qs = _with_relations().order_by("id")
+        qs = subscriptions_for_json().order_by("id")
         if request.query_params.get("external_customer_id"):
             qs = qs.filter(customer__external_id=request.query_params["external_customer_id"])
         status = request.query_params.get("status")
@@ -171,15 +166,15 @@ class SubscriptionsView(ApiView):
 class SubscriptionDetailView(ApiView):
     @extend_schema(operation_id="find_subscription", summary="Fetch a subscription", responses={200: dict})
     def get(self, request: Request, external_id: str) -> Response:
-        subscription = _with_relations().filter(external_id=external_id).first()
+        subscription = subscriptions_for_json().filter(external_id=external_id).first()
         if subscription is None:
             return not_found("subscription")
         return Response({"subscription": subscription_json(subscription)})
 
     @extend_schema(operation_id="destroy_subscription", summary="Terminate a subscription now", responses={200: dict})
     def delete(self, request: Request, external_id: str) -> Response:
-        subscription = _with_relations().filter(external_id=external_id).first()
+        subscription = subscriptions_for_json().filter(external_id=external_id).first()
         if subscription is None:
             return not_found("subscription")
         subscription_terminate(subscription=subscription, at=timezone.now())
-        return Response({"subscription": subscription_json(_with_relations().get(pk=subscription.pk))})
+        return Response({"subscription": subscription_json(subscriptions_for_json().get(pk=subscription.pk))})

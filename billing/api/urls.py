@@ -3,6 +3,7 @@
 from django.urls import path, re_path
 
 from billing.api import (
+    alerts,
     credit_notes,
     customer_children,
     customers,
@@ -11,6 +12,7 @@ from billing.api import (
     payments,
     subscriptions,
     usage,
+    webhook_endpoints,
 )
 from config.api import route_not_found
 
@@ -38,6 +40,12 @@ urlpatterns = [
     ),
     path("subscriptions", subscriptions.SubscriptionsView.as_view(), name="subscriptions"),
     path("subscriptions/<str:external_id>", subscriptions.SubscriptionDetailView.as_view(), name="subscription-detail"),
+    path("subscriptions/<str:external_id>/alerts", alerts.SubscriptionAlertsView.as_view(), name="subscription-alerts"),
+    path(
+        "subscriptions/<str:external_id>/alerts/<str:code>",
+        alerts.SubscriptionAlertView.as_view(),
+        name="subscription-alert",
+    ),
     path("invoices", invoices.InvoicesView.as_view(), name="invoices"),
     path("invoices/<str:lago_id>", invoices.InvoiceDetailView.as_view(), name="invoice-detail"),
     path("invoices/<str:lago_id>/finalize", invoices.InvoiceFinalizeView.as_view(), name="invoice-finalize"),
@@ -64,6 +72,12 @@ urlpatterns = [
         "credit_notes/<str:lago_id>/metadata/<str:key>",
         credit_notes.CreditNoteMetadataKeyView.as_view(),
         name="credit-note-metadata-key",
+    ),
+    path("webhook_endpoints", webhook_endpoints.WebhookEndpointsView.as_view(), name="webhook-endpoints"),
+    path(
+        "webhook_endpoints/<str:lago_id>",
+        webhook_endpoints.WebhookEndpointDetailView.as_view(),
+        name="webhook-endpoint-detail",
     ),
     # Last: any other path under /api/v1/ is Lago's JSON 404, never an HTML page.
     re_path(r"^(?P<path>.*)$", route_not_found, name="not-found"),

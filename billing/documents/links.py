@@ -65,10 +65,10 @@ def document_token(kind: str, pk: int) -> str:
 
 
 def document_url(request: HttpRequest | None, kind: str, pk: int) -> str:
-    """The link serving the document's PDF: absolute when a request says which host was asked,
-    else the path (for callers without a request, which prefix it themselves)."""
+    """The link serving the document's PDF, absolute: on the host a request asked, else (a
+    webhook, an email) on BILLING_PUBLIC_URL."""
     path = reverse(URL_NAME, args=[document_token(kind, pk)])
-    return request.build_absolute_uri(path) if request is not None else path
+    return request.build_absolute_uri(path) if request is not None else settings.BILLING_PUBLIC_URL + path
 
 
 def _pdf(kind: str, pk: int) -> tuple[bytes, str]:

@@ -121,3 +121,38 @@ class RefundStatus(Choices):
     PENDING = "pending", "Pending"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+
+
+class WebhookType(Choices):
+    """What a webhook announces (DESIGN §6 "Webhooks"); Lago's names."""
+
+    INVOICE_CREATED = "invoice.created", "Invoice created"
+    INVOICE_ONE_OFF_CREATED = "invoice.one_off_created", "One-off invoice created"
+    INVOICE_PAID_CREDIT_ADDED = "invoice.paid_credit_added", "Wallet purchase invoiced"
+    INVOICE_VOIDED = "invoice.voided", "Invoice voided"
+    INVOICE_PAYMENT_STATUS_UPDATED = "invoice.payment_status_updated", "Invoice payment status updated"
+    CREDIT_NOTE_CREATED = "credit_note.created", "Credit note created"
+    SUBSCRIPTION_STARTED = "subscription.started", "Subscription started"
+    SUBSCRIPTION_TERMINATED = "subscription.terminated", "Subscription terminated"
+    SUBSCRIPTION_TRIAL_ENDED = "subscription.trial_ended", "Subscription trial ended"
+    WALLET_TRANSACTION_CREATED = "wallet_transaction.created", "Wallet transaction created"
+    ALERT_TRIGGERED = "alert.triggered", "Alert triggered"
+
+
+class DeliveryStatus(Choices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class AlertType(Choices):
+    """Lago's subscription alert types."""
+
+    CURRENT_USAGE_AMOUNT = "current_usage_amount", "Current usage amount"
+    BILLABLE_METRIC_CURRENT_USAGE_UNITS = "billable_metric_current_usage_units", "Metric units"
+
+
+class EmailStatus(Choices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"

@@ -5,6 +5,7 @@ The vocabularies (statuses, kinds, charge models) are defined once, in the pure 
 """
 
 from billing.engine.vocabulary import (
+    AlertType,
     AppliesTo,
     BillingTime,
     ChargeModel,
@@ -12,6 +13,8 @@ from billing.engine.vocabulary import (
     CommitmentStatus,
     CreditNoteReason,
     CreditStatus,
+    DeliveryStatus,
+    EmailStatus,
     Interval,
     InvoiceKind,
     InvoiceStatus,
@@ -21,16 +24,24 @@ from billing.engine.vocabulary import (
     PaymentStatus,
     RefundStatus,
     SubscriptionStatus,
+    WebhookType,
 )
+from billing.models.alerts import Alert, AlertCrossing, AlertThreshold, TriggeredAlert
 from billing.models.catalog import Charge, Plan, PlanQuerySet, Promotion, Tier
 from billing.models.commitments import Commitment, LedgerEntry
 from billing.models.credit_notes import CreditApplication, CreditNote, CreditNoteItem
+from billing.models.emails import InvoiceEmail
 from billing.models.history import history_user
 from billing.models.invoices import Invoice, InvoiceLine
 from billing.models.payments import Payment
 from billing.models.subscriptions import Subscription
+from billing.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSigningKey
 
 __all__ = [
+    "Alert",
+    "AlertCrossing",
+    "AlertThreshold",
+    "AlertType",
     "AppliesTo",
     "BillingTime",
     "Charge",
@@ -43,8 +54,11 @@ __all__ = [
     "CreditNoteItem",
     "CreditNoteReason",
     "CreditStatus",
+    "DeliveryStatus",
+    "EmailStatus",
     "Interval",
     "Invoice",
+    "InvoiceEmail",
     "InvoiceKind",
     "InvoiceLine",
     "InvoiceStatus",
@@ -61,5 +75,11 @@ __all__ = [
     "Subscription",
     "SubscriptionStatus",
     "Tier",
+    "TriggeredAlert",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookSigningKey",
+    "WebhookType",
     "history_user",
 ]

@@ -44,6 +44,9 @@ class Subscription(models.Model):
         related_name="next",
         help_text="The subscription this one replaced on a plan change.",
     )
+    trial_end_announced_at = models.DateTimeField(
+        null=True, blank=True, help_text="When subscription.trial_ended was announced (once)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -21,6 +21,7 @@ from billing.models import (
     Commitment,
     CommitmentStatus,
     CreditNote,
+    DeliveryStatus,
     Invoice,
     InvoiceStatus,
     LedgerEntry,
@@ -28,6 +29,7 @@ from billing.models import (
     PaymentStatus,
     Subscription,
     SubscriptionStatus,
+    WebhookDelivery,
 )
 from billing.selectors.plans import plans_with_charges
 from billing.selectors.usage import current_usage
@@ -140,6 +142,12 @@ def open_invoices() -> OpenInvoices:
         unpaid=sum(count for count, _ in owed.values()),
         unpaid_totals=due,
     )
+
+
+def failed_webhook_deliveries() -> int:
+    """Webhook deliveries that gave up (every attempt failed): one COUNT, on the (status,
+    next_attempt_at) index."""
+    return WebhookDelivery.objects.filter(status=DeliveryStatus.FAILED).count()
 
 
 MonthCounts = dict[tuple[int, int], int]  # (customer id, metric id) → distinct values this month

@@ -62,6 +62,15 @@ def promotion_window(subscription: Subscription) -> PromotionWindow | None:
     )
 
 
+def trial_end(subscription: Subscription) -> datetime | None:
+    """When the subscription's free trial (a 100 % promotion, Lago's trial_period) ends: the
+    customer's midnight after its last day; None without one."""
+    window = promotion_window(subscription)
+    if window is None or subscription.promotion is None or subscription.promotion.percent_off != 100:
+        return None
+    return day_start(window.end_day, subscription.customer.timezone)
+
+
 def period_of(subscription: Subscription, *, at: datetime, interval: str = Interval.MONTH) -> Period:
     """The subscription's period containing `at`: its usage period (monthly), or its fee period."""
     return subscription_period(subscription, tz=subscription.customer.timezone, interval=interval, at=at)

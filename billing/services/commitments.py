@@ -48,6 +48,7 @@ from billing.models import (
     SubscriptionStatus,
 )
 from billing.selectors.commitments import balance
+from billing.services.invoice_events import invoice_finalized
 from billing.services.numbering import assign_number
 from metering.days import day_start, local_date
 
@@ -249,6 +250,7 @@ def commitment_activate(*, commitment: Commitment) -> Invoice:
     commitment.invoice = invoice
     commitment.status = CommitmentStatus.ACTIVE
     commitment.save(update_fields=["invoice", "status", "updated_at"])
+    invoice_finalized(invoice=invoice)
     return invoice
 
 

@@ -26,10 +26,19 @@ from django.db import transaction
 
 from billing.engine.lines import Line
 from billing.engine.money import ZERO, quantize_money
-from billing.engine.vocabulary import CreditNoteReason, CreditStatus, InvoiceStatus, LineKind, RefundStatus
+from billing.engine.vocabulary import (
+    CreditNoteReason,
+    CreditStatus,
+    InvoiceStatus,
+    LineKind,
+    RefundStatus,
+    WebhookType,
+)
 from billing.models import CreditApplication, CreditNote, CreditNoteItem, Invoice, InvoiceLine
 from billing.selectors.credit_notes import Creditable, creditable
+from billing.services.errors import FieldErrors
 from billing.services.payments import settle
+from billing.services.webhooks import announce
 from metering.days import local_date
 
 NOT_FINALIZED = "invoice {invoice} is {status}: only a finalized invoice can be credited"
@@ -49,12 +58,8 @@ NOTHING_TO_VOID = "credit note {note} has no credit left to void"
 BAD_REFUND_STATUS = "must be one of: {choices}"
 
 
-class CreditNoteError(Exception):
+class CreditNoteError(FieldErrors):
     """The note is refused; `errors` are messages by field, as the API returns them."""
-
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(f"{field}: {', '.join(messages)}" for field, messages in errors.items()))
 
 
 @dataclass(frozen=True)
@@ -198,6 +203,7 @@ def credit_note_create(
     )
     if offset_amount > 0:
         settle(invoice=invoice, now=now)  # the offset may settle what was still due
+    announce(webhook_type=WebhookType.CREDIT_NOTE_CREATED, object_type="credit_note", obj=note, object_id=note.pk)
     return note
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from django.db import transaction
 
 from billing.models import Subscription
+from billing.services.errors import FieldErrors
 from customers.models import Customer
 from metering.models import Event
 
@@ -55,12 +56,8 @@ FIELDS = (
 )
 
 
-class CustomerError(Exception):
+class CustomerError(FieldErrors):
     """The change is refused; `errors` are messages by field, as the API returns them."""
-
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(f"{field}: {', '.join(messages)}" for field, messages in errors.items()))
 
 
 def locked_fields(customer: Customer) -> dict[str, str]:

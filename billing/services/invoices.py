@@ -37,7 +37,7 @@ from billing.engine.invoice import invoice_lines
 from billing.engine.lines import Line, total
 from billing.engine.money import ZERO, quantize_money, split_proportionally
 from billing.engine.periods import Period
-from billing.engine.vocabulary import CreditNoteReason, CreditStatus, Interval
+from billing.engine.vocabulary import CreditNoteReason, CreditStatus, Interval, WebhookType
 from billing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, LineKind, Subscription
 from billing.selectors.credit_notes import creditable, fee_lines
 from billing.selectors.invoice_inputs import advance_invoice_inputs, period_invoice_inputs
@@ -50,6 +50,7 @@ from billing.services.credit_notes import (
     credit_note_create,
     note_amounts,
 )
+from billing.services.invoice_events import invoice_announce, invoice_finalized
 from billing.services.numbering import assign_number
 from metering.models import BillableMetric
 
@@ -200,6 +201,7 @@ def invoice_create(
     insert_lines(invoice, lines, metric_ids_for(lines, metric_ids))
     if finalize:
         record_consumption(invoice=invoice, lines=lines)
+        invoice_finalized(invoice=invoice)
     return invoice
 
 
@@ -222,6 +224,7 @@ def invoice_finalize(*, invoice: Invoice, now: datetime, recompute: bool = True)
         write_draft_lines(invoice, fresh_lines(subscription, invoice, finalizing=True))
     assign_number(invoice=invoice, now=now)
     record_consumption(invoice=invoice)
+    invoice_finalized(invoice=invoice)
     return invoice
 
 
@@ -255,6 +258,7 @@ def invoice_void(
     credit_applications_reverse(invoice=invoice, now=now)
     if invoice.kind == InvoiceKind.COMMITMENT:
         prepayment_reverse(invoice=invoice)
+    invoice_announce(invoice=invoice, webhook_type=WebhookType.INVOICE_VOIDED)
     return invoice
 
 

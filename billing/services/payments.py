@@ -16,8 +16,10 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from billing.engine.money import ZERO, quantize_money
-from billing.engine.vocabulary import InvoiceStatus, PaymentStatus
+from billing.engine.vocabulary import InvoiceStatus, PaymentStatus, WebhookType
 from billing.models import Invoice, Payment
+from billing.services.errors import FieldErrors
+from billing.services.invoice_events import invoice_announce
 from config.db import exact_sum
 
 NOT_FINALIZED = "invoice {invoice} is {status}: only a finalized invoice can be paid"
@@ -32,12 +34,8 @@ CLOCK_SKEW = timedelta(minutes=5)  # as events: a client's clock may run a littl
 MARKED_PAID = "Marked paid"
 
 
-class PaymentError(Exception):
+class PaymentError(FieldErrors):
     """The payment is refused; `errors` are messages by field, as the API returns them."""
-
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(f"{field}: {', '.join(messages)}" for field, messages in errors.items()))
 
 
 def amount_due(invoice: Invoice) -> Decimal:
@@ -54,6 +52,7 @@ def settle(*, invoice: Invoice, now: datetime) -> Invoice:
         invoice.payment_status = PaymentStatus.SUCCEEDED
         invoice.paid_at = now
         invoice.save(update_fields=["payment_status", "paid_at", "updated_at"])
+        invoice_announce(invoice=invoice, webhook_type=WebhookType.INVOICE_PAYMENT_STATUS_UPDATED)
     return invoice
 
 
@@ -130,8 +129,10 @@ def invoice_payment_status_set(
         return settle(invoice=invoice, now=now)
     if due <= 0:
         raise PaymentError({"payment_status": [NOTHING_DUE.format(invoice=invoice)]})
-    invoice.payment_status = payment_status
-    invoice.save(update_fields=["payment_status", "updated_at"])
+    if invoice.payment_status != payment_status:
+        invoice.payment_status = payment_status
+        invoice.save(update_fields=["payment_status", "updated_at"])
+        invoice_announce(invoice=invoice, webhook_type=WebhookType.INVOICE_PAYMENT_STATUS_UPDATED)
     return invoice
 
 

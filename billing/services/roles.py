@@ -5,8 +5,12 @@
   records payments and issues credit notes (add; a credit note's change is marking its refund
   done or voiding its credit; neither is ever deleted, and a payment never changes);
   views what is only ever written by the system (usage events, commitment ledger entries,
-  invoice lines, the change history of the catalog and commitments); views and changes the
-  django-q2 schedules (e.g. to pause the hourly period close).
+  invoice lines, invoice emails, the change history of the catalog and commitments); views and changes the
+  django-q2 schedules (e.g. to pause the hourly period close); manages webhook endpoints (their
+  signing key is shown to those who may change them) and resends webhook deliveries (a
+  delivery's change is "Resend"; deliveries are written by the outbox, never added or deleted).
+  Manages usage alerts and their thresholds; views the alerts they triggered (written by
+  check_alerts).
 - `Finance read-only`: the view permission on every one of those, nothing else. The admins are
   written so that a view permission shows everything and changes nothing: every action declares
   the permission it needs (`@admin.action(permissions=[...])`) and every custom admin page checks
@@ -51,18 +55,25 @@ MANAGED_MODELS: tuple[tuple[str, str], ...] = (
     ("metering", "billablemetric"),
     ("billing", "commitment"),
     ("billing", "invoice"),
+    ("billing", "webhookendpoint"),
+    ("billing", "alert"),  # usage alerts, with their thresholds inline
+    ("billing", "alertthreshold"),
 )
 # Money recorded by finance through the services, never edited in place or deleted: (app label,
 # model name, the actions finance may take on it).
 RECORDED_MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("billing", "creditnote", ("add", "change", "view")),
     ("billing", "payment", ("add", "view")),
+    # Written by the webhook outbox; its change is "Resend" (billing.admin.webhook_deliveries).
+    ("billing", "webhookdelivery", ("change", "view")),
 )
 # Written only by the services (ingestion, period close, drawdowns, …): viewed, never edited.
 VIEWED_MODELS: tuple[tuple[str, str], ...] = (
     ("metering", "event"),
     ("billing", "ledgerentry"),
     ("billing", "invoiceline"),
+    ("billing", "triggeredalert"),  # written by check_alerts
+    ("billing", "invoiceemail"),  # resent by the invoice admin's action, which needs change_invoice
 )
 # The django-q2 schedules (period close, commitment processing): Finance may pause or retime them.
 SCHEDULE_MODEL = ("django_q", "schedule")

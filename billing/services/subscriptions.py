@@ -1,7 +1,10 @@
-"""Subscription services: create (with the plan's promotion and commitment) and terminate."""
+"""Subscription services: create (with the plan's promotion and commitment), terminate, and what
+the clock does to them (start pending ones, announce ended trials); each change is announced
+(subscription.started, .terminated, .trial_ended) in its transaction."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Literal
@@ -9,8 +12,11 @@ from typing import Literal
 from django.conf import settings
 from django.db import transaction
 
-from billing.models import Plan, Promotion, Subscription, SubscriptionStatus
+from billing.engine.vocabulary import WebhookType
+from billing.models import Alert, Plan, Promotion, Subscription, SubscriptionStatus
+from billing.selectors.usage import trial_end
 from billing.services.commitments import CommitmentError, commitment_from_plan
+from billing.services.webhooks import announce
 from customers.models import Customer
 from metering.days import day_start, local_date
 
@@ -21,6 +27,7 @@ STARTS_TOO_EARLY = (
     "must not be more than {days} days in the past (BILLING_SUBSCRIPTION_MAX_PAST_DAYS): "
     "every period since would be invoiced"
 )
+TRIAL_END_ANNOUNCE_WINDOW = timedelta(days=7)  # older trial ends are marked, not announced
 STARTS_TOO_LATE = "must not be more than {days} days in the future (BILLING_SUBSCRIPTION_MAX_FUTURE_DAYS)"
 
 
@@ -118,10 +125,15 @@ def subscription_create(
         promotion_start=promotion_start if attached is not None else None,
         previous=previous,
     )
+    if previous is not None:
+        # Alerts follow the subscription's external id across plan changes, as in Lago.
+        Alert.objects.filter(subscription=previous).update(subscription=subscription)
     try:
         commitment_from_plan(subscription=subscription, today=local_date(now, customer.timezone))
     except CommitmentError as exc:  # the plan's default terms cannot be taken (e.g. its amount's precision)
         raise SubscriptionError("plan_code", exc.message) from exc
+    if subscription.status == SubscriptionStatus.ACTIVE:  # also when back-dated; a pending one when it starts
+        _announce(subscription, WebhookType.SUBSCRIPTION_STARTED)
     return subscription, True
 
 
@@ -134,4 +146,55 @@ def subscription_terminate(*, subscription: Subscription, at: datetime) -> Subsc
     subscription.status = SubscriptionStatus.TERMINATED
     subscription.terminated_at = max(at, subscription.subscription_at)
     subscription.save(update_fields=["status", "terminated_at", "updated_at"])
+    _announce(subscription, WebhookType.SUBSCRIPTION_TERMINATED)
     return subscription
+
+
+def _announce(subscription: Subscription, webhook_type: WebhookType) -> None:
+    announce(webhook_type=webhook_type, object_type="subscription", obj=subscription, object_id=subscription.pk)
+
+
+@dataclass
+class WatchReport:
+    started: list[int] = field(default_factory=list)
+    trials_ended: list[int] = field(default_factory=list)
+
+
+def subscriptions_watch(*, now: datetime) -> WatchReport:
+    """What happens to subscriptions by the clock (run every minute): pending subscriptions whose
+    start has come become active (subscription.started), and ended trials are announced
+    (subscription.trial_ended), each once, under the subscription's row lock."""
+    report = WatchReport()
+    due = Subscription.objects.filter(status=SubscriptionStatus.PENDING, subscription_at__lte=now)
+    for pk in due.order_by("subscription_at", "id").values_list("pk", flat=True):
+        with transaction.atomic():
+            subscription = Subscription.objects.select_for_update().get(pk=pk)
+            if subscription.status == SubscriptionStatus.PENDING and subscription.subscription_at <= now:
+                subscription.status = SubscriptionStatus.ACTIVE
+                subscription.save(update_fields=["status", "updated_at"])
+                _announce(subscription, WebhookType.SUBSCRIPTION_STARTED)
+                report.started.append(pk)
+    in_trial = Subscription.objects.filter(
+        promotion__percent_off=100,
+        trial_end_announced_at__isnull=True,
+        status__in=[SubscriptionStatus.ACTIVE, SubscriptionStatus.TERMINATED],
+        subscription_at__lte=now,
+    )
+    for pk in in_trial.order_by("id").values_list("pk", flat=True):
+        with transaction.atomic():
+            subscription = (
+                Subscription.objects.select_for_update(of=("self",)).select_related("customer", "promotion").get(pk=pk)
+            )
+            ended = trial_end(subscription)
+            if subscription.trial_end_announced_at is not None or ended is None or ended > now:
+                continue
+            # Terminated during its trial: the subscription ended, not its trial.
+            ended_early = subscription.terminated_at is not None and subscription.terminated_at <= ended
+            subscription.trial_end_announced_at = now
+            subscription.save(update_fields=["trial_end_announced_at", "updated_at"])
+            # A trial that ended long ago (the schedule was off, or a back-dated subscription) is
+            # marked without a webhook: announcing it now would be news of old times.
+            if not ended_early and now - ended <= TRIAL_END_ANNOUNCE_WINDOW:
+                _announce(subscription, WebhookType.SUBSCRIPTION_TRIAL_ENDED)
+                report.trials_ended.append(pk)
+    return report

@@ -11,7 +11,11 @@
    the customer, the period's month and the event's number, and the ids already stored are
    skipped: running the command again stores nothing new, and a run that was interrupted
    finishes the rest.
-4. Print each customer's usage so far, priced (billing.selectors.usage.current_usage).
+4. Give Hooli's `free` subscription a usage alert at its plan's usage limit (1,000 MTUs, a
+   `billable_metric_current_usage_units` alert, billing.services.alerts), if it has none, and
+   check the alerts once: Hooli is past the limit, so the alert is triggered (once per period,
+   however often the check runs).
+5. Print each customer's usage so far, priced (billing.selectors.usage.current_usage).
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from django.core.management.base import BaseCommand
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from billing.engine.money import format_decimal
 from billing.engine.periods import month_start
-from billing.models import BillingTime, Plan, Subscription
+from billing.models import AlertType, BillingTime, Plan, Subscription
 from billing.selectors.plans import plans_with_charges
 from billing.selectors.usage import current_usage, period_of
+from billing.services.alerts import AlertInput, ThresholdInput, alert_create, check_alerts
 from billing.services.subscriptions import subscription_create
 from customers.models import Customer
 from metering.days import day_start, local_date
@@ -125,7 +131,31 @@ class Command(BaseCommand):
 
         for demo, subscription in subscriptions:
             self._send_events(demo, subscription, metric, frozen_now)
+        self._limit_alerts(subscriptions, frozen_now)
         self._summary(subscriptions, frozen_now)
+
+    def _limit_alerts(self, subscriptions: list[tuple[DemoCustomer, Subscription]], frozen_now: datetime) -> None:
+        """An alert at the usage limit of each demo subscription whose plan has one (Hooli's free
+        plan), then one check of the alerts."""
+        for _demo, subscription in subscriptions:
+            for charge in subscription.plan.charges.select_related("metric").filter(usage_limit__isnull=False):
+                code = f"{charge.metric.code}-limit"
+                if subscription.alerts.filter(code=code).exists():
+                    continue
+                limit = charge.usage_limit
+                assert limit is not None
+                alert_create(
+                    subscription=subscription,
+                    alert=AlertInput(
+                        alert_type=AlertType.BILLABLE_METRIC_CURRENT_USAGE_UNITS,
+                        code=code,
+                        name=f"{subscription.plan.name} plan limit",
+                        billable_metric_code=charge.metric.code,
+                        thresholds=[ThresholdInput(value=format_decimal(limit), code="limit")],
+                    ),
+                )
+        report = check_alerts(now=frozen_now)
+        self.stdout.write(f"Usage alerts: {report}.")
 
     def _send_events(
         self, demo: DemoCustomer, subscription: Subscription, metric: BillableMetric, frozen_now: datetime

@@ -13,6 +13,12 @@ SCHEDULES = [
     # Daily; it also runs hourly-safe, so an hourly cadence catches time zones east of UTC early.
     ("Process commitments", "billing.tasks.process_due_commitments", Schedule.MINUTES, 60 * 24),
     ("Create event partitions ahead", "metering.tasks.create_event_partitions", Schedule.MINUTES, 60 * 24),
+    # Every minute: what was written but not sent (a process died before queueing it, a retry
+    # fell due), pending subscriptions that start, ended trials, and usage alerts.
+    ("Deliver webhooks", "billing.tasks.deliver_webhooks", Schedule.MINUTES, 1),
+    ("Send invoice emails", "billing.tasks.send_invoice_emails", Schedule.MINUTES, 1),
+    ("Watch subscriptions", "billing.tasks.watch_subscriptions", Schedule.MINUTES, 1),
+    ("Check usage alerts", "billing.tasks.check_alerts", Schedule.MINUTES, 1),
 ]
 
 
@@ -28,7 +34,7 @@ def ensure_schedules() -> list[tuple[str, bool]]:
 
 
 class Command(BaseCommand):
-    help = "Create the scheduled tasks (period close, commitment processing) if missing."
+    help = "Create the scheduled tasks (period close, commitments, webhooks, emails, alerts) if missing."
 
     def handle(self, *args: Any, **options: Any) -> None:
         for name, created in ensure_schedules():

@@ -35,7 +35,9 @@ from billing.models import (
     Subscription,
 )
 from billing.selectors import dashboard as dashboard_figures
+from billing.services.webhooks import announce, deliver_due, webhook_endpoint_create
 from metering.models import BillableMetric
+from tests.billing.services.webhook_receiver import webhook_receiver
 from tests.factories import (
     BillableMetricFactory,
     CustomerFactory,
@@ -253,6 +255,34 @@ def test_dashboard_of_an_empty_database_renders(admin_client: Client) -> None:
     assert response.status_code == 200
     assert response.context["revenue_this_month"] == [] and response.context["open_period"] == []
     assert "No invoice was issued in the last 12 months." in response.content.decode()
+
+
+def test_failed_webhook_deliveries_show_only_when_there_are_any(
+    admin_client: Client, world: dict[str, Any], settings: Any
+) -> None:
+    assert 'id="webhooks-failed"' not in admin_client.get(dashboard_url()).content.decode()
+    settings.WEBHOOK_MAX_ATTEMPTS = 1
+    subscription = world["bigco"]
+    with webhook_receiver(statuses=[500, 500]) as receiver:
+        webhook_endpoint_create(webhook_url=receiver.url)
+        for webhook_type in ("subscription.started", "subscription.terminated", "subscription.trial_ended"):
+            announce(webhook_type=webhook_type, object_type="subscription", obj=subscription, object_id=subscription.pk)
+        report = deliver_due()
+    assert (len(report.failed), len(report.succeeded)) == (2, 1)
+
+    response = admin_client.get(dashboard_url())
+    assert response.context["webhooks_failed"] == 2
+    log = reverse("admin:billing_webhookdelivery_changelist")
+    assert f'<a href="{log}?status__exact=failed">2</a>' in response.content.decode()
+    assert admin_client.get(f"{log}?status__exact=failed").context["cl"].result_count == 2
+    # Staff who may not view the deliveries log are not shown the figure.
+    other = staff_client("view_invoice").get(dashboard_url())
+    assert other.context["webhooks_failed"] == 0 and 'id="webhooks-failed"' not in other.content.decode()
+
+
+def test_failed_webhook_deliveries_are_one_query(world: dict[str, Any], django_assert_num_queries: Any) -> None:
+    with django_assert_num_queries(1):
+        assert dashboard_figures.failed_webhook_deliveries() == 0
 
 
 # --- Who sees it --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import re
 from collections import deque
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from io import StringIO
@@ -42,6 +43,7 @@ from billing.models import (
     CreditNote,
     CreditNoteReason,
     CreditStatus,
+    DeliveryStatus,
     Invoice,
     InvoiceKind,
     InvoiceLine,
@@ -53,18 +55,23 @@ from billing.models import (
     Plan,
     Subscription,
     SubscriptionStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from billing.selectors.credit_notes import fee_lines
+from billing.services.alerts import AlertInput, ThresholdInput, alert_create, check_alerts
 from billing.services.credit_notes import credit_note_create
 from billing.services.payments import payment_create
 from billing.services.period_close import close_periods
 from billing.services.roles import FINANCE, FINANCE_READ_ONLY, PERMISSIONS_MISSING, ensure_roles, role_permissions
 from billing.services.subscriptions import subscription_create
+from billing.services.webhooks import deliver_due, signing_key, webhook_endpoint_create
 from customers.models import ApiKey, Customer
 from customers.services import api_key_create
 from metering.ingest import store_events
 from metering.models import BillableMetric
 from metering.validation import Owner, ValidEvent, payload_hash
+from tests.billing.services.webhook_receiver import Receiver, webhook_receiver
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 JAN_1 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -148,14 +155,22 @@ def send_mtu(customer: Customer, users: list[str], *, at: datetime, prefix: str)
 
 
 @pytest.fixture
-def world(settings: Any) -> dict[str, Any]:
+def webhook_sink() -> Iterator[Receiver]:
+    """A real HTTP receiver for the world's webhook endpoint."""
+    with webhook_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def world(settings: Any, webhook_sink: Receiver) -> dict[str, Any]:
     """The catalog, schedules, roles, two customers with subscriptions, events, a prepaid
     commitment and its ledger, and period invoices: Globex's January (finalized) and February
-    (draft), Acme's February (draft)."""
+    (draft), Acme's February (draft); a webhook endpoint, to which what they announced was sent."""
     settings.BILLING_GRACE_PERIOD_HOURS = 48  # February closes as drafts on March 1
     call_command("load_catalog", stdout=StringIO())
     ensure_schedules()
     ensure_roles()
+    webhook_endpoint_create(webhook_url=webhook_sink.url, name="ops")
     team = Plan.objects.current().get(code="team")
     annual = Plan.objects.current().get(code="team-annual")
     acme = Customer.objects.create(external_id="acme", name="Acme Inc.", email="billing@acme.test")
@@ -181,6 +196,17 @@ def world(settings: Any) -> dict[str, Any]:
     send_mtu(globex, [f"user-{i}" for i in range(12)], at=datetime(2026, 1, 20, tzinfo=UTC), prefix="jan")
     send_mtu(globex, [f"user-{i}" for i in range(5)], at=datetime(2026, 2, 20, tzinfo=UTC), prefix="feb")
     send_mtu(acme, [f"user-{i}" for i in range(7)], at=datetime(2026, 2, 21, tzinfo=UTC), prefix="feb")
+    # A usage alert on Globex's MTUs, triggered in February (billing.services.alerts).
+    alert_create(
+        subscription=Subscription.objects.get(external_id="globex-team"),
+        alert=AlertInput(
+            alert_type="billable_metric_current_usage_units",
+            code="mtu-1",
+            billable_metric_code="mtu",
+            thresholds=[ThresholdInput(value="1")],
+        ),
+    )
+    assert len(check_alerts(now=datetime(2026, 2, 25, tzinfo=UTC)).triggered) == 1
     report = close_periods(now=CLOSED_AT)
     assert not report.errors
     assert Invoice.objects.filter(status=InvoiceStatus.DRAFT).count() == 2
@@ -199,6 +225,7 @@ def world(settings: Any) -> dict[str, Any]:
         offset_amount=Decimal(0),
         now=CLOSED_AT,
     )
+    assert not deliver_due().failed  # the deliveries are sent (and the signing key made) before anyone looks
     return {"acme": acme, "globex": globex}
 
 
@@ -361,6 +388,17 @@ def test_finance_manages_the_catalog_customers_and_invoices_and_only_views_what_
     assert {("django_q", "view_schedule"), ("django_q", "change_schedule")} <= finance
     assert not {("django_q", "add_schedule"), ("django_q", "delete_schedule")} & finance
     assert not {app for app, _codename in finance} & {"auth", "admin", "sessions", "sequences", "contenttypes"}
+
+
+def test_finance_manages_webhook_endpoints_and_resends_deliveries_read_only_only_views_them() -> None:
+    ensure_roles()
+    finance = group_permissions(FINANCE)
+    read_only = group_permissions(FINANCE_READ_ONLY)
+    assert {("billing", f"{action}_webhookendpoint") for action in ("add", "change", "delete", "view")} <= finance
+    # A delivery's change is "Resend"; the outbox writes them, and the log keeps them.
+    assert {("billing", "change_webhookdelivery"), ("billing", "view_webhookdelivery")} <= finance
+    assert not {("billing", "add_webhookdelivery"), ("billing", "delete_webhookdelivery")} & finance
+    assert {("billing", "view_webhookendpoint"), ("billing", "view_webhookdelivery")} <= read_only
 
 
 def test_ensure_roles_says_which_permissions_are_missing() -> None:
@@ -765,3 +803,50 @@ def test_finance_adds_an_api_key_and_a_promotion(finance_client: Client) -> None
         {"code": "spring", "name": "Spring", "percent_off": "20", "duration_days": "30", "applies_to": "plan"},
     )
     assert response.status_code == 302
+
+
+# --- Webhooks: finance manages endpoints, sees the signing key and resends; read-only staff look ---
+
+
+def test_only_finance_is_shown_the_webhook_signing_key_and_the_resend_button(
+    finance_client: Client, reader_client: Client
+) -> None:
+    key = signing_key()
+    endpoints = url(WebhookEndpoint, "changelist")
+    assert key in finance_client.get(endpoints).content.decode()
+    delivery = WebhookDelivery.objects.filter(status=DeliveryStatus.SUCCEEDED).order_by("pk").first()
+    assert delivery is not None
+    assert 'id="resend-delivery"' in finance_client.get(url(WebhookDelivery, "change", delivery.pk)).content.decode()
+
+    before = snapshot()
+    response = reader_client.get(endpoints)
+    assert response.status_code == 200 and "ops" in response.content.decode()
+    assert key not in response.content.decode() and "signing_key" not in response.context
+    page = reader_client.get(url(WebhookDelivery, "change", delivery.pk)).content.decode()
+    assert 'id="resend-delivery"' not in page and key not in page
+    assert snapshot() == before
+
+
+def test_finance_adds_changes_and_deletes_a_webhook_endpoint_and_resends_a_delivery(
+    finance_client: Client, webhook_sink: Receiver
+) -> None:
+    data = {"name": "erp", "webhook_url": f"{webhook_sink.url}/erp", "event_types": ["invoice.created"]}
+    assert finance_client.post(url(WebhookEndpoint, "add"), data).status_code == 302
+    endpoint = WebhookEndpoint.objects.get(name="erp")
+    assert endpoint.event_types == ["invoice.created"]
+    response = finance_client.post(url(WebhookEndpoint, "change", endpoint.pk), {**data, "event_types": []})
+    assert response.status_code == 302
+    assert WebhookEndpoint.objects.get(pk=endpoint.pk).event_types is None
+
+    delivery = WebhookDelivery.objects.filter(status=DeliveryStatus.SUCCEEDED).order_by("pk").first()
+    assert delivery is not None
+    response = finance_client.post(
+        url(WebhookDelivery, "changelist"),
+        {"action": "resend_selected", helpers.ACTION_CHECKBOX_NAME: [delivery.pk], "index": "0"},
+        follow=True,
+    )
+    assert messages.SUCCESS in levels(response), texts(response)
+    assert WebhookDelivery.objects.get(pk=delivery.pk).status == DeliveryStatus.PENDING
+
+    assert finance_client.post(url(WebhookEndpoint, "delete", endpoint.pk), {"post": "yes"}).status_code == 302
+    assert not WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()

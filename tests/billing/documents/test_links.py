@@ -51,8 +51,9 @@ def test_a_link_serves_the_invoice_pdf_without_login(invoice: Invoice, settings:
     request = RequestFactory().get("/api/v1/invoices", HTTP_HOST="billing.example.com", secure=True)
     url = document_url(request, INVOICE, invoice.pk)
     assert url.startswith("https://billing.example.com/documents/")
+    settings.BILLING_PUBLIC_URL = "https://billing.example.com"  # without a request (webhooks, emails)
     path = document_url(None, INVOICE, invoice.pk)
-    assert path.startswith("/documents/")
+    assert path.startswith("https://billing.example.com/documents/")
 
     response = Client().get(path)
     assert response.status_code == 200

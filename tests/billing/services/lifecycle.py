@@ -43,7 +43,8 @@ def september_invoice(net_payment_term: int | None = 30) -> World:
         customer=customer, plan=scaled_team_plan(), external_id="acme-team", subscription_at=at(2026, 8, 1)
     )
     store_users(customer, range(300), at(2026, 9, 20), "sep")
-    close_periods(now=at(2026, 9, 2, 9))  # August
+    with travel(at(2026, 9, 2, 9)):
+        close_periods(now=at(2026, 9, 2, 9))  # August
     with travel(SEPTEMBER_CLOSE):
         close_periods(now=SEPTEMBER_CLOSE)
     september = Invoice.objects.get(subscription=subscription, period_start=at(2026, 9, 1))

@@ -11,7 +11,7 @@ import time_machine
 from django.core.management import call_command
 from django.db.models import Count, Max, Min
 
-from billing.models import Subscription, SubscriptionStatus
+from billing.models import Alert, Subscription, SubscriptionStatus, TriggeredAlert
 from billing.selectors.usage import current_usage
 from metering.models import Event
 
@@ -62,3 +62,15 @@ def test_demo_is_idempotent_and_gives_each_customer_this_months_usage() -> None:
     assert "Demo data: 3 customers, 0 new subscription(s)." in second.getvalue()
     assert "(0 new)" in second.getvalue() and "(2,500 new)" not in second.getvalue()
     assert "usage limit exceeded" in second.getvalue()
+
+    # The free plan's usage limit is Hooli's alert: past it, triggered once however often the demo runs.
+    alert = Alert.objects.get()
+    assert (alert.subscription.customer.external_id, alert.code, alert.alert_type) == (
+        "demo-hooli",
+        "mtu-limit",
+        "billable_metric_current_usage_units",
+    )
+    assert [t.value for t in alert.thresholds.all()] == [Decimal(1_000)]
+    assert TriggeredAlert.objects.get().current_value == Decimal(1_400)
+    assert "Usage alerts: 1 subscriptions, 1 alerts checked, 1 triggered" in first.getvalue()
+    assert "Usage alerts: 1 subscriptions, 1 alerts checked, 0 triggered" in second.getvalue()

@@ -1,0 +1,91 @@
+"""The outbox pattern shared by webhook deliveries and invoice emails.
+
+A row to send is written in the transaction of the change it follows; workers then take due
+rows one at a time: `claim_due` locks one (`SKIP LOCKED` on PostgreSQL, so concurrent workers
+take different rows), counts its attempt, sets a lease (`claimed_until`) and commits before
+anything is sent, with no transaction open during the send; `locked_if_current` re-locks it to
+record the outcome, unless a later attempt took it over (the worker outlived its lease).
+`queue_after_commit` asks django-q2 to send soon after a commit (throttled per thread); the
+periodic task sends whatever that missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from django.db import models, transaction
+from django.db.models import Q
+
+logger = logging.getLogger(__name__)
+
+PENDING = "pending"  # DeliveryStatus.PENDING and EmailStatus.PENDING
+ENQUEUE_INTERVAL_SECONDS = 1.0  # a thread queues one task at most this often
+
+Row = TypeVar("Row", bound=models.Model)
+
+
+def backoff(base_seconds: int, attempt: int) -> timedelta:
+    """How long after failed attempt `attempt` (1, 2, …) the next one is due: base × 2^(n − 1)."""
+    return timedelta(seconds=base_seconds * 2 ** (attempt - 1))
+
+
+def claim_due(
+    model: type[Row], *, now: datetime, lease: timedelta, then: Callable[[Row], Any] | None = None
+) -> Row | None:
+    """Take one due pending row for this worker: count its attempt, lease it, run `then` (in the
+    same transaction), and commit. None when nothing is due."""
+    with transaction.atomic():
+        row = (
+            model._default_manager.select_for_update(skip_locked=True)
+            .filter(status=PENDING, next_attempt_at__lte=now)
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .order_by("next_attempt_at", "id")
+            .first()
+        )
+        if row is None:
+            return None
+        row.attempts += 1  # type: ignore[attr-defined]
+        row.claimed_until = now + lease  # type: ignore[attr-defined]
+        row.save(update_fields=["attempts", "claimed_until"])
+        if then is not None:
+            then(row)
+        return row
+
+
+def locked_if_current(model: type[Row], row: Row) -> Row | None:
+    """Inside a transaction: the row locked, if this worker's attempt is still the current one
+    (else None: a later attempt took over after the lease ended, or it was settled)."""
+    current = model._default_manager.select_for_update().get(pk=row.pk)
+    if current.attempts != row.attempts or current.status != PENDING:  # type: ignore[attr-defined]
+        return None
+    return current
+
+
+_last_queued: dict[str, float] = {}
+_queue_lock = threading.Lock()
+
+
+def queue_after_commit(task: str, *, name: str, group: str) -> None:
+    """After the current transaction commits, ask django-q2 to run `task` (at most once a second
+    per process and task: the task sends everything due, so a close finalizing thousands of
+    invoices queues a handful)."""
+
+    def queue() -> None:
+        now = time.monotonic()
+        with _queue_lock:
+            if now - _last_queued.get(task, -ENQUEUE_INTERVAL_SECONDS) < ENQUEUE_INTERVAL_SECONDS:
+                return
+            _last_queued[task] = now
+        try:
+            from django_q.tasks import async_task
+
+            async_task(task, task_name=name, group=group)
+        except Exception:  # the broker is away: the periodic task sends it within a minute
+            logger.warning("could not queue %s; the periodic task will run it", task, exc_info=True)
+
+    transaction.on_commit(queue)
