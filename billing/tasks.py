@@ -9,6 +9,7 @@ from billing.services.commitments import process_commitments
 from billing.services.invoice_emails import send_due
 from billing.services.period_close import close_periods
 from billing.services.subscriptions import subscriptions_watch
+from billing.services.wallets import wallets_expire
 from billing.services.webhooks import deliver_due
 from metering.days import local_date
 
@@ -53,6 +54,14 @@ def watch_subscriptions() -> str:
 def check_alerts() -> str:
     """Usage alerts: record and announce the thresholds crossed since the last check (every minute)."""
     report = check_usage_alerts(now=timezone.now())
+    if report.errors:
+        raise RuntimeError(f"{report}: " + "; ".join(report.errors[:10]))
+    return str(report)
+
+
+def expire_wallets() -> str:
+    """Wallets whose expiration_at has come: balance voided, wallet terminated (every minute)."""
+    report = wallets_expire(now=timezone.now())
     if report.errors:
         raise RuntimeError(f"{report}: " + "; ".join(report.errors[:10]))
     return str(report)

@@ -28,6 +28,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView, exception_handler
 
 from customers.authentication import ApiKeyAuthentication
+from customers.validators import INVALID_CURRENCY, validate_currency
 
 
 @overload
@@ -65,6 +66,25 @@ def envelope_errors(errors: Any, key: str) -> dict[str, Any]:
         own = {(key if name == api_settings.NON_FIELD_ERRORS_KEY else name): value for name, value in inner.items()}
         return {**{name: value for name, value in errors.items() if name != key}, **own}
     return dict(errors)
+
+
+def flat_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested errors by dotted field: {"alerts": [{}, {"thresholds": [{"value": [...]}]}]}
+    → {"alerts.1.thresholds.0.value": [...]}."""
+    out: dict[str, list[str]] = {}
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            name = prefix if key == api_settings.NON_FIELD_ERRORS_KEY else (f"{prefix}.{key}" if prefix else str(key))
+            out.update(flat_errors(value, name))
+    elif isinstance(errors, list) and all(isinstance(e, str) for e in errors):
+        if errors:
+            out[prefix or "body"] = [str(e) for e in errors]
+    elif isinstance(errors, list):
+        for i, value in enumerate(errors):
+            out.update(flat_errors(value, f"{prefix}.{i}" if prefix else str(i)))
+    else:
+        out[prefix or "body"] = [str(errors)]
+    return out
 
 
 def not_found(what: str) -> Response:
@@ -330,3 +350,13 @@ def request_id(request: HttpRequest) -> str | None:
     """The id config.middleware gave the request (logged with its errors, sent back in X-Request-Id)."""
     value = getattr(request, "request_id", None)
     return value if isinstance(value, str) else None
+
+
+def currency_input(value: str | None) -> str | None:
+    """A serializer's currency field: empty, or an ISO 4217 code in use (else 422 naming it)."""
+    if value:
+        try:
+            validate_currency(value)
+        except Exception:
+            raise serializers.ValidationError(INVALID_CURRENCY.format(value=value)) from None
+    return value

@@ -38,6 +38,7 @@ import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from io import StringIO
 from typing import Any
 
@@ -46,7 +47,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
-from billing.models import Invoice, InvoiceKind, InvoiceStatus, LineKind, Plan, WebhookDelivery
+from billing.models import AddOn, Coupon, Invoice, InvoiceKind, InvoiceStatus, LineKind, Plan, WebhookDelivery
 from billing.services.roles import FINANCE, ensure_roles
 from billing.services.webhooks import deliver_due
 from customers.models import Customer
@@ -422,3 +423,99 @@ def test_finance_bills_a_new_customer_in_the_browser(page: Any, live_server: Any
     assert path.read_bytes().startswith(b"%PDF"), path
     assert download.suggested_filename.endswith(".pdf")
     print(f"\n  PDF: {path}")
+
+
+def test_finance_sets_up_taxes_coupons_add_ons_and_wallets_in_the_browser(page: Any, live_server: Any) -> None:
+    """Issue 15's screens, as finance uses them, each shot at 1280 px (no horizontal overflow):
+    an organization tax and a coupon are created on their add forms, the coupon is applied to a
+    customer from its page's link, an add-on is billed on a one-off invoice, a wallet is opened
+    with granted credits and topped up with paid ones (a credit invoice), and the customer page
+    then shows its coupons, wallet and tax codes; the price calculator applies the coupon and tax."""
+    base = live_server.url
+    customer = Customer.objects.create(external_id="e2e-globex", name="Globex", currency="USD", timezone="UTC")
+    plan = Plan.objects.get(code="team", is_current=True)
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", USERNAME)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{base}/admin/")
+
+    # An organization-wide 20 % tax.
+    page.goto(f"{base}/admin/billing/tax/add/")
+    page.fill("#id_code", "vat_fr")
+    page.fill("#id_name", "VAT")
+    page.fill("#id_rate", "120")
+    page.check("#id_applied_to_organization")
+    page.click("input[name=_save]")
+    page.locator(".field-rate .errorlist").wait_for()  # over 100 %: refused on its input
+    narrow(page, "tax-refused.png")
+    page.fill("#id_rate", "20")
+    page.click("input[name=_save]")
+    page.wait_for_url(re.compile(r".*/admin/billing/tax/(\?.*)?$"))
+    narrow(page, "taxes.png")
+
+    # A 10 % forever coupon, applied to the customer from its page.
+    page.goto(f"{base}/admin/billing/coupon/add/")
+    page.fill("#id_name", "Launch ten")
+    page.fill("#id_code", "launch-10")
+    page.select_option("#id_coupon_type", "percentage")
+    page.fill("#id_percentage_rate", "10")
+    page.select_option("#id_frequency", "forever")
+    page.click("input[name=_save]")
+    page.wait_for_url(re.compile(r".*/admin/billing/coupon/(\?.*)?$"))
+    narrow(page, "coupons.png")
+    page.goto(f"{base}/admin/customers/customer/{customer.pk}/change/")
+    page.locator("#account-applied-coupons a", has_text="Apply coupon").click()
+    page.select_option("#id_coupon", str(Coupon.objects.get(code="launch-10").pk))
+    narrow(page, "applied-coupon-add.png")
+    page.click("input[name=_save]")
+    page.wait_for_url(re.compile(r".*/admin/billing/appliedcoupon/(\?.*)?$"))
+    narrow(page, "applied-coupons.png")
+
+    # A $125 set-up fee, billed twice on a one-off invoice: 250.00 + 20 % = 300.00, no coupon.
+    page.goto(f"{base}/admin/billing/addon/add/")
+    page.fill("#id_code", "setup")
+    page.fill("#id_name", "Set-up fee")
+    page.fill("#id_amount", "125")
+    page.fill("#id_currency", "USD")
+    page.click("input[name=_save]")
+    page.wait_for_url(re.compile(r".*/admin/billing/addon/(\?.*)?$"))
+    narrow(page, "add-ons.png")
+    page.click("#one-off-invoice-link")
+    page.select_option("#id_customer", str(customer.pk))
+    page.select_option("#id_fees-0-add_on", str(AddOn.objects.get(code="setup").pk))
+    page.fill("#id_fees-0-units", "2")
+    narrow(page, "one-off-invoice-form.png")
+    page.click("input[name=_create]")
+    page.wait_for_url(re.compile(r".*/admin/billing/invoice/\d+/change/$"))
+    one_off = Invoice.objects.get(customer=customer, kind=InvoiceKind.ONE_OFF)
+    assert (one_off.status, one_off.total) == (InvoiceStatus.FINALIZED, Decimal("300.00"))
+    narrow(page, "one-off-invoice.png")
+
+    # A wallet with 100 granted credits, topped up with 50 paid ones (invoiced, pending until paid).
+    page.goto(f"{base}/admin/billing/wallet/add/?customer={customer.external_id}")
+    page.fill("#id_customer", customer.external_id)
+    page.fill("#id_rate_amount", "1")
+    page.fill("#id_name", "Prepaid")
+    page.fill("#id_granted_credits", "100")
+    narrow(page, "wallet-add.png")
+    page.click("input[name=_submit]")
+    page.wait_for_url(re.compile(r".*/admin/billing/wallet/\d+/change/$"))
+    page.click("#wallet-top-up-link")
+    page.fill("#id_paid_credits", "50")
+    narrow(page, "wallet-top-up.png")
+    page.click("input[name=_submit]")
+    page.wait_for_url(re.compile(r".*/admin/billing/wallet/\d+/change/$"))
+    assert Invoice.objects.filter(customer=customer, kind=InvoiceKind.CREDIT).count() == 1
+    narrow(page, "wallet.png")
+
+    # The customer page: coupons, wallet balance, tax codes.
+    page.goto(f"{base}/admin/customers/customer/{customer.pk}/change/")
+    assert "launch-10" in page.locator("#account-applied-coupons").inner_text()
+    assert "100" in page.locator("#account-wallets").inner_text()
+    narrow(page, "customer-coupons-wallet.png")
+
+    # The price calculator with the coupon and the tax: DESIGN §6's 355.00 → 383.40.
+    page.goto(f"{base}/admin/billing/plan/{plan.pk}/calculator/?mtu=30000&coupon=launch-10&organization_taxes=on")
+    assert page.locator("#calculator-total").inner_text().startswith("383.40")
+    narrow(page, "calculator-coupon-tax.png")

@@ -231,8 +231,9 @@ def test_unknown_paths_and_server_errors_answer_the_envelope(
     api: APIClient, acme: Customer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert_envelope(api.get("/api/v1/gift_cards"), 404, "gift_card_not_found")
-    assert_envelope(api.post("/api/v1/coupons", {}, format="json"), 404, "coupon_not_found")
-    assert_envelope(Client().post("/api/v1/taxes"), 404, "tax_not_found")  # no key, no CSRF token: still JSON
+    assert_envelope(api.post("/api/v1/quotes", {}, format="json"), 404, "quote_not_found")
+    assert_envelope(Client().post("/api/v1/billing_entities"), 404, "billing_entity_not_found")  # no key: still JSON
+    assert_envelope(Client().post("/api/v1/taxes"), 401)  # a real route without a key: JSON, not a CSRF page
     assert_envelope(api.get("/api/nothing"), 404)
     assert_envelope(api.put("/api/v1/customers", {}, format="json"), 405)
 

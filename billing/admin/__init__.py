@@ -15,17 +15,23 @@
 | commitments, ledger | commitments and their append-only ledger |
 | audit | the values a usage line counted (the MTU audit), the customer page's charts |
 | alerts | usage alerts per subscription with their thresholds; the triggered alerts |
+| coupons | coupons (terminate); applied coupons per customer ("Apply coupon", terminate) |
 | dashboard | the billing dashboard |
 | tasks | django-q2's admins, guarded |
+| taxes | taxes (a customer's tax codes are set on its page, customers) |
+| addons, one_off_invoices | add-ons; "New one-off invoice" (add-ons billed to a customer now) |
 | webhook_endpoints, webhook_deliveries | webhook endpoints and the signing key; the deliveries log and "Resend" |
+| wallets | wallets (prepaid credits) with their transactions; "Top up", "Void credits", terminate |
 
 Each admin calls services (billing.services) for every change and selectors (billing.selectors)
 for every figure; nothing is priced or written here.
 """
 
 from billing.admin import (
+    addons,
     alerts,
     commitments,
+    coupons,
     credit_notes,
     customers,
     dashboard,
@@ -39,13 +45,17 @@ from billing.admin import (
     receivables,
     subscriptions,
     tasks,
+    taxes,
+    wallets,
     webhook_deliveries,
     webhook_endpoints,
 )
 
 __all__ = [
+    "addons",
     "alerts",
     "commitments",
+    "coupons",
     "credit_notes",
     "customers",
     "dashboard",
@@ -59,6 +69,8 @@ __all__ = [
     "receivables",
     "subscriptions",
     "tasks",
+    "taxes",
+    "wallets",
     "webhook_deliveries",
     "webhook_endpoints",
 ]

@@ -10,6 +10,11 @@ invoices; nothing is priced here. The currency and time zone turn read-only when
 billing.services.customers says they are locked (the rule the API applies too), and a change is
 saved through that service, which checks the rule again under the customer's lock.
 
+The customer's tax codes (its own taxes, which replace the organization's) are edited with the
+billing fields and saved through billing.services.taxes.customer_taxes_set; read-only staff see
+them listed.
+
+The customer's wallets (balance in money and credits, ongoing balance) show with its account.
 The "Account" panel (billing.selectors.receivables.customer_account) lists the customer's latest
 invoices with what is still due on each, its payments and credit notes (each with a link to the
 full list when there are more), its available credit (the balance left on its available credit
@@ -24,6 +29,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -32,19 +38,33 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from billing.admin.audit import customer_usage_charts
+from billing.admin.coupons import customer_coupons_html
+from billing.admin.invoice_filters import period_days
 from billing.admin.shared import admin_link, admin_url, may_view
 from billing.admin.subscriptions import promotion_end_display
+from billing.admin.wallets import customer_wallets
 from billing.documents.formats import format_amount, format_day, format_money, format_quantity, tier_range_label
 from billing.engine.pricing import PricedCharge, TierLine
-from billing.models import CreditNote, Invoice, InvoiceStatus, Payment, Subscription, SubscriptionStatus
+from billing.models import (
+    AppliedCoupon,
+    CreditNote,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    Subscription,
+    SubscriptionStatus,
+    Tax,
+    Wallet,
+)
+from billing.selectors.adjustments import PreviewAdjustments, preview_adjustments
 from billing.selectors.commitments import commitment_panels
 from billing.selectors.plans import plans_with_charges
 from billing.selectors.receivables import BUCKETS, CustomerAccount, customer_account
 from billing.selectors.usage import ChargeUsage, PeriodUsage, current_usage
 from billing.services.customers import CustomerError, customer_update, locked_fields
+from billing.services.taxes import TaxError, customer_taxes_set
 from customers.admin import CustomerAdmin
 from customers.models import Customer
-from metering.days import local_date
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -63,6 +83,11 @@ TIMEZONE_LOCKED_NOTE = (
     "periods and the daily counts of its events. Its currency may change until it has a subscription."
 )
 USAGE_UNAVAILABLE = "Current usage could not be priced: {error}"
+TAX_CODES_HELP = (
+    "The customer's own taxes: they replace the organization's taxes for this customer. None checked: the "
+    "organization's taxes apply. Invoices computed from now on use them; finalized ones keep theirs."
+)
+NO_TAX_CODES = "None: the organization's taxes apply"
 
 
 # --- The current usage panel --------------------------------------------------------------------
@@ -161,9 +186,15 @@ def current_usage_panels(customer: Customer, at: Any) -> list[dict[str, Any]]:
         .order_by("subscription_at", "id")
     )
     panels = []
+    adjustments: dict[str, PreviewAdjustments] = {}  # by currency: read once for every panel
     for subscription in subscriptions:
+        currency = subscription.plan.currency
+        if currency not in adjustments:
+            adjustments[currency] = preview_adjustments(customer.pk, currency=currency)
         try:
-            panels.append(usage_panel(current_usage(subscription=subscription, at=at)))
+            panels.append(
+                usage_panel(current_usage(subscription=subscription, at=at, adjustments=adjustments[currency]))
+            )
         except ValueError as exc:  # a stored charge the engine cannot price: say so, keep the page
             panels.append(
                 {"subscription": subscription, "plan": subscription.plan, "error": USAGE_UNAVAILABLE.format(error=exc)}
@@ -184,16 +215,17 @@ def account_panel(
 ) -> dict[str, Any]:
     """The customer's money, as display strings for the template; the full lists are linked for
     whoever `may_list` them."""
-    tz = customer.timezone
     invoices = []
     for row in account.invoices:
         invoice = row.invoice
-        first = local_date(invoice.period_start, tz)
-        last = local_date(invoice.period_end, tz) - timedelta(days=1)
+        first, last = period_days(invoice)
         invoices.append(
             {
                 "number": admin_link("billing_invoice_change", invoice.pk, str(invoice)),
-                "period": f"{format_day(first)} – {format_day(last)}",
+                # A dated invoice (one-off, wallet purchase) has no period: its kind instead.
+                "period": f"{format_day(first)} – {format_day(last)}"
+                if invoice.period_start != invoice.period_end
+                else f"{invoice.get_kind_display()}, {format_day(first)}",
                 "status": invoice.get_status_display(),
                 "payment_status": invoice.get_payment_status_display()
                 if invoice.status == InvoiceStatus.FINALIZED
@@ -288,8 +320,28 @@ class _ActiveSubscriptionCount(TypedDict):
     active_subscription_count: int  # BilledCustomerAdmin.get_queryset
 
 
+class CustomerTaxesForm(forms.ModelForm[Customer]):
+    """The customer's form with its tax codes (saved by billing.services.taxes.customer_taxes_set)."""
+
+    tax_codes = forms.ModelMultipleChoiceField(
+        queryset=Tax.objects.order_by("code"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=TAX_CODES_HELP,
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "tax_codes" in self.fields and not self.instance._state.adding:
+            self.initial["tax_codes"] = list(
+                Tax.objects.filter(customer_taxes__customer=self.instance).values_list("pk", flat=True)
+            )
+
+
 class BilledCustomerAdmin(CustomerAdmin):
     """The customer admin with what billing knows: subscriptions and their current usage."""
+
+    form = CustomerTaxesForm
 
     list_display = (
         "external_id",
@@ -336,8 +388,9 @@ class BilledCustomerAdmin(CustomerAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Customer | None = None) -> Any:
         fieldsets = [
-            # The payment term sits with the billing fields (customers' admin knows nothing of it).
-            (name, {**options, "fields": (*options["fields"], "net_payment_term")})
+            # The payment term and tax codes sit with the billing fields (customers' admin knows
+            # nothing of them).
+            (name, {**options, "fields": (*options["fields"], "net_payment_term", "tax_codes")})
             if name == "Billing"
             else (name, options)
             for name, options in super().get_fieldsets(request, obj)
@@ -357,16 +410,28 @@ class BilledCustomerAdmin(CustomerAdmin):
             field.help_text = PAYMENT_TERM_HELP.format(days=settings.BILLING_NET_PAYMENT_TERM_DAYS)
         return field
 
+    @admin.display(description="tax codes")
+    def tax_codes(self, obj: Customer) -> str:
+        """The tax codes, as read-only staff see them (others edit them: CustomerTaxesForm)."""
+        taxes = [str(tax) for tax in Tax.objects.filter(customer_taxes__customer=obj).order_by("code")]
+        return ", ".join(taxes) or NO_TAX_CODES
+
     def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
+        fields = [name for name in form.changed_data if name != "tax_codes"]
         if not change:
             super().save_model(request, obj, form, change)
-            return
-        # Through the service, which checks the currency and time zone rule again under the lock.
-        try:
-            saved = customer_update(customer=obj, changes={name: getattr(obj, name) for name in form.changed_data})
-        except CustomerError as exc:
-            raise PermissionDenied(str(exc)) from exc
-        obj.updated_at = saved.updated_at
+        else:
+            # Through the service, which checks the currency and time zone rule again under the lock.
+            try:
+                saved = customer_update(customer=obj, changes={name: getattr(obj, name) for name in fields})
+            except CustomerError as exc:
+                raise PermissionDenied(str(exc)) from exc
+            obj.updated_at = saved.updated_at
+        if "tax_codes" in form.changed_data:
+            try:
+                customer_taxes_set(customer=obj, tax_codes=[tax.code for tax in form.cleaned_data["tax_codes"]])
+            except TaxError as exc:  # a tax deleted since the form was shown
+                raise PermissionDenied(str(exc)) from exc
 
     def render_change_form(
         self,
@@ -387,6 +452,16 @@ class BilledCustomerAdmin(CustomerAdmin):
             context["account"] = account_panel(
                 obj, customer_account(obj, now=now), lambda model: may_view(request, self, model)
             )
+            if may_view(request, self, AppliedCoupon):
+                applied_admin = self.admin_site._registry.get(AppliedCoupon)
+                may_apply = applied_admin is not None and applied_admin.has_add_permission(request)
+                context["applied_coupons"] = customer_coupons_html(obj, may_apply=may_apply)
+            if may_view(request, self, Wallet):
+                context["wallets"] = customer_wallets(obj)
+                wallet_admin = self.admin_site._registry.get(Wallet)
+                add_wallet = admin_url("billing_wallet_add")
+                if add_wallet is not None and wallet_admin is not None and wallet_admin.has_add_permission(request):
+                    context["add_wallet_url"] = f"{add_wallet}?customer={obj.external_id}"
             events_url = admin_url("metering_event_changelist")
             if events_url is not None:
                 context["customer_events_url"] = f"{events_url}?customer__id__exact={obj.pk}"

@@ -122,7 +122,7 @@ class InvoiceCorrections(admin.ModelAdmin[Invoice]):
         for i in voided:
             condition |= Q(subscription_id=i.subscription_id, kind=i.kind, period_start=i.period_start)
         live = Invoice.objects.filter(condition).exclude(status=InvoiceStatus.VOIDED) if voided else []
-        return {(i.subscription_id, i.kind, i.period_start): i for i in live}
+        return {(i.subscription_id or 0, i.kind, i.period_start): i for i in live}
 
     @admin.action(description="Void and regenerate selected invoices", permissions=["change"])
     def regenerate_selected(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> HttpResponse | None:
@@ -131,9 +131,9 @@ class InvoiceCorrections(admin.ModelAdmin[Invoice]):
         invoices = list(queryset.select_related("customer").order_by("period_start", "id"))
         live = self._live_in_period(invoices)
         taken = {
-            i.pk: live[(i.subscription_id, i.kind, i.period_start)]
+            i.pk: live[(i.subscription_id or 0, i.kind, i.period_start)]
             for i in invoices
-            if i.status == InvoiceStatus.VOIDED and (i.subscription_id, i.kind, i.period_start) in live
+            if i.status == InvoiceStatus.VOIDED and (i.subscription_id or 0, i.kind, i.period_start) in live
         }
         regenerable = [i for i in invoices if self._regenerable(i) and i.pk not in taken]
         if not regenerable:

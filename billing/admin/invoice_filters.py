@@ -29,8 +29,12 @@ MONTHS_LISTED = 36
 
 
 def period_days(invoice: Invoice) -> tuple[date, date]:
-    """The first and last day (inclusive) of the invoice's period, in the customer's time zone."""
+    """The first and last day (inclusive) of the invoice's period, in the customer's time zone;
+    a dated invoice (one-off, wallet purchase: no period) has its day for both."""
     tz = invoice.customer.timezone
+    if invoice.period_start == invoice.period_end:
+        day = local_date(invoice.period_start, tz)
+        return day, day
     return local_date(invoice.period_start, tz), local_date(invoice.period_end, tz) - timedelta(days=1)
 
 

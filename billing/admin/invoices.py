@@ -238,6 +238,8 @@ class InvoiceAdmin(InvoiceMoney, InvoiceCorrections):
     @admin.display(description="subscription (plan)", ordering="subscription__external_id")
     def subscription_display(self, obj: Invoice) -> str:
         subscription = obj.subscription
+        if subscription is None:
+            return "—"
         plan = subscription.plan
         label = f"{subscription.external_id} ({plan.code} v{plan.version})"
         url = admin_url("billing_subscription_change", subscription.pk)
@@ -254,6 +256,8 @@ class InvoiceAdmin(InvoiceMoney, InvoiceCorrections):
     @admin.display(description="period")
     def period_display(self, obj: Invoice) -> str:
         first, last = period_days(obj)
+        if obj.period_start == obj.period_end:
+            return f"None: dated {format_day(first)} (in {obj.customer.timezone})"
         return f"{format_day(first)} – {format_day(last)} (days in {obj.customer.timezone})"
 
     @admin.display(description="total", ordering="total")

@@ -7,6 +7,11 @@ turn read-only, and the page says how prices change instead (a new catalog versi
 
 The plan page also links to a price calculator: one period of the plan at a usage typed in,
 priced by the same line builders as invoices (billing.engine.quotes.quote_plan).
+
+Override plans (a subscription's own prices, Lago's plan_overrides) are not catalog plans: the
+list leaves them out unless its filter "Prices" asks for them, and their page is read-only (they
+change through the API, billing.services.plan_overrides), linking to the catalog plan they copy
+and to their subscription.
 """
 
 from __future__ import annotations
@@ -24,10 +29,10 @@ from django.db.models.functions import Lag
 from django.forms.formsets import DELETION_FIELD_NAME
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from billing.admin.calculator import PriceCalculatorForm, quote_rows
-from billing.admin.shared import admin_page, admin_url, viewable_object
+from billing.admin.shared import admin_link, admin_page, admin_url, viewable_object
 from billing.documents.formats import format_amount, format_quantity, tier_range_label
 from billing.engine.money import ZERO, format_decimal
 from billing.engine.pricing import TierSpec, tier_errors
@@ -55,6 +60,11 @@ TIER_TABLE_INVALID = (
     "last tier (and only it) must be unbounded (empty “up to”). Prices must not be negative."
 )
 TIERS_NOT_USED = "A {model} charge does not use tiers: remove them, or choose graduated or volume."
+OVERRIDE_PLAN_NOTE = (
+    "These are one subscription's own prices (Lago's plan_overrides), a copy of a catalog plan: "
+    "read-only here. They change through the API: PUT /api/v1/subscriptions/<external_id> with "
+    "plan_overrides. The catalog plan they copy is not affected."
+)
 
 PLAN_PRICING_FIELDS = (
     "interval",
@@ -111,7 +121,8 @@ def _plan_id(obj: Plan | Charge | None) -> int | None:
 
 
 def plan_is_sold(request: HttpRequest, plan_id: int | None) -> bool:
-    """True when the plan has subscriptions; asked once per plan and request.
+    """True when the plan has subscriptions, or is a subscription's own prices (an override plan,
+    read-only here even once its subscription moved to another); asked once per plan and request.
 
     The permission checks of the nested inlines ask this for every charge and tier form, so the
     answer is kept on the request instead of being queried each time.
@@ -120,7 +131,10 @@ def plan_is_sold(request: HttpRequest, plan_id: int | None) -> bool:
         return False
     sold: dict[int, bool] = request.__dict__.setdefault("_billing_sold_plans", {})
     if plan_id not in sold:
-        sold[plan_id] = Subscription.objects.filter(plan_id=plan_id).exists()
+        sold[plan_id] = (
+            Subscription.objects.filter(plan_id=plan_id).exists()
+            or Plan.objects.filter(pk=plan_id, parent__isnull=False).exists()
+        )
     return sold[plan_id]
 
 
@@ -326,6 +340,32 @@ class ChargeInline(SoldPlanLockMixin, nested_admin.NestedStackedInline):
 # --- Plans and the price calculator -------------------------------------------------------------
 
 
+class PlanPricesFilter(admin.SimpleListFilter):
+    """Catalog plans by default; a subscription's own prices (override plans) on request."""
+
+    title = "prices"
+    parameter_name = "prices"
+    OWN = "own"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
+        return [(self.OWN, "Own prices of a subscription")]
+
+    def choices(self, changelist: Any) -> Any:
+        yield {
+            "selected": self.value() != self.OWN,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": "Catalog plans",
+        }
+        yield {
+            "selected": self.value() == self.OWN,
+            "query_string": changelist.get_query_string({self.parameter_name: self.OWN}),
+            "display": "Own prices of a subscription",
+        }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Plan]) -> QuerySet[Plan]:
+        return queryset.filter(parent__isnull=self.value() != self.OWN)
+
+
 class PlanForm(PlainDecimalsForm):
     class Meta:
         model = Plan
@@ -347,11 +387,11 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
         "promotion",
         "subscriptions_link",
     )
-    list_filter = ("is_current", "interval", "currency")
+    list_filter = (PlanPricesFilter, "is_current", "interval", "currency")
     search_fields = ("code", "name")
     list_select_related = ("promotion",)
     ordering = ("code", "-version")
-    readonly_fields = ("subscriptions_link", "created_at", "updated_at")
+    readonly_fields = ("subscriptions_link", "override_of", "invoice_display_name", "created_at", "updated_at")
 
     base_fee_locked_display = _decimal_display("base_fee", "base fee")
     commitment_amount_locked_display = _decimal_display("commitment_amount", "commitment amount")
@@ -366,8 +406,33 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
             return False
         count = getattr(obj, "subscription_count", None)
         if count is not None:
-            request.__dict__.setdefault("_billing_sold_plans", {})[obj.pk] = count > 0
+            request.__dict__.setdefault("_billing_sold_plans", {})[obj.pk] = count > 0 or obj.parent_id is not None
         return plan_is_sold(request, obj.pk)
+
+    def has_change_permission(self, request: HttpRequest, obj: Plan | None = None) -> bool:
+        if obj is not None and obj.parent_id is not None:
+            return False  # a subscription's own prices change through the API only
+        return bool(super().has_change_permission(request, obj))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Plan | None = None) -> bool:
+        if obj is not None and obj.parent_id is not None:
+            return False
+        return bool(super().has_delete_permission(request, obj))
+
+    @admin.display(description="own prices of")
+    def override_of(self, obj: Plan) -> str:
+        """An override plan's catalog plan and subscription, as links."""
+        if obj.parent_id is None:
+            return "—"
+        parent = admin_link("billing_plan_change", obj.parent_id, str(obj.parent))
+        subscriptions = [
+            admin_link("billing_subscription_change", sub.pk, sub.external_id) for sub in obj.subscriptions.all()
+        ]
+        if not subscriptions:
+            return format_html("a copy of {}; its subscription has moved to newer prices", parent)
+        return format_html(
+            "a copy of {}, for subscription {}", parent, format_html_join(", ", "{}", ((s,) for s in subscriptions))
+        )
 
     @admin.display(description="base fee", ordering="base_fee")
     def base_fee_display(self, obj: Plan) -> str:
@@ -409,6 +474,10 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
                 },
             ),
         ]
+        if obj is not None and obj.parent_id is not None:  # a subscription's own prices
+            names = ("code", "version", "override_of", "name", "invoice_display_name", "description")
+            fieldsets[0] = (None, {"fields": names})  # the page's note says what they are
+            fieldsets[1] = ("Pricing", {"fields": pricing})
         if obj is not None:
             fieldsets.append(("History", {"fields": ("subscriptions_link", "created_at", "updated_at")}))
         return fieldsets
@@ -429,7 +498,8 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
         obj: Plan | None = None,
     ) -> HttpResponse:
         context["plan_is_sold"] = self.is_sold(request, obj)
-        context["sold_plan_note"] = SOLD_PLAN_NOTE
+        is_override = obj is not None and obj.parent_id is not None
+        context["sold_plan_note"] = OVERRIDE_PLAN_NOTE if is_override else SOLD_PLAN_NOTE
         response: HttpResponse = super().render_change_form(  # nested-admin's (untyped)
             request, context, add=add, change=change, form_url=form_url, obj=obj
         )
@@ -453,11 +523,11 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
             return obj
         plan = plans_with_charges().get(pk=obj.pk)
         spec = plan_spec(plan)
-        form = PriceCalculatorForm(request.GET or None, charges=spec.charges)
+        form = PriceCalculatorForm(request.GET or None, charges=spec.charges, currency=spec.currency)
         result = None
         if form.is_valid():
             try:
-                result = quote_rows(quote_plan(spec, form.usage()))
+                result = quote_rows(quote_plan(spec, form.usage(), coupons=form.coupons(), taxes=form.taxes()))
             except ValueError as exc:  # a stored charge the engine cannot price
                 form.add_error(None, str(exc))
         return admin_page(

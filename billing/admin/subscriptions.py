@@ -1,6 +1,7 @@
 """Admin for subscriptions: created through billing.services.subscriptions.subscription_create
 (which attaches the plan's promotion, or the one chosen, or none) and terminated through
-subscription_terminate. A subscription's terms are read-only once it exists."""
+subscription_terminate. A subscription's terms are read-only once it exists; its page says when it
+has its own prices (Lago's plan_overrides: an override plan, linked, read-only)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import ngettext
 
 from billing.admin.alerts import subscription_alerts_html
+from billing.admin.shared import admin_link
 from billing.models import Plan, Promotion, Subscription, SubscriptionStatus
 from billing.selectors.usage import promotion_window
 from billing.services.subscriptions import (
@@ -145,7 +148,7 @@ class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
     autocomplete_fields = ("customer",)
     ordering = ("-subscription_at", "id")
     actions = ("terminate_selected",)
-    readonly_fields = ("promotion_end", "alerts_display", "created_at", "updated_at")
+    readonly_fields = ("prices", "promotion_end", "alerts_display", "created_at", "updated_at")
 
     @admin.display(description="customer", ordering="customer__external_id")
     def customer_display(self, obj: Subscription) -> str:
@@ -153,7 +156,20 @@ class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
 
     @admin.display(description="plan", ordering="plan__code")
     def plan_display(self, obj: Subscription) -> str:
-        return f"{obj.plan.code} v{obj.plan.version}"
+        own = ", own prices" if obj.plan.parent_id is not None else ""
+        return f"{obj.plan.code} v{obj.plan.version}{own}"
+
+    @admin.display(description="prices")
+    def prices(self, obj: Subscription) -> str:
+        """Whether the subscription has its own prices (an override plan) or the catalog's."""
+        plan = obj.plan
+        if plan.parent_id is None:
+            return format_html("the catalog's: {}", admin_link("billing_plan_change", plan.pk, str(plan)))
+        return format_html(
+            "its own (Lago's plan_overrides; read-only, changed through the API): {}, a copy of {}",
+            admin_link("billing_plan_change", plan.pk, str(plan)),
+            admin_link("billing_plan_change", plan.parent_id, f"{plan.code} v{plan.version}"),
+        )
 
     @admin.display(description="promotion ends")
     def promotion_end(self, obj: Subscription) -> str:
@@ -183,7 +199,16 @@ class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
             (
                 None,
                 {
-                    "fields": ("external_id", "customer", "plan", "status", "subscription_at", "terminated_at"),
+                    "fields": (
+                        "external_id",
+                        "name",
+                        "customer",
+                        "plan",
+                        "prices",
+                        "status",
+                        "subscription_at",
+                        "terminated_at",
+                    ),
                     "description": SUBSCRIPTION_TERMS_NOTE,
                 },
             ),
@@ -197,8 +222,10 @@ class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
             return ()
         return (
             "external_id",
+            "name",
             "customer",
             "plan",
+            "prices",
             "status",
             "subscription_at",
             "terminated_at",

@@ -20,7 +20,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 
 from billing.api.alert_json import alert_json, alerts_for_json
 from billing.api.invoices import PageMeta
@@ -46,6 +45,11 @@ from config.api import (
     paginated,
     validation_error,
 )
+
+# flat_errors lives in config.api (the subscriptions API needs it without importing this module,
+# which imports the invoices API, which imports the subscriptions API); re-exported for the
+# modules that import it from here.
+from config.api import flat_errors as flat_errors
 
 BAD_STATUS = "must be one of: {choices}"
 ALERTS_OR_ALERT = 'send "alerts" (a list) or "alert" (one), not both'
@@ -181,25 +185,6 @@ class AlertListEnvelope(serializers.Serializer[Any]):
 
 
 # --- helpers -------------------------------------------------------------------------------------------
-
-
-def flat_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
-    """DRF's nested errors by dotted field: {"alerts": [{}, {"thresholds": [{"value": [...]}]}]}
-    → {"alerts.1.thresholds.0.value": [...]}."""
-    out: dict[str, list[str]] = {}
-    if isinstance(errors, dict):
-        for key, value in errors.items():
-            name = prefix if key == api_settings.NON_FIELD_ERRORS_KEY else (f"{prefix}.{key}" if prefix else str(key))
-            out.update(flat_errors(value, name))
-    elif isinstance(errors, list) and all(isinstance(e, str) for e in errors):
-        if errors:
-            out[prefix or "body"] = [str(e) for e in errors]
-    elif isinstance(errors, list):
-        for i, value in enumerate(errors):
-            out.update(flat_errors(value, f"{prefix}.{i}" if prefix else str(i)))
-    else:
-        out[prefix or "body"] = [str(errors)]
-    return out
 
 
 def _unprefixed(errors: dict[str, list[str]], prefix: str) -> dict[str, list[str]]:

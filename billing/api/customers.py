@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from billing.api.tax_json import TaxOutput, tax_json
+from billing.models import CustomerTax, Tax
 from billing.services.customers import TEXT_FIELDS, CustomerError, customer_upsert
+from billing.services.taxes import TaxError, customer_taxes_set
 from config.api import (
     DUPLICATE_METADATA_KEY,
     ApiView,
@@ -17,6 +22,7 @@ from config.api import (
     StrictIntegerField,
     StrictSerializer,
     UnsupportedField,
+    currency_input,
     duplicate_keys,
     envelope_errors,
     iso_datetime,
@@ -27,7 +33,7 @@ from config.api import (
     validation_error,
 )
 from customers.models import Customer
-from customers.validators import INVALID_CURRENCY, INVALID_TIMEZONE, validate_currency, validate_timezone
+from customers.validators import INVALID_TIMEZONE, validate_timezone
 
 NO_PAYMENT_PROVIDERS = "no payment providers here: payments are recorded with POST /api/v1/payments"
 
@@ -102,7 +108,10 @@ class CustomerInput(StrictSerializer):
         allow_null=True,
         help_text="Invoices of 0.00 are always finalized here; 'skip' is not supported.",
     )
-    tax_codes = UnsupportedField("taxes are not part of this version yet")
+    # The list replaces the customer's tax codes ([] clears them; null or absent: unchanged).
+    tax_codes = serializers.ListField(
+        child=StrictCharField(max_length=255), required=False, allow_null=True, max_length=100
+    )
     integration_customers = UnsupportedField("no accounting or CRM integrations here")
     skip_invoice_custom_sections = UnsupportedField("no invoice custom sections here")
     invoice_custom_section_codes = UnsupportedField("no invoice custom sections here")
@@ -115,12 +124,7 @@ class CustomerInput(StrictSerializer):
         return value
 
     def validate_currency(self, value: str | None) -> str | None:
-        if value:
-            try:
-                validate_currency(value)
-            except Exception:
-                raise serializers.ValidationError(INVALID_CURRENCY.format(value=value)) from None
-        return value
+        return currency_input(value)
 
     def validate_timezone(self, value: str | None) -> str | None:
         if value:
@@ -162,7 +166,10 @@ def changes_of(data: dict[str, Any], shipping_address: dict[str, Any] | None = N
     return changes
 
 
-def customer_json(customer: Customer) -> dict[str, Any]:
+def customer_json(customer: Customer, *, with_taxes: bool = False) -> dict[str, Any]:
+    """The customer as Lago answers it; `with_taxes`: with its `taxes` (its tax codes), as Lago's
+    customer endpoints answer it and no other (an invoice's customer has none); read many from
+    customers_for_json()."""
     return {
         "lago_id": str(customer.pk),
         "external_id": customer.external_id,
@@ -203,11 +210,28 @@ def customer_json(customer: Customer) -> dict[str, Any]:
             "payment_provider": None,
         },
         "finalize_zero_amount_invoice": "finalize",
-        "taxes": [],
+        **({"taxes": [tax_json(tax) for tax in own_taxes(customer)]} if with_taxes else {}),
         "integration_customers": [],
         "created_at": iso_datetime(customer.created_at),
         "updated_at": iso_datetime(customer.updated_at),
     }
+
+
+def own_taxes(customer: Customer) -> list[Tax]:
+    """The customer's tax codes' taxes, by code (from customers_for_json's prefetch if made)."""
+    links = getattr(customer, TAX_LINKS, None)
+    if links is None:
+        links = CustomerTax.objects.filter(customer=customer).select_related("tax").order_by("tax__code")
+    return [link.tax for link in links]
+
+
+TAX_LINKS = "prefetched_tax_links"
+
+
+def customers_for_json() -> QuerySet[Customer]:
+    """Customers with what customer_json(with_taxes=True) reads, in two queries however many."""
+    links = CustomerTax.objects.select_related("tax").order_by("tax__code")
+    return Customer.objects.prefetch_related(Prefetch("customer_taxes", queryset=links, to_attr=TAX_LINKS))
 
 
 # --- schema: what customer_json answers ----------------------------------------------------
@@ -272,7 +296,11 @@ class CustomerOutput(serializers.Serializer[Any]):
     shipping_address = AddressOutput(allow_null=True)
     billing_configuration = BillingConfigurationOutput()
     finalize_zero_amount_invoice = serializers.CharField(help_text="Always finalize.")
-    taxes = serializers.ListField(child=serializers.DictField(), help_text="Always empty: no taxes yet.")
+    taxes = TaxOutput(
+        many=True,
+        required=False,
+        help_text="The customer's own taxes (its tax_codes); on the customer's endpoints only, as Lago.",
+    )
     integration_customers = serializers.ListField(child=serializers.DictField(), help_text="Always empty.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -309,10 +337,14 @@ class CustomersView(ApiView):
         current = Customer.objects.select_for_update().filter(external_id=data["external_id"]).first()
         changes = changes_of(data, current.shipping_address if current is not None else None)
         try:
-            customer, _created = customer_upsert(external_id=data["external_id"], changes=changes)
-        except CustomerError as exc:
+            # One savepoint: refused tax codes leave the customer as it was, created or not.
+            with transaction.atomic():
+                customer, _created = customer_upsert(external_id=data["external_id"], changes=changes)
+                if data.get("tax_codes") is not None:
+                    customer_taxes_set(customer=customer, tax_codes=data["tax_codes"])
+        except (CustomerError, TaxError) as exc:
             return validation_error(exc.errors)
-        return Response({"customer": customer_json(customer)})
+        return Response({"customer": customer_json(customers_for_json().get(pk=customer.pk), with_taxes=True)})
 
     @extend_schema(operation_id="list_customers", summary="List customers", responses={200: dict})
     def get(self, request: Request) -> Response:
@@ -320,13 +352,16 @@ class CustomersView(ApiView):
         if isinstance(paging, dict):
             return validation_error(paging)
         page, per_page = paging
-        return Response(paginated("customers", Customer.objects.order_by("id"), page, per_page, customer_json))
+        rows = customers_for_json().order_by("id")
+        return Response(
+            paginated("customers", rows, page, per_page, lambda customer: customer_json(customer, with_taxes=True))
+        )
 
 
 class CustomerDetailView(ApiView):
     @extend_schema(operation_id="find_customer", summary="Fetch a customer by external_id", responses={200: dict})
     def get(self, request: Request, external_id: str) -> Response:
-        customer = Customer.objects.filter(external_id=external_id).first()
+        customer = customers_for_json().filter(external_id=external_id).first()
         if customer is None:
             return not_found("customer")
-        return Response({"customer": customer_json(customer)})
+        return Response({"customer": customer_json(customer, with_taxes=True)})

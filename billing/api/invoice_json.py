@@ -4,10 +4,14 @@ breakdowns).
 
 How an invoice maps onto Lago's amounts (all integers in the currency's minor unit; DESIGN §6):
 - `fees_amount_cents`: the fees (base fee, usage, late usage, commitment prepayment);
-- `coupons_amount_cents`: promotion (and coupon) lines, as a positive number;
+- `coupons_amount_cents`: promotion and coupon lines, as a positive number;
 - `progressive_billing_credit_amount_cents`: the commitment drawdown (already invoiced by the
   prepayment: Lago's pre-tax credit);
-- `sub_total_excluding_taxes_amount_cents` = fees − coupons − progressive credit; taxes 0 so far;
+- `sub_total_excluding_taxes_amount_cents` = fees − coupons − progressive credit;
+- `taxes_amount_cents`: the tax lines (one per tax, `applied_taxes[]`); each fee's share of them
+  in `fees[].taxes_amount_cents`; `sub_total_including_taxes_amount_cents` = the two;
+- `prepaid_credit_amount_cents`: the wallet credit used (step 7; one balance, granted and paid
+  alike, so the granted/purchased split Lago reports is null);
 - `credit_notes_amount_cents`: credit of earlier credit notes consumed (step 6);
 - `total_amount_cents` = sub-total including taxes − credit notes − prepaid credit = `total`;
 - `total_paid_amount_cents`: payments; `total_due_amount_cents` = total − paid − credit-note
@@ -31,7 +35,14 @@ from rest_framework import serializers
 from billing.api.customers import customer_json
 from billing.api.subscriptions import subscription_json
 from billing.documents.links import document_url
-from billing.engine.money import ZERO, currency_minor_digits, format_decimal, money_str, to_cents
+from billing.engine.money import (
+    ZERO,
+    currency_minor_digits,
+    format_decimal,
+    money_str,
+    split_proportionally,
+    to_cents,
+)
 from billing.engine.vocabulary import FEE_KINDS, InvoiceKind, InvoiceStatus, LineKind, PaymentStatus
 from billing.models import CreditNote, Invoice, InvoiceLine, Payment
 from billing.selectors.invoices import issuing_date
@@ -76,20 +87,31 @@ def line_json(line: InvoiceLine, currency: str) -> dict[str, Any]:
 
 def _item(line: InvoiceLine, invoice: Invoice) -> dict[str, Any]:
     """Lago's fee item: what the fee is for."""
-    plan = invoice.subscription.plan
-    if line.kind in (LineKind.USAGE, LineKind.LATE_USAGE) and line.metric is not None:
+    details = line.details or {}
+    if line.kind == LineKind.ADD_ON:
+        kind, code = "add_on", str(details.get("add_on_code", ""))
+        name, item_id = str(details.get("add_on_name", line.description)), str(details.get("add_on_id", ""))
+    elif line.kind == LineKind.CREDIT_PURCHASE:
+        kind, code, name, item_id = "credit", "credit", "credit", str(details.get("wallet", ""))
+    elif line.kind in (LineKind.USAGE, LineKind.LATE_USAGE) and line.metric is not None:
         kind, code, name, item_id = "charge", line.metric.code, line.metric.name, str(line.metric_id)
-    elif line.kind == LineKind.COMMITMENT:
-        kind, code, name, item_id = "commitment", plan.code, plan.name, str(plan.pk)
     else:
-        kind, code, name, item_id = "subscription", plan.code, plan.name, str(plan.pk)
+        assert invoice.subscription is not None  # base fee and commitment lines are a subscription's
+        plan = invoice.subscription.plan
+        kind = "commitment" if line.kind == LineKind.COMMITMENT else "subscription"
+        code, name, item_id = plan.code, plan.name, str(plan.pk)
     return {
         "type": kind,
         "code": code,
         "name": name,
         "invoice_display_name": line.description,
         "lago_item_id": item_id,
-        "item_type": {"charge": "BillableMetric", "commitment": "Commitment"}.get(kind, "Subscription"),
+        "item_type": {
+            "charge": "BillableMetric",
+            "commitment": "Commitment",
+            "add_on": "AddOn",
+            "credit": "WalletTransaction",
+        }.get(kind, "Subscription"),
     }
 
 
@@ -102,15 +124,15 @@ def fee_json(line: InvoiceLine, invoice: Invoice) -> dict[str, Any]:
         "lago_id": str(line.pk),
         "lago_charge_id": None,
         "lago_invoice_id": str(invoice.pk),
-        "external_subscription_id": subscription.external_id,
+        "external_subscription_id": subscription.external_id if subscription is not None else None,
         "lago_customer_id": str(invoice.customer_id),
         "external_customer_id": invoice.customer.external_id,
         "amount_cents": amount_cents,
         "amount_currency": cur,
         "precise_amount": format_decimal(line.amount),
-        "taxes_amount_cents": 0,
-        "taxes_rate": 0.0,
-        "total_amount_cents": amount_cents,
+        "taxes_amount_cents": to_cents(line.tax_amount, cur),
+        "taxes_rate": _tax_rate(invoice),
+        "total_amount_cents": amount_cents + to_cents(line.tax_amount, cur),
         "total_amount_currency": cur,
         "precise_coupons_amount_cents": format_decimal(line.discount_amount.scaleb(currency_minor_digits(cur))),
         "units": format_decimal(line.quantity),
@@ -122,8 +144,35 @@ def fee_json(line: InvoiceLine, invoice: Invoice) -> dict[str, Any]:
         "to_date": iso_datetime(line.period_end),
         "created_at": iso_datetime(invoice.created_at),
         "item": _item(line, invoice),
-        "applied_taxes": [],
+        "applied_taxes": _fee_taxes(line, invoice),
     }
+
+
+def _tax_lines(invoice: Invoice) -> list[InvoiceLine]:
+    return [line for line in invoice.lines.all() if line.kind == LineKind.TAX]  # prefetched
+
+
+def _tax_rate(invoice: Invoice) -> float:
+    """The rate a fee is taxed at: the invoice's taxes together, in percent."""
+    return float(sum((Decimal(line.details.get("rate", "0")) for line in _tax_lines(invoice)), ZERO))
+
+
+def _fee_taxes(line: InvoiceLine, invoice: Invoice) -> list[dict[str, Any]]:
+    """The fee's tax share per tax (its share split by the taxes' rates, largest remainder)."""
+    taxes = _tax_lines(invoice)
+    rates = [Decimal(tax.details.get("rate", "0")) for tax in taxes]
+    parts = split_proportionally(line.tax_amount, rates, invoice.currency)
+    return [
+        {
+            "lago_tax_id": str(tax.details.get("tax", "")),
+            "tax_name": tax.details.get("tax_name", tax.description),
+            "tax_code": tax.details.get("tax_code", ""),
+            "tax_rate": float(rate),
+            "amount_cents": to_cents(part, invoice.currency),
+            "amount_currency": invoice.currency,
+        }
+        for tax, rate, part in zip(taxes, rates, parts, strict=True)
+    ]
 
 
 class FeeItemOutput(serializers.Serializer[Any]):
@@ -162,7 +211,7 @@ class FeeOutput(serializers.Serializer[Any]):
     to_date = serializers.DateTimeField()
     created_at = serializers.DateTimeField()
     item = FeeItemOutput()
-    applied_taxes = serializers.ListField(child=serializers.DictField(), help_text="Always empty: no taxes yet.")
+    applied_taxes = serializers.ListField(child=serializers.DictField(), help_text="The fee's share of each tax.")
 
 
 def _credits(lines: list[InvoiceLine], invoice: Invoice) -> list[dict[str, Any]]:
@@ -170,9 +219,16 @@ def _credits(lines: list[InvoiceLine], invoice: Invoice) -> list[dict[str, Any]]
     out = []
     for line in lines:
         if line.kind == LineKind.PROMOTION:
-            promotion = invoice.subscription.promotion
+            promotion = invoice.subscription.promotion if invoice.subscription is not None else None
             code = promotion.code if promotion is not None else ""
             item = {"type": "coupon", "code": code, "name": line.description, "lago_item_id": None}
+        elif line.kind == LineKind.COUPON:
+            item = {
+                "type": "coupon",
+                "code": str(line.details.get("coupon_code", "")),
+                "name": line.description,
+                "lago_item_id": str(line.details.get("applied_coupon", "")),
+            }
         elif line.kind == LineKind.CREDIT_NOTE:
             item = {
                 "type": "credit_note",
@@ -187,12 +243,30 @@ def _credits(lines: list[InvoiceLine], invoice: Invoice) -> list[dict[str, Any]]
                 "lago_id": str(line.pk),
                 "amount_cents": to_cents(-line.amount, invoice.currency),
                 "amount_currency": invoice.currency,
-                "before_taxes": line.kind == LineKind.PROMOTION,
+                "before_taxes": line.kind in (LineKind.PROMOTION, LineKind.COUPON),
                 "item": item,
                 "invoice": {"lago_id": str(invoice.pk), "payment_status": invoice.payment_status},
             }
         )
     return out
+
+
+def applied_tax_json(line: InvoiceLine, invoice: Invoice, fees: Decimal) -> dict[str, Any]:
+    """A tax line as Lago's invoice applied_tax."""
+    details, cur = line.details or {}, invoice.currency
+    return {
+        "lago_id": str(line.pk),
+        "lago_invoice_id": str(invoice.pk),
+        "lago_tax_id": str(details.get("tax", "")),
+        "tax_name": details.get("tax_name", line.description),
+        "tax_code": details.get("tax_code", ""),
+        "tax_rate": float(details.get("rate", "0")),
+        "tax_description": None,
+        "amount_cents": to_cents(line.amount, cur),
+        "amount_currency": cur,
+        "fees_amount_cents": to_cents(fees, cur),
+        "created_at": iso_datetime(invoice.created_at),
+    }
 
 
 def _sum(lines: list[InvoiceLine], *kinds: str) -> Decimal:
@@ -222,9 +296,11 @@ def invoice_json(invoice: Invoice, request: HttpRequest | None = None) -> dict[s
     cur = invoice.currency
     lines = list(invoice.lines.all())
     fees = _sum(lines, *FEE_KINDS)
-    coupons = -_sum(lines, LineKind.PROMOTION)
+    coupons = -_sum(lines, LineKind.PROMOTION, LineKind.COUPON)
     progressive = -_sum(lines, LineKind.COMMITMENT_DRAWDOWN)
+    taxes = _sum(lines, LineKind.TAX)
     credit_notes = -_sum(lines, LineKind.CREDIT_NOTE)
+    prepaid = -_sum(lines, LineKind.PREPAID_CREDITS)
     sub_total = fees - coupons - progressive
     paid, offset, due = settlement(invoice)
     subscription = invoice.subscription
@@ -244,14 +320,14 @@ def invoice_json(invoice: Invoice, request: HttpRequest | None = None) -> dict[s
         "currency": cur,
         "fees_amount_cents": to_cents(fees, cur),
         "coupons_amount_cents": to_cents(coupons, cur),
-        "taxes_amount_cents": 0,
+        "taxes_amount_cents": to_cents(taxes, cur),
         "credit_notes_amount_cents": to_cents(credit_notes, cur),
         "progressive_billing_credit_amount_cents": to_cents(progressive, cur),
         "sub_total_excluding_taxes_amount_cents": to_cents(sub_total, cur),
-        "sub_total_including_taxes_amount_cents": to_cents(sub_total, cur),
-        "prepaid_credit_amount_cents": 0,
-        "prepaid_granted_credit_amount_cents": 0,
-        "prepaid_purchased_credit_amount_cents": 0,
+        "sub_total_including_taxes_amount_cents": to_cents(sub_total + taxes, cur),
+        "prepaid_credit_amount_cents": to_cents(prepaid, cur),
+        "prepaid_granted_credit_amount_cents": None,
+        "prepaid_purchased_credit_amount_cents": None,
         "total_amount_cents": to_cents(invoice.total, cur),
         "total_due_amount_cents": to_cents(due, cur),
         "total_paid_amount_cents": to_cents(paid, cur),
@@ -265,7 +341,7 @@ def invoice_json(invoice: Invoice, request: HttpRequest | None = None) -> dict[s
         "file_url": document_url(request, "invoice", invoice.pk) if has_document else None,
         "xml_url": None,
         "customer": customer_json(invoice.customer),
-        "subscriptions": [subscription_json(subscription)],
+        "subscriptions": [subscription_json(subscription)] if subscription is not None else [],
         "billing_periods": [
             {
                 "lago_subscription_id": str(subscription.pk),
@@ -277,19 +353,21 @@ def invoice_json(invoice: Invoice, request: HttpRequest | None = None) -> dict[s
                 "charges_to_datetime": iso_datetime(invoice.period_end),
                 "invoicing_reason": "subscription_periodic",
             }
-        ],
+        ]
+        if subscription is not None
+        else [],
         "fees": [fee_json(line, invoice) for line in lines if line.kind in FEE_KINDS],
         "credits": _credits(lines, invoice),
         "metadata": invoice.metadata,
-        "applied_taxes": [],
+        "applied_taxes": [applied_tax_json(line, invoice, fees) for line in lines if line.kind == LineKind.TAX],
         "error_details": [],
         # our own fields
         "kind": invoice.kind,
         "total": money_str(invoice.total, cur),
         "period_start": iso_datetime(invoice.period_start),
         "period_end": iso_datetime(invoice.period_end),
-        "external_subscription_id": subscription.external_id,
-        "plan_code": subscription.plan.code,
+        "external_subscription_id": subscription.external_id if subscription is not None else None,
+        "plan_code": subscription.plan.code if subscription is not None else None,
         "void_reason": invoice.void_reason or None,
         "lines": [line_json(line, cur) for line in lines],
     }

@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from billing.api.customers import CustomerOutput
 from billing.api.invoice_filters import filter_invoices
 from billing.api.invoice_json import FeeOutput, invoice_json, invoices_for_json
+from billing.api.one_off_invoices import OneOffInvoiceEnvelope, one_off_invoice_from_request
 from billing.engine.money import from_cents
 from billing.engine.vocabulary import InvoiceKind, InvoiceStatus, InvoiceType, LineKind, PaymentStatus
 from billing.models import Invoice
@@ -103,6 +104,8 @@ class InvoiceOutput(serializers.Serializer[Any]):
     taxes_amount_cents = serializers.IntegerField()
     credit_notes_amount_cents = serializers.IntegerField()
     prepaid_credit_amount_cents = serializers.IntegerField()
+    prepaid_granted_credit_amount_cents = serializers.IntegerField(allow_null=True)
+    prepaid_purchased_credit_amount_cents = serializers.IntegerField(allow_null=True)
     total_amount_cents = serializers.IntegerField()
     total_paid_amount_cents = serializers.IntegerField()
     total_due_amount_cents = serializers.IntegerField()
@@ -235,6 +238,18 @@ class InvoicesView(ApiView):
     )
     def get(self, request: Request) -> Response:
         return invoice_list(request, request.query_params)
+
+    @extend_schema(
+        operation_id="create_invoice",
+        summary="Create a one-off invoice: add-ons billed now, with the customer's taxes, finalized at once",
+        description="billing.api.one_off_invoices: `fees[]` of add-ons (`units` default 1, `unit_amount_cents` "
+        "default the add-on's); `currency` must be the customer's; per-fee `tax_codes` are refused.",
+        request=OneOffInvoiceEnvelope,
+        responses={200: InvoiceEnvelope},
+    )
+    def post(self, request: Request) -> Response:
+        created = one_off_invoice_from_request(request.data)
+        return created if isinstance(created, Response) else _answer(request, created)
 
 
 class InvoiceDetailView(ApiView):

@@ -1,23 +1,44 @@
-"""POST /api/v1/subscriptions, DELETE /api/v1/subscriptions/<external_id>, GET …/subscriptions."""
+"""POST, GET /api/v1/subscriptions; GET, PUT, DELETE /api/v1/subscriptions/<external_id>.
+
+A subscription may have its own prices: Lago's `plan_overrides`, on create and on update
+(billing.services.plan_overrides). Its answer then shows the catalog plan's `plan_code` (as
+Lago), `plan_amount_cents` of its own base fee, and `plan` (as Lago includes it in the answer of
+one subscription) with its own prices. Lago's fields this app does not support are refused
+(422 naming the field), never accepted and dropped (DESIGN §6).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Case, When
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from billing.api.plan_json import plan_json
+from billing.engine.money import to_cents
 from billing.models import BillingTime, Plan, Subscription, SubscriptionStatus
+from billing.selectors.plans import plans_with_charges
 from billing.selectors.usage import period_of, trial_end
-from billing.services.subscriptions import SubscriptionError, subscription_create, subscription_terminate
+from billing.services.plan_overrides import PlanOverrideError
+from billing.services.subscriptions import (
+    SubscriptionError,
+    subscription_create,
+    subscription_terminate,
+    subscription_update,
+)
 from config.api import (
     DEFAULT_PER_PAGE,
     ApiView,
     StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+    UnsupportedField,
     envelope_errors,
+    flat_errors,
     iso_datetime,
     not_found,
     page_numbers,
@@ -30,9 +51,17 @@ from metering.validation import parse_timestamp
 UNKNOWN_CUSTOMER = "unknown customer {ref!r}"
 UNKNOWN_PLAN = "unknown plan {ref!r}"
 BAD_STATUS = "must be one of: {choices}"
+NOT_YET = "not supported yet"
+TAXES_NOT_YET = "not part of this wave: a customer's tax_codes (or the organization's taxes) apply"
+OUT_OF_SCOPE = "out of scope for now (DESIGN §6)"
+NOT_A_NUMBER = "must be a number of days"
+CANNOT_CHANGE = (
+    "cannot change here; a plan change is POST /api/v1/subscriptions with the same external_id and another plan_code"
+)
 
 
-def subscription_json(sub: Subscription) -> dict[str, Any]:
+def subscription_json(sub: Subscription, *, plan: Plan | None = None) -> dict[str, Any]:
+    """Lago's subscription; with `plan` (the subscription's, charges prefetched) it includes it."""
     frozen_now = timezone.now()
     period = None
     if sub.status == SubscriptionStatus.ACTIVE:
@@ -43,10 +72,11 @@ def subscription_json(sub: Subscription) -> dict[str, Any]:
         "external_id": sub.external_id,
         "lago_customer_id": str(sub.customer_id),
         "external_customer_id": sub.customer.external_id,
-        "name": sub.plan.name,
+        "name": sub.name or sub.plan.name,
+        # An override plan has the code (and version) of the catalog plan it copies.
         "plan_code": sub.plan.code,
         "plan_version": sub.plan.version,
-        "plan_amount_cents": None,
+        "plan_amount_cents": to_cents(sub.plan.base_fee, sub.plan.currency),
         "plan_amount_currency": sub.plan.currency,
         "status": sub.status,
         "billing_time": sub.billing_time,
@@ -59,15 +89,85 @@ def subscription_json(sub: Subscription) -> dict[str, Any]:
         "trial_ended_at": iso_datetime(trial_ended_at),
         "current_billing_period_started_at": iso_datetime(period.start) if period else None,
         "current_billing_period_ending_at": iso_datetime(period.end) if period else None,
-    }
+    } | ({"plan": plan_json(plan)} if plan is not None else {})
 
 
-class SubscriptionInput(serializers.Serializer[Any]):
+def subscription_answer(sub: Subscription) -> Response:
+    """The answer about one subscription: read again with all its JSON needs, its plan included."""
+    subscription = subscriptions_for_json().get(pk=sub.pk)
+    plan = plans_with_charges().get(pk=subscription.plan_id)
+    return Response({"subscription": subscription_json(subscription, plan=plan)})
+
+
+# --- input -----------------------------------------------------------------------------------------
+
+
+@extend_schema_field({"type": "number", "nullable": True})
+class JsonNumberField(serializers.Field[Any, Any, Any, Any]):
+    """A JSON number, as sent (Lago's trial_period is a float of days); the service checks it."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            raise serializers.ValidationError(NOT_A_NUMBER)
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class ChargeOverrideInput(StrictSerializer):
+    """One charge's own prices (lago-python-client's ChargeOverrides)."""
+
+    id = StrictCharField(
+        max_length=64, help_text="The charge's lago_id: of the subscription's plan, or of the catalog plan it copies."
+    )
+    invoice_display_name = StrictCharField(max_length=255, required=False, allow_null=True, allow_blank=True)
+    properties = serializers.DictField(
+        required=False,
+        allow_null=True,
+        help_text="Lago's properties of the charge's model, replacing its pricing: standard {amount}, graduated "
+        "{graduated_ranges}, volume {volume_ranges}, package {amount, package_size, free_units}.",
+    )
+    min_amount_cents = UnsupportedField(NOT_YET)
+    filters = UnsupportedField(OUT_OF_SCOPE)
+    tax_codes = UnsupportedField(TAXES_NOT_YET)
+
+
+class PlanOverridesInput(StrictSerializer):
+    """The subscription's own prices (lago-python-client's PlanOverrides); the values are checked
+    by the catalog's rules (billing.services.plan_overrides)."""
+
+    name = StrictCharField(required=False, allow_null=True, allow_blank=True)
+    invoice_display_name = StrictCharField(max_length=255, required=False, allow_null=True, allow_blank=True)
+    description = StrictCharField(required=False, allow_null=True, allow_blank=True)
+    amount_cents = StrictIntegerField(required=False, allow_null=True, help_text="The base fee.")
+    amount_currency = StrictCharField(required=False, allow_null=True, help_text="Only the plan's own currency.")
+    trial_period = JsonNumberField(
+        required=False, allow_null=True, help_text="Days, whole: 100 % off the base fee from the start; 0: none."
+    )
+    charges = ChargeOverrideInput(many=True, required=False, allow_null=True)
+    tax_codes = UnsupportedField(TAXES_NOT_YET)
+    fixed_charges = UnsupportedField(OUT_OF_SCOPE)
+    minimum_commitment = UnsupportedField(NOT_YET)
+    usage_thresholds = UnsupportedField(NOT_YET)
+    metadata = UnsupportedField(NOT_YET)
+
+
+class SubscriptionInput(StrictSerializer):
     external_customer_id = StrictCharField(max_length=255)
     plan_code = StrictCharField(max_length=64)
     external_id = StrictCharField(max_length=255)
+    name = StrictCharField(max_length=255, required=False, allow_null=True, allow_blank=True)
     subscription_at = StrictCharField(required=False, allow_null=True, help_text="ISO 8601; default now.")
     billing_time = serializers.ChoiceField(choices=BillingTime.values, required=False, allow_null=True)
+    plan_overrides = PlanOverridesInput(required=False, allow_null=True)
+    ending_at = UnsupportedField(NOT_YET)
+    payment_method = UnsupportedField(OUT_OF_SCOPE)
+    invoice_custom_section = UnsupportedField(NOT_YET)
+    consolidate_invoice = UnsupportedField(NOT_YET)
+    billing_entity_code = UnsupportedField(OUT_OF_SCOPE)
+    purchase_order_number = UnsupportedField(NOT_YET)
+    activation_rules = UnsupportedField(NOT_YET)
 
     def validate_subscription_at(self, value: str | None) -> Any:
         if not value:
@@ -80,6 +180,48 @@ class SubscriptionInput(serializers.Serializer[Any]):
 
 class SubscriptionEnvelope(serializers.Serializer[Any]):
     subscription = SubscriptionInput()
+
+
+class SubscriptionUpdateInput(StrictSerializer):
+    """What Lago's update takes; the fields of the create input that say which subscription it
+    is are accepted when they do not change."""
+
+    name = StrictCharField(max_length=255, required=False, allow_null=True, allow_blank=True)
+    plan_overrides = PlanOverridesInput(required=False, allow_null=True)
+    external_customer_id = StrictCharField(required=False, allow_null=True)
+    external_id = StrictCharField(required=False, allow_null=True)
+    plan_code = StrictCharField(required=False, allow_null=True)
+    billing_time = StrictCharField(required=False, allow_null=True)
+    subscription_at = UnsupportedField(NOT_YET)
+    ending_at = UnsupportedField(NOT_YET)
+    on_termination_credit_note = UnsupportedField(NOT_YET)
+    on_termination_invoice = UnsupportedField(NOT_YET)
+    progressive_billing_disabled = UnsupportedField(NOT_YET)
+    billing_entity_id = UnsupportedField(OUT_OF_SCOPE)
+    billing_entity_code = UnsupportedField(OUT_OF_SCOPE)
+    consolidate_invoice = UnsupportedField(NOT_YET)
+    purchase_order_number = UnsupportedField(NOT_YET)
+    activation_rules = UnsupportedField(NOT_YET)
+    invoice_custom_section = UnsupportedField(NOT_YET)
+    payment_method = UnsupportedField(OUT_OF_SCOPE)
+    usage_thresholds = UnsupportedField(NOT_YET)
+
+
+class SubscriptionUpdateEnvelope(serializers.Serializer[Any]):
+    subscription = SubscriptionUpdateInput()
+
+
+def _identity_changes(subscription: Subscription, data: dict[str, Any]) -> dict[str, list[str]]:
+    """The update's identity fields (external id, customer, plan code, billing time) that differ."""
+    current = {
+        "external_id": subscription.external_id,
+        "external_customer_id": subscription.customer.external_id,
+        "plan_code": subscription.plan.code,
+        "billing_time": subscription.billing_time,
+    }
+    return {
+        name: [CANNOT_CHANGE] for name, value in current.items() if data.get(name) is not None and data[name] != value
+    }
 
 
 def subscriptions_for_json() -> Any:
@@ -111,7 +253,7 @@ class SubscriptionsView(ApiView):
     def post(self, request: Request) -> Response:
         envelope = SubscriptionEnvelope(data=request.data)
         if not envelope.is_valid():
-            return validation_error(envelope_errors(envelope.errors, "subscription"))
+            return validation_error(flat_errors(envelope_errors(envelope.errors, "subscription")))
         data = envelope.validated_data["subscription"]
         customer = Customer.objects.filter(external_id=data["external_customer_id"]).first()
         if customer is None:
@@ -130,10 +272,14 @@ class SubscriptionsView(ApiView):
                 subscription_at=data.get("subscription_at") or frozen_now,
                 billing_time=data.get("billing_time") or BillingTime.CALENDAR,
                 now=frozen_now,
+                name=data.get("name"),
+                overrides=data.get("plan_overrides"),
             )
         except SubscriptionError as exc:
             return validation_error({exc.field: [exc.message]})
-        return Response({"subscription": subscription_json(subscriptions_for_json().get(pk=subscription.pk))})
+        except PlanOverrideError as exc:
+            return validation_error(exc.errors)
+        return subscription_answer(subscription)
 
     @extend_schema(
         operation_id="list_subscriptions",
@@ -169,7 +315,46 @@ class SubscriptionDetailView(ApiView):
         subscription = subscriptions_for_json().filter(external_id=external_id).first()
         if subscription is None:
             return not_found("subscription")
-        return Response({"subscription": subscription_json(subscription)})
+        return subscription_answer(subscription)
+
+    @extend_schema(
+        operation_id="update_subscription",
+        summary="Rename a subscription, or give it its own prices (Lago's plan_overrides)",
+        description="The live subscription with this external id (else its latest one). `plan_overrides` "
+        "apply on top of its current prices; the catalog plan is never changed.",
+        request=SubscriptionUpdateEnvelope,
+        responses={200: dict},
+        examples=[
+            OpenApiExample(
+                "A $100 base fee and a 30-day trial",
+                value={"subscription": {"plan_overrides": {"amount_cents": 10000, "trial_period": 30}}},
+                request_only=True,
+            )
+        ],
+    )
+    def put(self, request: Request, external_id: str) -> Response:
+        subscription = (
+            subscriptions_for_json()
+            .filter(external_id=external_id)
+            .order_by(Case(When(status=SubscriptionStatus.TERMINATED, then=1), default=0), "-subscription_at", "-id")
+            .first()
+        )
+        if subscription is None:
+            return not_found("subscription")
+        envelope = SubscriptionUpdateEnvelope(data=request.data)
+        if not envelope.is_valid():
+            return validation_error(flat_errors(envelope_errors(envelope.errors, "subscription")))
+        data = envelope.validated_data["subscription"]
+        changed = _identity_changes(subscription, data)
+        if changed:
+            return validation_error(changed)
+        try:
+            subscription_update(
+                subscription=subscription, name=data.get("name"), plan_overrides=data.get("plan_overrides")
+            )
+        except PlanOverrideError as exc:
+            return validation_error(exc.errors)
+        return subscription_answer(subscription)
 
     @extend_schema(operation_id="destroy_subscription", summary="Terminate a subscription now", responses={200: dict})
     def delete(self, request: Request, external_id: str) -> Response:
@@ -177,4 +362,4 @@ class SubscriptionDetailView(ApiView):
         if subscription is None:
             return not_found("subscription")
         subscription_terminate(subscription=subscription, at=timezone.now())
-        return Response({"subscription": subscription_json(subscriptions_for_json().get(pk=subscription.pk))})
+        return subscription_answer(subscription)

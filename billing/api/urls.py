@@ -3,7 +3,9 @@
 from django.urls import path, re_path
 
 from billing.api import (
+    add_ons,
     alerts,
+    coupons,
     credit_notes,
     customer_children,
     customers,
@@ -11,7 +13,9 @@ from billing.api import (
     invoices,
     payments,
     subscriptions,
+    taxes,
     usage,
+    wallets,
     webhook_endpoints,
 )
 from config.api import route_not_found
@@ -78,6 +82,53 @@ urlpatterns = [
         "webhook_endpoints/<str:lago_id>",
         webhook_endpoints.WebhookEndpointDetailView.as_view(),
         name="webhook-endpoint-detail",
+    ),
+    path("taxes", taxes.TaxesView.as_view(), name="taxes"),
+    path("taxes/<str:code>", taxes.TaxDetailView.as_view(), name="tax-detail"),
+    path("add_ons", add_ons.AddOnsView.as_view(), name="add-ons"),
+    path("add_ons/<str:code>", add_ons.AddOnDetailView.as_view(), name="add-on-detail"),
+    path("wallets", wallets.WalletsView.as_view(), name="wallets"),
+    path("wallets/<str:lago_id>", wallets.WalletDetailView.as_view(), name="wallet-detail"),
+    path("wallets/<str:lago_id>/metadata", wallets.WalletMetadataView.as_view(), name="wallet-metadata"),
+    path(
+        "wallets/<str:lago_id>/metadata/<str:key>",
+        wallets.WalletMetadataKeyView.as_view(),
+        name="wallet-metadata-key",
+    ),
+    path(
+        "wallets/<str:lago_id>/wallet_transactions",
+        wallets.WalletTransactionListView.as_view(),
+        name="wallet-transactions",
+    ),
+    path("wallet_transactions", wallets.WalletTransactionsView.as_view(), name="wallet-transactions-create"),
+    path("customers/<str:external_id>/wallets", wallets.CustomerWalletsView.as_view(), name="customer-wallets"),
+    path(
+        "customers/<str:external_id>/wallets/<str:code>",
+        wallets.CustomerWalletView.as_view(),
+        name="customer-wallet",
+    ),
+    path(
+        "customers/<str:external_id>/wallets/<str:code>/metadata",
+        wallets.CustomerWalletMetadataView.as_view(),
+        name="customer-wallet-metadata",
+    ),
+    path(
+        "customers/<str:external_id>/wallets/<str:code>/metadata/<str:key>",
+        wallets.CustomerWalletMetadataKeyView.as_view(),
+        name="customer-wallet-metadata-key",
+    ),
+    path("coupons", coupons.CouponsView.as_view(), name="coupons"),
+    path("coupons/<str:code>", coupons.CouponDetailView.as_view(), name="coupon-detail"),
+    path("applied_coupons", coupons.AppliedCouponsView.as_view(), name="applied-coupons"),
+    path(
+        "customers/<str:external_id>/applied_coupons",
+        coupons.CustomerAppliedCouponsView.as_view(),
+        name="customer-applied-coupons",
+    ),
+    path(
+        "customers/<str:external_id>/applied_coupons/<str:lago_id>",
+        coupons.CustomerAppliedCouponView.as_view(),
+        name="customer-applied-coupon",
     ),
     # Last: any other path under /api/v1/ is Lago's JSON 404, never an HTML page.
     re_path(r"^(?P<path>.*)$", route_not_found, name="not-found"),

@@ -87,6 +87,7 @@ def usage_json(usage: PeriodUsage) -> dict[str, Any]:
             }
         )
     usage_cents = to_cents(usage.usage_amount, cur)
+    taxes_cents = to_cents(usage.usage_taxes, cur)
     return {
         "from_datetime": iso_datetime(usage.period.start),
         "to_datetime": iso_datetime(usage.period.end),
@@ -94,8 +95,8 @@ def usage_json(usage: PeriodUsage) -> dict[str, Any]:
         "lago_invoice_id": None,
         "currency": cur,
         "amount_cents": usage_cents,
-        "taxes_amount_cents": 0,
-        "total_amount_cents": usage_cents,
+        "taxes_amount_cents": taxes_cents,
+        "total_amount_cents": usage_cents + taxes_cents,
         "amount": money_str(usage.usage_amount, cur),
         "external_subscription_id": usage.subscription.external_id,
         "plan_code": plan.code,

@@ -14,7 +14,8 @@ from billing.api.alert_json import triggered_alert_json
 from billing.api.credit_note_json import credit_note_json, credit_notes_for_json
 from billing.api.invoice_json import invoice_json, invoices_for_json
 from billing.api.subscriptions import subscription_json, subscriptions_for_json
-from billing.models import CreditNote, Invoice, Subscription, TriggeredAlert
+from billing.api.wallet_json import transactions_for_json, wallet_transaction_json
+from billing.models import CreditNote, Invoice, Subscription, TriggeredAlert, WalletTransaction
 from billing.services.webhooks import register_renderer
 
 
@@ -34,8 +35,14 @@ def _triggered_alert(triggered: TriggeredAlert) -> dict[str, Any]:
     return triggered_alert_json(triggered)
 
 
+def _wallet_transaction(movement: WalletTransaction) -> dict[str, Any]:
+    # With its wallet, as Lago's wallet_transaction.created.
+    return wallet_transaction_json(transactions_for_json().get(pk=movement.pk), with_wallet=True)
+
+
 def register() -> None:
     register_renderer("invoice", _invoice)
     register_renderer("credit_note", _credit_note)
     register_renderer("subscription", _subscription)
     register_renderer("triggered_alert", _triggered_alert)
+    register_renderer("wallet_transaction", _wallet_transaction)

@@ -17,6 +17,11 @@ Choices a finance reader would ask about:
 - The billing period is shown as local days in the customer's time zone, from the first day to
   the last day inclusive (the stored bounds are half-open [start, end)).
 - Usage lines are followed by their tier breakdown; tiers that priced nothing are left out.
+- An invoice that belongs to no subscription says what it is instead of a plan: "One-off
+  invoice" (its add-on lines, each with its description, then its taxes) or "Wallet credit
+  purchase". A one-off invoice is dated, not a period: it shows no billing period.
+- With taxes, the sub-total they are levied on (the lines before them) and their sum are shown
+  above the total; each tax line names its rate.
 """
 
 from __future__ import annotations
@@ -31,13 +36,16 @@ from django.template.loader import render_to_string
 
 from billing.documents.formats import LOCALE, format_day, format_money, format_price, format_quantity
 from billing.engine.money import ZERO
-from billing.models import Invoice, InvoiceLine, InvoiceStatus, LineKind, PaymentStatus
+from billing.engine.vocabulary import FEE_KINDS
+from billing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, LineKind, PaymentStatus
 from billing.selectors.invoices import customer_snapshot
 from metering.days import local_date
 
 DRAFT_BANNER = "DRAFT — not final"
 VOID_BANNER = "VOID"
 NOT_ISSUED = "Not issued yet"
+# What an invoice that belongs to no subscription is, where a subscription's shows its plan.
+KIND_LABELS = {InvoiceKind.ONE_OFF: "One-off invoice", InvoiceKind.CREDIT: "Wallet credit purchase"}
 
 
 # --- Reading details ----------------------------------------------------------------------------
@@ -142,6 +150,8 @@ def _line_notes(line: InvoiceLine) -> list[str]:
     if details.get("packages") is not None:
         packages = int(details["packages"])
         notes.append(f"{packages} package{'s' if packages != 1 else ''}.")
+    if line.kind == LineKind.ADD_ON and details.get("description"):
+        notes.append(str(details["description"]))
     if line.kind == LineKind.LATE_USAGE and details.get("previously_billed_quantity") is not None:
         notes.append(
             f"Previously billed: {format_quantity(_decimal(details['previously_billed_quantity']))}; "
@@ -154,7 +164,8 @@ def line_row(line: InvoiceLine) -> dict[str, Any]:
     currency = line.currency
     # A promotion line's quantity is days or units of the promotion window, which its
     # description already states ("… for 14 of 30 days"); a bare number there would mislead.
-    show_quantity = line.kind != LineKind.PROMOTION
+    # A tax line's description says its rate; its quantity means nothing.
+    show_quantity = line.kind not in (LineKind.PROMOTION, LineKind.TAX)
     quantity = line.quantity
     if line.kind == LineKind.BASE_FEE and quantity != quantity.to_integral_value():
         # A prorated fee's quantity is days / full days (21/31 = 0.6774193548…); its description
@@ -184,8 +195,11 @@ def invoice_context(invoice: Invoice) -> dict[str, Any]:
     first_day = local_date(invoice.period_start, tz)
     last_day = local_date(invoice.period_end, tz) - timedelta(days=1)
     lines = list(invoice.lines.order_by("position", "id"))
+    taxes = [line for line in lines if line.kind == LineKind.TAX]
+    fees = [line for line in lines if line.kind in FEE_KINDS]
+    before_taxes = sum((line.amount for line in lines[: lines.index(taxes[0])]), ZERO) if taxes else ZERO
     subscription = invoice.subscription
-    plan = subscription.plan
+    plan = subscription.plan if subscription is not None else None
     is_draft = invoice.status == InvoiceStatus.DRAFT
     is_void = invoice.status == InvoiceStatus.VOIDED
     status_display = invoice.get_status_display()
@@ -208,16 +222,23 @@ def invoice_context(invoice: Invoice) -> dict[str, Any]:
         "customer": customer,
         "issue_date": format_day(invoice.issued_on) if invoice.issued_on else NOT_ISSUED,
         "due_date": format_day(invoice.payment_due_date) if invoice.payment_due_date else "",
+        # A one-off invoice is dated, not a period (it starts and ends when it is made).
+        "has_period": invoice.period_start < invoice.period_end,
         "period_first_day": format_day(first_day),
         "period_last_day": format_day(last_day),
         "timezone": tz,
         "currency": invoice.currency,
         "invoice_type": invoice.get_kind_display(),
-        "subscription_external_id": subscription.external_id,
-        "plan_name": plan.name,
-        "plan_code": plan.code,
+        "kind_label": KIND_LABELS.get(InvoiceKind(invoice.kind), ""),
+        "items": ", ".join(dict.fromkeys(line.description for line in fees)),
+        "subscription_external_id": subscription.external_id if subscription is not None else "",
+        "plan_name": plan.name if plan is not None else "",
+        "plan_code": plan.code if plan is not None else "",
         "lines": [line_row(line) for line in lines],
         "has_tiers": any(line.details.get("tiers") for line in lines),
+        # With taxes, the amount they are levied on and their sum are shown above the total.
+        "sub_total": format_money(before_taxes, invoice.currency) if taxes else "",
+        "taxes_total": format_money(sum((line.amount for line in taxes), ZERO), invoice.currency) if taxes else "",
         "total": format_money(invoice.total, invoice.currency),
     }
 

@@ -1,6 +1,9 @@
 """The catalog file: parsing and validation (pure; no ORM).
 
-A catalog is one JSON document with `billable_metrics`, `promotions` and `plans` (DESIGN §4).
+A catalog is one JSON document with `billable_metrics`, `promotions` and `plans` (DESIGN §4),
+and optionally `add_ons` (DESIGN §6: `code`, `name`, `amount` in the currency's major unit with
+at most its minor unit's decimals, `currency`, and optionally `invoice_display_name` and
+`description`); a file without `add_ons` loads as before.
 Parsing collects every problem, each named by its JSON path
 (`plans[1].charges[0].tiers[2].up_to: must be greater than 25000`), so one run shows them all.
 Amounts may be JSON strings or numbers; numbers are read as Decimal, never as float.
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from billing.engine.money import currency_minor_digits, quantize_money
 from billing.engine.pricing import TierSpec, tier_errors
 from billing.engine.vocabulary import AppliesTo, ChargeModel, CommitmentCovers, Interval
 from metering.vocabulary import Aggregation
@@ -95,10 +99,21 @@ class PlanDef:
 
 
 @dataclass(frozen=True)
+class AddOnDef:
+    code: str
+    name: str
+    amount: Decimal
+    currency: str
+    invoice_display_name: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Catalog:
     metrics: tuple[MetricDef, ...]
     promotions: tuple[PromotionDef, ...]
     plans: tuple[PlanDef, ...]
+    add_ons: tuple[AddOnDef, ...] = ()
 
 
 _MISSING = object()
@@ -271,7 +286,7 @@ def parse_catalog(
     (`known_metrics` / `known_promotions` answer for the stored ones).
     """
     r = _Reader()
-    root = r.obj(data, "$", ("billable_metrics", "promotions", "plans"))
+    root = r.obj(data, "$", ("billable_metrics", "promotions", "plans", "add_ons"))
     if root is None:
         raise CatalogError(r.errors)
 
@@ -379,9 +394,37 @@ def parse_catalog(
         )
     r.unique([(f"plans[{i}].code", p.code) for i, p in enumerate(plans)], "plan")
 
+    add_ons = [
+        add_on
+        for i, raw in enumerate(r.items(root, "add_ons", ""))
+        if (add_on := _add_on(r, raw, f"add_ons[{i}]", valid_currency)) is not None
+    ]
+    r.unique([(f"add_ons[{i}].code", a.code) for i, a in enumerate(add_ons)], "add-on")
+
     if r.errors:
         raise CatalogError(r.errors)
-    return Catalog(metrics=tuple(metrics), promotions=tuple(promotions), plans=tuple(plans))
+    return Catalog(metrics=tuple(metrics), promotions=tuple(promotions), plans=tuple(plans), add_ons=tuple(add_ons))
+
+
+def _add_on(r: _Reader, raw: Any, path: str, valid_currency: Callable[[str], bool]) -> AddOnDef | None:
+    a = r.obj(raw, path, ("code", "name", "invoice_display_name", "description", "amount", "currency"))
+    if a is None:
+        return None
+    currency = r.text(a, "currency", path, max_length=3, default="USD")
+    currency_ok = bool(currency) and valid_currency(currency)
+    if currency and not currency_ok:
+        r.error(f"{path}.currency", f"{currency!r} is not an ISO 4217 currency code")
+    amount = r.decimal(a, "amount", path, default=Decimal(0)) or Decimal(0)
+    if currency_ok and amount >= 0 and amount.adjusted() < 20 and amount != quantize_money(amount, currency):
+        r.error(f"{path}.amount", f"{currency} amounts have at most {currency_minor_digits(currency)} decimal places")
+    return AddOnDef(
+        code=r.text(a, "code", path, code=True),
+        name=r.text(a, "name", path),
+        amount=amount,
+        currency=currency,
+        invoice_display_name=r.text(a, "invoice_display_name", path, required=False),
+        description=r.text(a, "description", path, required=False, max_length=10_000),
+    )
 
 
 def _charge(

@@ -6,16 +6,19 @@ period's quantities, what earlier periods billed, the commitment balance) into `
 billing.services.period_close). Period close, the current-usage preview and the invoice preview
 call this one function.
 
-The order (steps of DESIGN §6 built so far):
+The order (DESIGN §6):
 1. fees: the base fee (when this invoice bills it), usage per charge, late usage of earlier
    periods;
 2. promotion lines, each right after the fee it reduces;
 3. the commitment drawdown: the covered fees after their promotions, up to the balance;
-6. credit-note lines: the customer's available credit, oldest note first, never taking the
-   total below zero.
-Each promotion and drawdown amount is then split over the fees it reduces, in proportion to what
-is left of them, largest remainder first (`Line.discount_amount`): credit notes credit a fee
-net of its share.
+4. coupon lines: the customer's applied coupons, in Lago's order, on what is left of the fees
+   they may reduce;
+5. tax lines: one per tax, its rate on lines 1–4 floored at zero;
+6. credit-note lines: the customer's available credit, oldest note first;
+7. prepaid credits: the customer's wallet balance.
+Steps 6 and 7 never take the total below zero. Each reducing amount and each tax is split over
+the fees, in proportion to what is left of them, largest remainder first (`Line.discount_amount`,
+`Line.tax_amount`; billing.engine.adjustments): credit notes credit a fee net of its share.
 
 Late usage: for each earlier finalized period of the subscription (or of those it replaced by
 plan changes) that can still receive events, its usage measured now minus what was billed for
@@ -26,10 +29,19 @@ billed twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
+from billing.engine.adjustments import (
+    COVERED_ALL,
+    COVERED_BASE_FEE,
+    CouponCredit,
+    Shares,
+    TaxRate,
+    WalletCredit,
+    prepaid_credit_lines,
+)
 from billing.engine.lines import (
     Line,
     MeasuredCharge,
@@ -40,12 +52,9 @@ from billing.engine.lines import (
     net_usage_by_metric,
     usage_lines,
 )
-from billing.engine.money import ZERO, format_decimal, quantize_money, split_proportionally
+from billing.engine.money import ZERO, format_decimal, quantize_money
 from billing.engine.periods import Period
-from billing.engine.vocabulary import FEE_KINDS, CommitmentCovers, LineKind
-
-COVERED_BASE_FEE = frozenset({LineKind.BASE_FEE})
-COVERED_ALL = frozenset({LineKind.BASE_FEE, LineKind.USAGE, LineKind.LATE_USAGE})
+from billing.engine.vocabulary import CommitmentCovers, LineKind
 
 Quantities = dict[str, tuple[Decimal, Decimal | None]]  # metric code → (q_all, q_outside_promotion)
 
@@ -96,6 +105,9 @@ class InvoiceInputs:
     late: tuple[LatePeriod, ...] = ()
     commitment: CommitmentBalance | None = None
     credits: tuple[AvailableCredit, ...] = ()  # oldest first
+    coupons: tuple[CouponCredit, ...] = ()  # oldest applied first
+    taxes: tuple[TaxRate, ...] = ()
+    wallet: WalletCredit | None = None
 
 
 def invoice_lines(inputs: InvoiceInputs, *, keep_unmeasured: bool = False) -> list[Line]:
@@ -120,8 +132,12 @@ def invoice_lines(inputs: InvoiceInputs, *, keep_unmeasured: bool = False) -> li
         lines += late_usage_lines(late)
     if inputs.commitment is not None:
         lines += drawdown_lines(inputs.commitment, lines, inputs.period)
+    shares = Shares(lines, plan.currency, inputs.commitment.covers if inputs.commitment is not None else None)
+    lines += shares.coupon_lines(inputs.coupons, plan.code, inputs.period)
+    lines += shares.tax_lines(lines, inputs.taxes, inputs.period)
     lines += credit_note_lines(inputs.credits, lines, inputs.period)
-    return allocate_discounts(lines, plan.currency, inputs.commitment)
+    lines += prepaid_credit_lines(inputs.wallet, lines, inputs.period)
+    return shares.apply(lines)
 
 
 def credit_note_lines(credits: tuple[AvailableCredit, ...], lines: list[Line], period: Period) -> list[Line]:
@@ -145,36 +161,6 @@ def credit_note_lines(credits: tuple[AvailableCredit, ...], lines: list[Line], p
         )
         left -= take
     return out
-
-
-def _reduced_fees(line: Line, fees: list[int], lines: list[Line], covers: str | None) -> list[int]:
-    """The fees (indexes into `lines`) that a promotion or drawdown line reduces."""
-    if line.kind == LineKind.PROMOTION:
-        if line.metric_code is None:
-            return [i for i in fees if lines[i].kind == LineKind.BASE_FEE]
-        return [i for i in fees if lines[i].kind == LineKind.USAGE and lines[i].metric_code == line.metric_code]
-    kinds = COVERED_ALL if covers == CommitmentCovers.ALL else COVERED_BASE_FEE
-    return [i for i in fees if lines[i].kind in kinds]
-
-
-def allocate_discounts(lines: list[Line], currency: str, commitment: CommitmentBalance | None) -> list[Line]:
-    """Each fee's share of the promotion and drawdown lines that reduce it (DESIGN §6): every
-    reducing amount is split over its fees in proportion to what is left of them (after the
-    reductions before it), largest remainder first, so the shares add up to the lines exactly."""
-    fees = [i for i, line in enumerate(lines) if line.kind in FEE_KINDS]
-    left = {i: lines[i].amount for i in fees}
-    shares = dict.fromkeys(fees, ZERO)
-    covers = commitment.covers if commitment is not None else None
-    for line in lines:
-        if line.kind not in (LineKind.PROMOTION, LineKind.COMMITMENT_DRAWDOWN):
-            continue
-        targets = _reduced_fees(line, fees, lines, covers)
-        for i, part in zip(
-            targets, split_proportionally(-line.amount, [left[i] for i in targets], currency), strict=True
-        ):
-            left[i] -= part
-            shares[i] += part
-    return [replace(line, discount_amount=shares[i]) if i in shares else line for i, line in enumerate(lines)]
 
 
 def _days_label(period: Period) -> str:

@@ -88,8 +88,10 @@ class Line:
     period_end: datetime | None = None
     details: dict[str, Any] = field(default_factory=dict)
     priced: PricedCharge | None = field(default=None, compare=False)
-    # A fee's share of the lines that reduce it (promotions, drawdown, coupons): DESIGN §6.
+    # A fee's share of the lines that reduce it (promotions, drawdown, coupons) and of the tax
+    # lines: DESIGN §6.
     discount_amount: Decimal = ZERO
+    tax_amount: Decimal = ZERO
 
     def key(self) -> tuple[Any, ...]:
         """What a stored line is compared by, to tell whether a recomputed draft changed."""
@@ -104,6 +106,7 @@ class Line:
             self.period_end,
             self.details,
             self.discount_amount,
+            self.tax_amount,
         )
 
 

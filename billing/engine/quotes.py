@@ -1,16 +1,19 @@
 """Quotes: the price of one full period of a plan at a given usage (pure, no ORM).
 
 Used by the `quote` command and the admin's price calculator. The lines come from the same
-builders as invoices and previews (billing.engine.lines), for one whole period without promotion.
+builders as invoices and previews (billing.engine.lines), for one whole period without promotion;
+coupons (step 4) and taxes (step 5) follow through the same adjustments as an invoice's
+(billing.engine.adjustments.Shares), so a quote with a coupon and taxes prices what an invoice would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from billing.engine.adjustments import CouponCredit, Shares, TaxRate
 from billing.engine.lines import Line, MeasuredCharge, PlanSpec, base_fee_lines, tier_line_dict, total, usage_lines
 from billing.engine.money import ZERO, format_decimal, money_str
 
@@ -23,8 +26,15 @@ class Quote:
     total: Decimal
 
 
-def quote_plan(plan: PlanSpec, usage: Mapping[str, Decimal]) -> Quote:
-    """One full period of `plan` at `usage` (metric code → quantity; missing codes are 0)."""
+def quote_plan(
+    plan: PlanSpec,
+    usage: Mapping[str, Decimal],
+    *,
+    coupons: Iterable[CouponCredit] = (),
+    taxes: Iterable[TaxRate] = (),
+) -> Quote:
+    """One full period of `plan` at `usage` (metric code → quantity; missing codes are 0), with
+    `coupons` and `taxes` applied as on an invoice."""
     unknown = set(usage) - {c.metric_code for c in plan.charges}
     if unknown:
         raise KeyError(f"plan {plan.code!r} has no charge for {', '.join(sorted(unknown))}")
@@ -44,6 +54,10 @@ def quote_plan(plan: PlanSpec, usage: Mapping[str, Decimal]) -> Quote:
         period=None,
         promotion=None,
     )
+    shares = Shares(lines, plan.currency)
+    lines += shares.coupon_lines(coupons, plan.code, None)
+    lines += shares.tax_lines(lines, taxes, None)
+    lines = shares.apply(lines)
     return Quote(plan=plan.code, currency=plan.currency, lines=tuple(lines), total=total(lines))
 
 

@@ -45,6 +45,8 @@ class InvoiceKind(Choices):
     PERIOD = "period", "Period (usage and base fee in arrears)"
     ADVANCE = "advance", "Base fee in advance"
     COMMITMENT = "commitment", "Commitment prepayment"
+    ONE_OFF = "one_off", "One-off (add-ons)"
+    CREDIT = "credit", "Wallet credit purchase"
 
 
 class InvoiceType(Choices):
@@ -59,7 +61,11 @@ INVOICE_TYPE = {
     InvoiceKind.PERIOD: InvoiceType.SUBSCRIPTION,
     InvoiceKind.ADVANCE: InvoiceType.SUBSCRIPTION,
     InvoiceKind.COMMITMENT: InvoiceType.CREDIT,
+    InvoiceKind.ONE_OFF: InvoiceType.ONE_OFF,
+    InvoiceKind.CREDIT: InvoiceType.CREDIT,
 }
+# Invoices of these kinds belong to a subscription; one-off and credit invoices to a customer only.
+SUBSCRIPTION_KINDS = frozenset({InvoiceKind.PERIOD, InvoiceKind.ADVANCE, InvoiceKind.COMMITMENT})
 
 
 class InvoiceStatus(Choices):
@@ -82,10 +88,24 @@ class LineKind(Choices):
     COMMITMENT_DRAWDOWN = "commitment_drawdown", "Commitment drawdown"
     LATE_USAGE = "late_usage", "Late usage"
     CREDIT_NOTE = "credit_note", "Credit note"
+    ADD_ON = "add_on", "Add-on"
+    CREDIT_PURCHASE = "credit_purchase", "Wallet credits purchased"
+    COUPON = "coupon", "Coupon"
+    TAX = "tax", "Tax"
+    PREPAID_CREDITS = "prepaid_credits", "Prepaid credits"
 
 
 # Step 1 of an invoice (DESIGN §6): the fees; the other kinds reduce them or settle the total.
-FEE_KINDS = frozenset({LineKind.BASE_FEE, LineKind.USAGE, LineKind.LATE_USAGE, LineKind.COMMITMENT})
+FEE_KINDS = frozenset(
+    {
+        LineKind.BASE_FEE,
+        LineKind.USAGE,
+        LineKind.LATE_USAGE,
+        LineKind.COMMITMENT,
+        LineKind.ADD_ON,
+        LineKind.CREDIT_PURCHASE,
+    }
+)
 
 
 class CommitmentStatus(Choices):
@@ -156,3 +176,51 @@ class EmailStatus(Choices):
     PENDING = "pending", "Pending"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
+
+
+class CouponType(Choices):
+    FIXED_AMOUNT = "fixed_amount", "Fixed amount"
+    PERCENTAGE = "percentage", "Percentage"
+
+
+class CouponFrequency(Choices):
+    ONCE = "once", "Once"
+    RECURRING = "recurring", "Recurring (a number of invoices)"
+    FOREVER = "forever", "Forever"
+
+
+class CouponExpiration(Choices):
+    NO_EXPIRATION = "no_expiration", "No expiration"
+    TIME_LIMIT = "time_limit", "Time limit"
+
+
+class CouponStatus(Choices):
+    ACTIVE = "active", "Active"
+    TERMINATED = "terminated", "Terminated"
+
+
+class WalletStatus(Choices):
+    ACTIVE = "active", "Active"
+    TERMINATED = "terminated", "Terminated"
+
+
+class WalletTransactionType(Choices):
+    INBOUND = "inbound", "Inbound"
+    OUTBOUND = "outbound", "Outbound"
+
+
+class WalletTransactionStatus(Choices):
+    """Where the movement is: pending (a purchase not paid yet), settled (in the balance), failed."""
+
+    PENDING = "pending", "Pending"
+    SETTLED = "settled", "Settled"
+    FAILED = "failed", "Failed"
+
+
+class WalletTransactionKind(Choices):
+    """Lago's `transaction_status`: what the movement is."""
+
+    PURCHASED = "purchased", "Purchased"
+    GRANTED = "granted", "Granted"
+    VOIDED = "voided", "Voided"
+    INVOICED = "invoiced", "Used by an invoice"

@@ -11,6 +11,10 @@ from billing.engine.vocabulary import (
     ChargeModel,
     CommitmentCovers,
     CommitmentStatus,
+    CouponExpiration,
+    CouponFrequency,
+    CouponStatus,
+    CouponType,
     CreditNoteReason,
     CreditStatus,
     DeliveryStatus,
@@ -24,24 +28,34 @@ from billing.engine.vocabulary import (
     PaymentStatus,
     RefundStatus,
     SubscriptionStatus,
+    WalletStatus,
+    WalletTransactionKind,
+    WalletTransactionStatus,
+    WalletTransactionType,
     WebhookType,
 )
+from billing.models.addons import AddOn
 from billing.models.alerts import Alert, AlertCrossing, AlertThreshold, TriggeredAlert
 from billing.models.catalog import Charge, Plan, PlanQuerySet, Promotion, Tier
 from billing.models.commitments import Commitment, LedgerEntry
+from billing.models.coupons import AppliedCoupon, Coupon, CouponApplication
 from billing.models.credit_notes import CreditApplication, CreditNote, CreditNoteItem
 from billing.models.emails import InvoiceEmail
 from billing.models.history import history_user
 from billing.models.invoices import Invoice, InvoiceLine
 from billing.models.payments import Payment
 from billing.models.subscriptions import Subscription
+from billing.models.taxes import CustomerTax, Tax
+from billing.models.wallets import Wallet, WalletTransaction
 from billing.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSigningKey
 
 __all__ = [
+    "AddOn",
     "Alert",
     "AlertCrossing",
     "AlertThreshold",
     "AlertType",
+    "AppliedCoupon",
     "AppliesTo",
     "BillingTime",
     "Charge",
@@ -49,11 +63,18 @@ __all__ = [
     "Commitment",
     "CommitmentCovers",
     "CommitmentStatus",
+    "Coupon",
+    "CouponApplication",
+    "CouponExpiration",
+    "CouponFrequency",
+    "CouponStatus",
+    "CouponType",
     "CreditApplication",
     "CreditNote",
     "CreditNoteItem",
     "CreditNoteReason",
     "CreditStatus",
+    "CustomerTax",
     "DeliveryStatus",
     "EmailStatus",
     "Interval",
@@ -74,8 +95,15 @@ __all__ = [
     "RefundStatus",
     "Subscription",
     "SubscriptionStatus",
+    "Tax",
     "Tier",
     "TriggeredAlert",
+    "Wallet",
+    "WalletStatus",
+    "WalletTransaction",
+    "WalletTransactionKind",
+    "WalletTransactionStatus",
+    "WalletTransactionType",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

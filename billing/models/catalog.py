@@ -44,6 +44,14 @@ class PlanQuerySet(models.QuerySet["Plan"]):
     def current(self) -> PlanQuerySet:
         return self.filter(is_current=True)
 
+    def catalog(self) -> PlanQuerySet:
+        """Catalog plan versions, without the subscriptions' own prices (override plans)."""
+        return self.filter(parent__isnull=True)
+
+    def overrides(self) -> PlanQuerySet:
+        """Override plans: one subscription's own prices (Lago's plan_overrides)."""
+        return self.filter(parent__isnull=False)
+
 
 class Plan(models.Model):
     """A price plan. Plans are versioned: repricing a plan that has subscriptions adds a version.
@@ -56,6 +64,9 @@ class Plan(models.Model):
     version = models.PositiveIntegerField(default=1)
     is_current = models.BooleanField(default=True, help_text="New subscriptions get this version.")
     name = models.CharField(max_length=255)
+    invoice_display_name = models.CharField(
+        max_length=255, blank=True, help_text="Shown on invoices instead of the name (Lago's invoice_display_name)."
+    )
     description = models.TextField(blank=True)
     interval = models.CharField(max_length=8, choices=Interval.choices, default=Interval.MONTH)
     currency = models.CharField(max_length=3, default="USD", validators=[validate_currency])
@@ -78,6 +89,14 @@ class Plan(models.Model):
         max_length=16, choices=CommitmentCovers.choices, default=CommitmentCovers.BASE_FEE
     )
     commitment_auto_renew = models.BooleanField(default=True)
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="overrides",
+        help_text="A subscription's own prices (Lago's plan_overrides): the catalog plan it overrides.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords(get_user=history_user)  # shown in the admin's History view
@@ -87,7 +106,12 @@ class Plan(models.Model):
     class Meta:
         ordering = ["code", "-version"]
         constraints = [
-            models.UniqueConstraint(fields=["code", "version"], name="plan_code_version_unique"),
+            models.UniqueConstraint(
+                fields=["code", "version"], condition=Q(parent__isnull=True), name="plan_code_version_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(parent__isnull=True) | Q(is_current=False), name="plan_override_never_current"
+            ),
             models.UniqueConstraint(fields=["code"], condition=Q(is_current=True), name="plan_one_current_version"),
             models.CheckConstraint(condition=Q(base_fee__gte=0), name="plan_base_fee_not_negative"),
             models.CheckConstraint(
@@ -99,7 +123,14 @@ class Plan(models.Model):
 
     def __str__(self) -> str:
         suffix = "" if self.version == 1 else f" v{self.version}"
+        if self.parent_id is not None:
+            suffix += f", own prices #{self.pk}"
         return f"{self.name} ({self.code}{suffix})"
+
+    @property
+    def is_override(self) -> bool:
+        """One subscription's own prices (a copy of the catalog plan `parent`), not a catalog plan."""
+        return self.parent_id is not None
 
     @property
     def has_commitment(self) -> bool:
@@ -117,6 +148,9 @@ class Charge(models.Model):
     metric = models.ForeignKey(BillableMetric, on_delete=models.PROTECT, related_name="charges")
     position = models.PositiveSmallIntegerField(default=0)
     model = models.CharField(max_length=16, choices=ChargeModel.choices, default=ChargeModel.STANDARD)
+    invoice_display_name = models.CharField(
+        max_length=255, blank=True, help_text="Shown on invoices instead of the metric's name (Lago's)."
+    )
     unit_amount = models.DecimalField(**price_field_kwargs(), default=0, help_text="Standard model: price per unit.")
     package_size = models.PositiveIntegerField(null=True, blank=True)
     package_amount = models.DecimalField(**price_field_kwargs(), null=True, blank=True)

@@ -22,7 +22,14 @@ class Invoice(models.Model):
     """
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
-    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="invoices")
+    subscription = models.ForeignKey(
+        Subscription,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="invoices",
+        help_text="Empty for one-off and wallet credit invoices, which belong to the customer only.",
+    )
     kind = models.CharField(max_length=16, choices=InvoiceKind.choices, default=InvoiceKind.PERIOD)
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
@@ -54,7 +61,13 @@ class Invoice(models.Model):
                 condition=~Q(status="voided"),
                 name="invoice_one_live_per_subscription_period",
             ),
-            models.CheckConstraint(condition=Q(period_start__lt=models.F("period_end")), name="invoice_period_ordered"),
+            # A one-off or wallet credit invoice is dated, not a period: it starts and ends at its
+            # creation (as Lago's one-off fees do); a subscription's invoice covers a period.
+            models.CheckConstraint(
+                condition=Q(period_start__lt=models.F("period_end"))
+                | Q(subscription__isnull=True, period_start=models.F("period_end")),
+                name="invoice_period_ordered",
+            ),
             models.CheckConstraint(
                 condition=Q(status="draft") | Q(number__isnull=False), name="invoice_numbered_once_finalized"
             ),
@@ -97,6 +110,11 @@ class InvoiceLine(models.Model):
         **amount_field_kwargs(),
         default=0,
         help_text="A fee's share of the promotion, drawdown and coupon lines that reduce it (DESIGN §6).",
+    )
+    tax_amount = models.DecimalField(
+        **amount_field_kwargs(),
+        default=0,
+        help_text="A fee's share of the tax lines (Lago's fees[].taxes_amount_cents).",
     )
 
     class Meta:

@@ -18,6 +18,7 @@ class Subscription(models.Model):
     external_id = models.CharField(
         max_length=255, help_text="Unique among live subscriptions; a plan change keeps it (as in Lago)."
     )
+    name = models.CharField(max_length=255, blank=True, help_text="Its own name (Lago's); empty: the plan's.")
     subscription_at = models.DateTimeField(help_text="Start of the subscription.")
     billing_time = models.CharField(max_length=16, choices=BillingTime.choices, default=BillingTime.CALENDAR)
     status = models.CharField(max_length=16, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE)

@@ -1,5 +1,5 @@
 """Reads of the catalog in the catalog file's shape: a stored plan as the parser's PlanDef, and
-the whole catalog exported (`manage.py export_catalog`)."""
+the whole catalog exported (`manage.py export_catalog`), add-ons included."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from billing.engine.catalog import ChargeDef, CommitmentDef, PlanDef
 from billing.engine.money import format_decimal
 from billing.engine.pricing import TierSpec
 from billing.engine.vocabulary import ChargeModel
-from billing.models import Plan, Promotion
+from billing.models import AddOn, Plan, Promotion
 from billing.selectors.plans import plans_with_charges
 from metering.models import BillableMetric
 
@@ -57,7 +57,8 @@ def _quantity(value: Decimal) -> int | str:
     return int(value) if value == value.to_integral_value() else format_decimal(value)
 
 
-def _charge_dict(c: ChargeDef) -> dict[str, Any]:
+def charge_dict(c: ChargeDef) -> dict[str, Any]:
+    """A charge in the catalog file's shape."""
     out: dict[str, Any] = {"metric": c.metric, "model": c.model}
     if c.model == ChargeModel.STANDARD:
         out["unit_amount"] = format_decimal(c.unit_amount)
@@ -101,29 +102,51 @@ def catalog_export() -> dict[str, Any]:
         }
         for p in Promotion.objects.order_by("code")
     ]
-    plans = []
-    for stored in plans_with_charges().filter(is_current=True).order_by("code"):
-        p = plan_def(stored)
-        plan: dict[str, Any] = {
-            "code": p.code,
-            "name": p.name,
-            "interval": p.interval,
-            "currency": p.currency,
-            "base_fee": format_decimal(p.base_fee),
+    # Current catalog versions only: a subscription's own prices (override plans) are not catalog.
+    current = plans_with_charges().filter(parent__isnull=True, is_current=True).order_by("code")
+    plans = [plan_dict(plan_def(stored)) for stored in current]
+    return {"billable_metrics": metrics, "promotions": promotions, "plans": plans, "add_ons": add_ons_export()}
+
+
+def add_ons_export() -> list[dict[str, Any]]:
+    """The add-ons in the catalog file's shape (amounts in the currency's major unit)."""
+    out = []
+    for add_on in AddOn.objects.order_by("code"):
+        entry: dict[str, Any] = {
+            "code": add_on.code,
+            "name": add_on.name,
+            "amount": format_decimal(add_on.amount),
+            "currency": add_on.currency,
         }
-        if p.description:
-            plan["description"] = p.description
-        if p.pay_in_advance:
-            plan["pay_in_advance"] = True
-        if p.promotion:
-            plan["promotion"] = p.promotion
-        if p.commitment:
-            plan["commitment"] = {
-                "amount": format_decimal(p.commitment.amount),
-                "months": p.commitment.months,
-                "covers": p.commitment.covers,
-                "auto_renew": p.commitment.auto_renew,
-            }
-        plan["charges"] = [_charge_dict(c) for c in p.charges]
-        plans.append(plan)
-    return {"billable_metrics": metrics, "promotions": promotions, "plans": plans}
+        if add_on.invoice_display_name:
+            entry["invoice_display_name"] = add_on.invoice_display_name
+        if add_on.description:
+            entry["description"] = add_on.description
+        out.append(entry)
+    return out
+
+
+def plan_dict(p: PlanDef) -> dict[str, Any]:
+    """A plan in the catalog file's shape (what parse_catalog reads back as the same PlanDef)."""
+    plan: dict[str, Any] = {
+        "code": p.code,
+        "name": p.name,
+        "interval": p.interval,
+        "currency": p.currency,
+        "base_fee": format_decimal(p.base_fee),
+    }
+    if p.description:
+        plan["description"] = p.description
+    if p.pay_in_advance:
+        plan["pay_in_advance"] = True
+    if p.promotion:
+        plan["promotion"] = p.promotion
+    if p.commitment:
+        plan["commitment"] = {
+            "amount": format_decimal(p.commitment.amount),
+            "months": p.commitment.months,
+            "covers": p.commitment.covers,
+            "auto_renew": p.commitment.auto_renew,
+        }
+    plan["charges"] = [charge_dict(c) for c in p.charges]
+    return plan

@@ -203,7 +203,7 @@ def open_period_revenue(now: datetime, counts: MonthCounts, limit: int | None = 
     errors = []
     for subscription in subscriptions:
         try:
-            usage = current_usage(subscription=subscription, at=now, count_events=False)
+            usage = current_usage(subscription=subscription, at=now, count_events=False, adjustments=False)
         except ValueError:  # a stored charge the engine cannot price; the customer page says why
             errors.append(subscription.external_id)
             continue

@@ -8,9 +8,10 @@ the commitment balance it may draw from. The engine then computes every line fro
 A caller holding the subscription's lock (the period close) passes what it already read, to save
 queries: `finalized_periods`, the (start, end) of every finalized period invoice of the
 subscription; `may_draw_commitment=False` when it has no active commitment; `may_use_credit=False`
-when the customer has no credit-note credit; `plans`, plans with their charges by id (a run's
+when the customer has no credit to use (credit notes, applied coupons, a wallet); `taxes`, the
+customer's taxes when the caller knows them; `plans`, plans with their charges by id (a run's
 cache). `lock_credits`: the invoice is being finalized, under the customer's lock: the credit
-notes it may consume are locked too (their balances move with it).
+notes, applied coupons and wallet it may consume are locked too (their balances move with it).
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 
+from billing.engine.adjustments import CouponCredit, TaxRate, WalletCredit
 from billing.engine.invoice import AvailableCredit, InvoiceInputs, LatePeriod, Quantities
 from billing.engine.periods import ONE_MICROSECOND, Period
 from billing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, LineKind, Plan, Subscription
+from billing.selectors.adjustments import coupon_credits, tax_rates, wallet_credit
 from billing.selectors.commitments import commitment_balance
 from billing.selectors.credit_notes import available_credits
 from billing.selectors.plans import plans_with_charges
@@ -53,6 +56,7 @@ def period_invoice_inputs(
     may_draw_commitment: bool = True,
     may_use_credit: bool = True,
     lock_credits: bool = False,
+    taxes: tuple[TaxRate, ...] | None = None,
     plans: PlanGetter = _plan_by_id,
 ) -> InvoiceInputs:
     """Inputs of the period invoice of `period`: base fee in arrears, usage, late usage, drawdown,
@@ -66,7 +70,8 @@ def period_invoice_inputs(
         usage=tuple(m for _, m, _ in measured),
         late=tuple(late_periods(subscription, plan, period, exclude_invoice, finalized_periods, plans)),
         commitment=commitment_balance(subscription, period.start) if may_draw_commitment else None,
-        credits=_credits(subscription, plan, may_use_credit, lock_credits),
+        taxes=taxes if taxes is not None else tax_rates(subscription.customer_id),
+        **_customer_credit(subscription, plan, may_use_credit, lock_credits),
     )
 
 
@@ -78,6 +83,7 @@ def advance_invoice_inputs(
     may_draw_commitment: bool = True,
     may_use_credit: bool = True,
     lock_credits: bool = False,
+    taxes: tuple[TaxRate, ...] | None = None,
 ) -> InvoiceInputs:
     """Inputs of an advance invoice: the base fee of `fee_period`, its drawdown, credit."""
     return InvoiceInputs(
@@ -86,14 +92,28 @@ def advance_invoice_inputs(
         fee_period=fee_period,
         promotion=promotion_window(subscription),
         commitment=commitment_balance(subscription, fee_period.start) if may_draw_commitment else None,
-        credits=_credits(subscription, plan, may_use_credit, lock_credits),
+        taxes=taxes if taxes is not None else tax_rates(subscription.customer_id),
+        **_customer_credit(subscription, plan, may_use_credit, lock_credits),
     )
 
 
-def _credits(subscription: Subscription, plan: Plan, may: bool, lock: bool) -> tuple[AvailableCredit, ...]:
+class CustomerCredit(TypedDict):
+    credits: tuple[AvailableCredit, ...]
+    coupons: tuple[CouponCredit, ...]
+    wallet: WalletCredit | None
+
+
+def _customer_credit(subscription: Subscription, plan: Plan, may: bool, lock: bool) -> CustomerCredit:
+    """Steps 4, 6 and 7: the customer's applied coupons, credit-note credit and wallet (`may`:
+    False when the caller knows it has none of them)."""
     if not may:
-        return ()
-    return available_credits(subscription.customer_id, currency=plan.currency, lock=lock)
+        return {"credits": (), "coupons": (), "wallet": None}
+    customer, currency = subscription.customer_id, plan.currency
+    return {
+        "credits": available_credits(customer, currency=currency, lock=lock),
+        "coupons": coupon_credits(customer, currency=currency, lock=lock),
+        "wallet": wallet_credit(customer, currency=currency, lock=lock),
+    }
 
 
 # --- late usage -----------------------------------------------------------------------------

@@ -37,15 +37,23 @@ def plans_with_charges() -> QuerySet[Plan]:
 
 
 def plan_spec(plan: Plan) -> PlanSpec:
-    """The pure form of a plan version; its charges should be prefetched (`plans_with_charges`)."""
+    """The pure form of a plan version; its charges should be prefetched (`plans_with_charges`).
+
+    The names are the ones invoices show: a plan's or charge's `invoice_display_name` when it has
+    one (Lago's, e.g. set by plan_overrides), else the plan's name and the metric's.
+    """
     return PlanSpec(
         code=plan.code,
-        name=plan.name,
+        name=plan.invoice_display_name or plan.name,
         currency=plan.currency,
         interval=plan.interval,
         base_fee=plan.base_fee,
         charges=tuple(
-            PlanChargeSpec(metric_code=c.metric.code, metric_name=c.metric.name, charge=charge_spec(c))
+            PlanChargeSpec(
+                metric_code=c.metric.code,
+                metric_name=c.invoice_display_name or c.metric.name,
+                charge=charge_spec(c),
+            )
             for c in plan.charges.all()
         ),
         pay_in_advance=plan.pay_in_advance,

@@ -17,6 +17,7 @@ from billing.engine.lines import Line, MeasuredCharge, PlanSpec, PromotionWindow
 from billing.engine.periods import Period, subscription_period
 from billing.engine.vocabulary import AppliesTo, Interval, LineKind
 from billing.models import Plan, Subscription
+from billing.selectors.adjustments import PreviewAdjustments, preview_adjustments
 from billing.selectors.plans import plan_spec
 from metering.days import day_start, local_date
 from metering.selectors import aggregate
@@ -36,11 +37,16 @@ class PeriodUsage:
     period: Period
     currency: str
     charges: list[ChargeUsage]
-    lines: list[Line]  # the invoice preview: base fee (when due this period), promotions, usage
+    lines: list[Line]  # the invoice preview: base fee (when due), promotions, usage, coupons, taxes
 
     @property
     def usage_amount(self) -> Decimal:
         return sum((c.line.amount for c in self.charges), Decimal(0))
+
+    @property
+    def usage_taxes(self) -> Decimal:
+        """The usage charges' share of the preview's taxes."""
+        return sum((c.line.tax_amount for c in self.charges), Decimal(0))
 
     @property
     def total(self) -> Decimal:
@@ -129,17 +135,31 @@ def measure_period(
     return measured
 
 
-def current_usage(*, subscription: Subscription, at: datetime, count_events: bool = True) -> PeriodUsage:
+def current_usage(
+    *,
+    subscription: Subscription,
+    at: datetime,
+    count_events: bool = True,
+    adjustments: bool | PreviewAdjustments = True,
+) -> PeriodUsage:
     """The open usage period containing `at`, measured and priced so far, with the invoice preview.
 
     The preview has the base fee when this period bills it: in arrears when the fee's period
-    ends with this one, in advance when it starts with it. count_events=False skips counting
+    ends with this one, in advance when it starts with it; and, with `adjustments`, the
+    customer's coupons and taxes as they stand now (not its credit notes or wallet: what they
+    will cover depends on the other invoices finalized first); `adjustments` may be them, read once
+    for several subscriptions of the customer (preview_adjustments). count_events=False skips counting
     the period's events (a scan of them) where only amounts are wanted.
     """
     plan = subscription.plan
     period = period_of(subscription, at=at)
     measured = measure_period(subscription, plan, period, count_events=count_events)
     spec = plan_spec_of(plan)
+    chosen: PreviewAdjustments | None
+    if isinstance(adjustments, PreviewAdjustments):
+        chosen = adjustments
+    else:
+        chosen = preview_adjustments(subscription.customer_id, currency=plan.currency) if adjustments else None
     inputs = InvoiceInputs(
         plan=spec,
         period=period,
@@ -150,6 +170,8 @@ def current_usage(*, subscription: Subscription, at: datetime, count_events: boo
         ),
         promotion=promotion_window(subscription),
         usage=tuple(m for _, m, _ in measured),
+        coupons=chosen.coupons if chosen else (),
+        taxes=chosen.taxes if chosen else (),
     )
     lines = invoice_lines(inputs, keep_unmeasured=True)
     usage_by_metric = {line.metric_code: line for line in lines if line.kind == LineKind.USAGE}

@@ -9,11 +9,15 @@ subscriber pays (fee, interval, currency, charges, tiers, promotion, commitment)
 of the plan is created and becomes current; existing subscriptions keep the version they bought.
 A metric or promotion in use by subscriptions cannot change how it bills; the load is refused
 with a message saying so (create a new code instead).
+
+Override plans (a subscription's own prices, billing.services.plan_overrides) are not catalog:
+a load never reads or changes them, and they do not count as versions of their code. They are
+copies, so repricing the catalog plan they were made from leaves them as they are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +26,7 @@ from django.db import transaction
 from simple_history.utils import bulk_create_with_history
 
 from billing.engine.catalog import (
+    AddOnDef,
     Catalog,
     CatalogError,
     ChargeDef,
@@ -30,9 +35,10 @@ from billing.engine.catalog import (
     PromotionDef,
     parse_catalog,
 )
-from billing.models import Charge, Plan, Promotion, Subscription, Tier
+from billing.models import AddOn, Charge, Plan, Promotion, Subscription, Tier
 from billing.selectors.catalog import plan_def
 from billing.selectors.plans import plans_with_charges
+from billing.services.addons import AddOnError, add_on_create, add_on_update
 from customers.validators import validate_currency
 from metering.models import BillableMetric
 
@@ -74,7 +80,7 @@ def parse_stored_catalog(data: Any) -> Catalog:
 def catalog_load(
     *, data: Any, dry_run: bool = False, progress: Callable[[str, str, str], None] | None = None
 ) -> LoadReport:
-    """Create or update metrics, promotions and plans from a parsed catalog document."""
+    """Create or update metrics, promotions, plans and add-ons from a parsed catalog document."""
     catalog = parse_stored_catalog(data)
     report = LoadReport()
     errors: list[str] = []
@@ -82,6 +88,8 @@ def catalog_load(
         _load_metric(metric, f"billable_metrics[{i}]", report, errors)
     for i, promotion in enumerate(catalog.promotions):
         _load_promotion(promotion, f"promotions[{i}]", report, errors)
+    for i, add_on in enumerate(catalog.add_ons):
+        _load_add_on(add_on, f"add_ons[{i}]", report, errors)
     if errors:
         raise CatalogError(errors)
     for plan in catalog.plans:
@@ -92,6 +100,38 @@ def catalog_load(
     if dry_run:
         transaction.set_rollback(True)
     return report
+
+
+def _load_add_on(add_on: AddOnDef, path: str, report: LoadReport, errors: list[str]) -> None:
+    """Create or update the add-on by code, through its service (an add-on is a price-list entry:
+    invoices keep what they billed, so it changes in place)."""
+    stored = AddOn.objects.filter(code=add_on.code).first()
+    wanted = (add_on.name, add_on.amount, add_on.currency, add_on.invoice_display_name, add_on.description)
+    try:
+        if stored is None:
+            add_on_create(
+                code=add_on.code,
+                name=add_on.name,
+                amount=add_on.amount,
+                currency=add_on.currency,
+                invoice_display_name=add_on.invoice_display_name,
+                description=add_on.description,
+            )
+            report.add("add-on", add_on.code, "created")
+        elif (stored.name, stored.amount, stored.currency, stored.invoice_display_name, stored.description) == wanted:
+            report.add("add-on", add_on.code, "unchanged")
+        else:
+            add_on_update(
+                add_on=stored,
+                name=add_on.name,
+                amount=add_on.amount,
+                currency=add_on.currency,
+                invoice_display_name=add_on.invoice_display_name,
+                description=add_on.description,
+            )
+            report.add("add-on", add_on.code, "updated")
+    except AddOnError as exc:
+        errors += [f"{path}.{field}: {message}" for field, messages in exc.errors.items() for message in messages]
 
 
 def _load_metric(metric: MetricDef, path: str, report: LoadReport, errors: list[str]) -> None:
@@ -158,21 +198,23 @@ def _load_plan(plan: PlanDef, report: LoadReport) -> None:
         return
     if current.pricing() != plan.pricing() and stored.subscriptions.exists():
         # Never reprice what was sold: the old version keeps its subscribers.
-        latest = Plan.objects.filter(code=plan.code).order_by("-version").values_list("version", flat=True)[0]
+        catalog_versions = Plan.objects.filter(code=plan.code, parent__isnull=True)  # not the override plans
+        latest = catalog_versions.order_by("-version").values_list("version", flat=True)[0]
         stored.is_current = False
         stored.save(update_fields=["is_current", "updated_at"])  # save(), not update(): keeps its history
         _create_plan(plan, version=latest + 1)
         report.add("plan", plan.code, f"new version {latest + 1}")
         return
-    _write_plan_fields(stored, plan)
+    write_plan_fields(stored, plan)
     stored.save()
     if current.charges != plan.charges:
         stored.charges.all().delete()
-        _create_charges(stored, plan.charges)
+        create_charges(stored, plan.charges)
     report.add("plan", plan.code, "updated")
 
 
-def _write_plan_fields(stored: Plan, plan: PlanDef) -> None:
+def write_plan_fields(stored: Plan, plan: PlanDef) -> None:
+    """Set a stored plan's fields (not its charges) to the PlanDef's; the caller saves it."""
     stored.name = plan.name
     stored.description = plan.description
     stored.interval = plan.interval
@@ -189,13 +231,15 @@ def _write_plan_fields(stored: Plan, plan: PlanDef) -> None:
 
 def _create_plan(plan: PlanDef, *, version: int) -> Plan:
     stored = Plan(code=plan.code, version=version, is_current=True)
-    _write_plan_fields(stored, plan)
+    write_plan_fields(stored, plan)
     stored.save()
-    _create_charges(stored, plan.charges)
+    create_charges(stored, plan.charges)
     return stored
 
 
-def _create_charges(plan: Plan, charges: tuple[ChargeDef, ...]) -> None:
+def create_charges(plan: Plan, charges: tuple[ChargeDef, ...], display_names: Mapping[str, str] | None = None) -> None:
+    """Store the charges (and tiers) of a plan; `display_names` are their invoice_display_name by
+    metric code (none in a catalog file)."""
     metrics = {m.code: m for m in BillableMetric.objects.filter(code__in=[c.metric for c in charges])}
     for position, c in enumerate(charges):
         charge = Charge.objects.create(
@@ -203,6 +247,7 @@ def _create_charges(plan: Plan, charges: tuple[ChargeDef, ...]) -> None:
             metric=metrics[c.metric],
             position=position,
             model=c.model,
+            invoice_display_name=(display_names or {}).get(c.metric, ""),
             unit_amount=c.unit_amount,
             package_size=c.package_size,
             package_amount=c.package_amount,

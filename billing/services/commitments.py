@@ -31,9 +31,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.documents.formats import commitment_label
-from billing.engine.lines import Line
+from billing.engine.adjustments import taxed
+from billing.engine.lines import Line, total
 from billing.engine.money import currency_minor_digits, quantize_money
-from billing.engine.periods import end_day, term_end
+from billing.engine.periods import Period, end_day, term_end
 from billing.models import (
     Commitment,
     CommitmentStatus,
@@ -47,6 +48,7 @@ from billing.models import (
     Subscription,
     SubscriptionStatus,
 )
+from billing.selectors.adjustments import tax_rates
 from billing.selectors.commitments import balance
 from billing.services.invoice_events import invoice_finalized
 from billing.services.numbering import assign_number
@@ -212,38 +214,56 @@ def commitment_from_plan(*, subscription: Subscription, today: date) -> Commitme
 
 @transaction.atomic
 def commitment_activate(*, commitment: Commitment) -> Invoice:
-    """Invoice the prepayment (finalized at once) and credit the balance with the purchase."""
+    """Invoice the prepayment (finalized at once, with its taxes) and credit the balance with the
+    purchase: the amount before tax, as the fees it pays for are drawn before tax."""
+    # billing.services.invoices imports this module (drawdowns, prepayment voids).
+    from billing.services.invoices import insert_lines
+
     commitment = Commitment.objects.select_for_update().select_related("subscription__customer").get(pk=commitment.pk)
     if commitment.invoice_id is not None:
         return commitment.invoice  # type: ignore[return-value]
     subscription = commitment.subscription
-    invoice = Invoice.objects.create(
-        customer=subscription.customer,
+    customer = subscription.customer
+    tz = customer.timezone
+    amount = quantize_money(commitment.amount, commitment.currency)
+    first_day, end = local_date(commitment.term_start, tz), local_date(commitment.term_end, tz)
+    term = Period(
+        commitment.term_start,
+        commitment.term_end,
+        commitment.term_start,
+        commitment.term_end,
+        first_day,
+        end,
+        first_day,
+        end,
+    )
+    fee = Line(
+        kind=LineKind.COMMITMENT,
+        description=f"Prepaid commitment, {commitment.months} months from {first_day:%b %-d, %Y}",
+        quantity=Decimal(1),
+        unit_amount=commitment.amount,
+        amount=amount,
+        period_start=commitment.term_start,
+        period_end=commitment.term_end,
+    )
+    # The prepayment is taxed with the customer's taxes (DESIGN §6); the drawdowns it pays for
+    # then lower the taxable base of the period invoices, so nothing is taxed twice.
+    lines = taxed([fee], tax_rates(customer.pk), commitment.currency, term)
+    invoice = Invoice(
+        customer=customer,
         subscription=subscription,
         kind=InvoiceKind.COMMITMENT,
         period_start=commitment.term_start,
         period_end=commitment.term_end,
         currency=commitment.currency,
-        total=quantize_money(commitment.amount, commitment.currency),
+        total=total(lines),
     )
-    tz = subscription.customer.timezone
-    InvoiceLine.objects.create(
-        invoice=invoice,
-        kind=LineKind.COMMITMENT,
-        description=f"Prepaid commitment, {commitment.months} months from "
-        f"{local_date(commitment.term_start, tz):%b %-d, %Y}",
-        quantity=Decimal(1),
-        unit_amount=commitment.amount,
-        amount=invoice.total,
-        currency=commitment.currency,
-        period_start=commitment.term_start,
-        period_end=commitment.term_end,
-    )
-    invoice = assign_number(invoice=invoice, now=timezone.now())
+    invoice = assign_number(invoice=invoice, now=timezone.now())  # saves: the INSERT
+    insert_lines(invoice, lines, {})
     LedgerEntry.objects.create(
         commitment=commitment,
         kind=LedgerKind.PURCHASE,
-        amount=invoice.total,
+        amount=amount,  # the balance is drawn by fees before tax: it is the amount before tax
         invoice=invoice,
         reason=f"Prepayment {invoice.number}",
     )

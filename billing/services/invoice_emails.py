@@ -81,6 +81,8 @@ PURPOSE = {
     InvoiceKind.PERIOD: "{plan} subscription ({subscription}), billing period {first} – {last}",
     InvoiceKind.ADVANCE: "{plan} subscription ({subscription}), base fee in advance for {first} – {last}",
     InvoiceKind.COMMITMENT: "{plan} commitment ({subscription}), prepayment for the term {first} – {last}",
+    InvoiceKind.ONE_OFF: "One-off invoice: {items}",
+    InvoiceKind.CREDIT: "Wallet credit purchase",
 }
 
 
@@ -136,6 +138,7 @@ def email_context(invoice: Invoice) -> dict[str, Any]:
         subscription=document["subscription_external_id"],
         first=document["period_first_day"],
         last=document["period_last_day"],
+        items=document["items"],
     )
     link_age = timedelta(seconds=settings.BILLING_DOCUMENT_LINK_MAX_AGE_SECONDS)
     return {

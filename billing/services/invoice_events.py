@@ -16,6 +16,8 @@ CREATED_WEBHOOK = {
     InvoiceKind.PERIOD: WebhookType.INVOICE_CREATED,
     InvoiceKind.ADVANCE: WebhookType.INVOICE_CREATED,
     InvoiceKind.COMMITMENT: WebhookType.INVOICE_CREATED,
+    InvoiceKind.ONE_OFF: WebhookType.INVOICE_ONE_OFF_CREATED,
+    InvoiceKind.CREDIT: WebhookType.INVOICE_PAID_CREDIT_ADDED,
 }
 
 

@@ -44,6 +44,7 @@ from billing.selectors.invoice_inputs import advance_invoice_inputs, period_invo
 from billing.selectors.plans import plans_with_charges
 from billing.selectors.usage import period_of
 from billing.services.commitments import drawdown_record, drawdown_reverse, prepayment_reverse
+from billing.services.coupons import coupon_applications_record, coupon_applications_reverse
 from billing.services.credit_notes import (
     credit_applications_record,
     credit_applications_reverse,
@@ -52,6 +53,7 @@ from billing.services.credit_notes import (
 )
 from billing.services.invoice_events import invoice_announce, invoice_finalized
 from billing.services.numbering import assign_number
+from billing.services.wallets import wallet_consumption_record, wallet_consumption_reverse
 from metering.models import BillableMetric
 
 NOT_A_DRAFT = "invoice {invoice} is {status}; only drafts can change"
@@ -68,6 +70,11 @@ LATE_USAGE_BILLED_ELSEWHERE = (
     "late usage of this period is billed on invoice(s) {invoices}: void those first, or credit instead "
     "(a new invoice would bill that usage again)"
 )
+
+
+# Invoices computed from a subscription's usage and prices (drafts recomputed, finalized afresh).
+RECOMPUTED_KINDS = frozenset({InvoiceKind.PERIOD, InvoiceKind.ADVANCE})
+NO_SUBSCRIPTION = "invoice {invoice} is a {kind} invoice: it belongs to no subscription"
 
 
 class InvoiceError(Exception):
@@ -112,6 +119,7 @@ def insert_lines(invoice: Invoice, lines: list[Line], metric_ids: dict[str, int]
             unit_amount=ln.unit_amount,
             amount=ln.amount,
             discount_amount=ln.discount_amount,
+            tax_amount=ln.tax_amount,
             currency=invoice.currency,
             # An invoice's lines cover dates (only a quote's lines have none).
             period_start=cast(datetime, ln.period_start),
@@ -149,6 +157,7 @@ def write_draft_lines(invoice: Invoice, lines: list[Line], metric_ids: dict[str,
             period_end=ln.period_end,
             details=ln.details,
             discount_amount=ln.discount_amount,
+            tax_amount=ln.tax_amount,
         ).key()
         for ln in invoice.lines.select_related("metric").order_by("position", "id")
     ]
@@ -166,10 +175,13 @@ def _lock(invoice: Invoice) -> Invoice:
 
 
 def record_consumption(*, invoice: Invoice, lines: list[Line] | None = None) -> None:
-    """At finalization: what the invoice consumes moves (the ledger's drawdown entry, the credit
-    notes' balances). `lines`: as the caller just stored them, saving reading them back."""
+    """At finalization: what the invoice consumes moves (the ledger's drawdown entry, the applied
+    coupons, the credit notes' and the wallet's balances). `lines`: as the caller just stored
+    them, saving reading them back."""
     drawdown_record(invoice=invoice, lines=lines)
+    coupon_applications_record(invoice=invoice, lines=lines)
     credit_applications_record(invoice=invoice, lines=lines)
+    wallet_consumption_record(invoice=invoice, lines=lines)
 
 
 def invoice_create(
@@ -215,8 +227,8 @@ def invoice_finalize(*, invoice: Invoice, now: datetime, recompute: bool = True)
     recompute=False the caller holds those locks already and has just written the lines.
     """
     subscription = None
-    if recompute and invoice.kind != InvoiceKind.COMMITMENT:
-        subscription = subscription_with_plan(invoice.subscription_id, lock=True)
+    if recompute and invoice.kind in RECOMPUTED_KINDS:
+        subscription = subscription_with_plan(_subscription_id(invoice), lock=True)
     invoice = _lock(invoice)
     if invoice.status != InvoiceStatus.DRAFT:
         raise InvoiceError(NOT_A_DRAFT.format(invoice=invoice, status=invoice.status))
@@ -255,7 +267,9 @@ def invoice_void(
     invoice.void_reason = reason.strip()
     invoice.save(update_fields=["status", "voided_at", "void_reason", "updated_at"])
     drawdown_reverse(invoice=invoice)
+    coupon_applications_reverse(invoice=invoice, now=now)
     credit_applications_reverse(invoice=invoice, now=now)
+    wallet_consumption_reverse(invoice=invoice, now=now)
     if invoice.kind == InvoiceKind.COMMITMENT:
         prepayment_reverse(invoice=invoice)
     invoice_announce(invoice=invoice, webhook_type=WebhookType.INVOICE_VOIDED)
@@ -306,11 +320,9 @@ def invoice_regenerate(*, invoice: Invoice, reason: str, now: datetime) -> Invoi
     and period from the data stored now, finalized at once (its period is over)."""
     if invoice.kind not in (InvoiceKind.PERIOD, InvoiceKind.ADVANCE):
         raise InvoiceError(CANNOT_REGENERATE.format(invoice=invoice, kind=invoice.kind))
-    subscription = subscription_with_plan(invoice.subscription_id, lock=True)
+    subscription = subscription_with_plan(_subscription_id(invoice), lock=True)
     live = (
-        Invoice.objects.filter(
-            subscription_id=invoice.subscription_id, kind=invoice.kind, period_start=invoice.period_start
-        )
+        Invoice.objects.filter(subscription=subscription, kind=invoice.kind, period_start=invoice.period_start)
         .exclude(status=InvoiceStatus.VOIDED)
         .exclude(pk=invoice.pk)
         .first()
@@ -356,6 +368,12 @@ def _late_usage_billed_elsewhere(invoice: Invoice) -> list[str]:
     return sorted({number for number in numbers if number})
 
 
+def _subscription_id(invoice: Invoice) -> int:
+    if invoice.subscription_id is None:
+        raise InvoiceError(NO_SUBSCRIPTION.format(invoice=invoice, kind=invoice.kind))
+    return invoice.subscription_id
+
+
 def subscription_with_plan(subscription_id: int, *, lock: bool) -> Subscription:
     """The subscription with its customer, promotion and plan; `lock`: with the subscription's
     and the customer's row locks (finalizing consumes the customer's credit)."""
@@ -375,12 +393,12 @@ def _period_of(subscription: Subscription, invoice: Invoice) -> Period:
 @transaction.atomic
 def invoice_recompute(*, invoice: Invoice) -> bool:
     """Recompute a draft from the events now stored; returns whether it changed."""
-    subscription = subscription_with_plan(invoice.subscription_id, lock=True)
+    if invoice.kind not in RECOMPUTED_KINDS:
+        return False  # a prepayment's, a one-off's or a credit purchase's amount is fixed at creation
+    subscription = subscription_with_plan(_subscription_id(invoice), lock=True)
     invoice = _lock(invoice)
     if invoice.status != InvoiceStatus.DRAFT:
         raise InvoiceError(NOT_A_DRAFT.format(invoice=invoice, status=invoice.status))
-    if invoice.kind == InvoiceKind.COMMITMENT:
-        return False  # a prepayment's amount is fixed at creation
     return write_draft_lines(invoice, fresh_lines(subscription, invoice))
 
 

@@ -16,10 +16,11 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from billing.engine.money import ZERO, quantize_money
-from billing.engine.vocabulary import InvoiceStatus, PaymentStatus, WebhookType
+from billing.engine.vocabulary import InvoiceKind, InvoiceStatus, PaymentStatus, WebhookType
 from billing.models import Invoice, Payment
 from billing.services.errors import FieldErrors
 from billing.services.invoice_events import invoice_announce
+from billing.services.wallets import wallet_purchase_settle
 from config.db import exact_sum
 
 NOT_FINALIZED = "invoice {invoice} is {status}: only a finalized invoice can be paid"
@@ -47,11 +48,14 @@ def amount_due(invoice: Invoice) -> Decimal:
 
 
 def settle(*, invoice: Invoice, now: datetime) -> Invoice:
-    """Mark the (locked, finalized) invoice succeeded once nothing is due any more."""
+    """Mark the (locked, finalized) invoice succeeded once nothing is due any more. A paid wallet
+    purchase (a `credit` invoice) settles its credits into the wallet then, in this transaction."""
     if invoice.payment_status != PaymentStatus.SUCCEEDED and amount_due(invoice) <= 0:
         invoice.payment_status = PaymentStatus.SUCCEEDED
         invoice.paid_at = now
         invoice.save(update_fields=["payment_status", "paid_at", "updated_at"])
+        if invoice.kind == InvoiceKind.CREDIT:
+            wallet_purchase_settle(invoice=invoice, now=now)
         invoice_announce(invoice=invoice, webhook_type=WebhookType.INVOICE_PAYMENT_STATUS_UPDATED)
     return invoice
 

@@ -17,20 +17,27 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from billing.engine.adjustments import TaxRate
 from billing.engine.invoice import invoice_lines
 from billing.engine.lines import Line, total
 from billing.engine.periods import Period
 from billing.models import (
+    AppliedCoupon,
     Commitment,
     CommitmentStatus,
+    CouponStatus,
     CreditNote,
     CreditStatus,
+    CustomerTax,
     Invoice,
     InvoiceKind,
     InvoiceStatus,
     Plan,
     Subscription,
+    Wallet,
+    WalletStatus,
 )
+from billing.selectors.adjustments import tax_rates
 from billing.selectors.invoice_inputs import advance_invoice_inputs, period_invoice_inputs
 from billing.selectors.plans import plans_with_charges
 from billing.selectors.usage import period_of
@@ -121,6 +128,16 @@ class RunCache:
     def __init__(self) -> None:
         self.plans: dict[int, Plan] = {}
         self.metric_ids: dict[str, int] = {}
+        self._org_taxes: tuple[TaxRate, ...] | None = None
+
+    def taxes(self, subscription: Subscription) -> tuple[TaxRate, ...]:
+        """The customer's taxes: its own codes if it has any, else the organization's (read once
+        a run: taxes are catalog, not per customer)."""
+        if getattr(subscription, "has_own_taxes", True):
+            return tax_rates(subscription.customer_id)
+        if self._org_taxes is None:
+            self._org_taxes = tax_rates(None)
+        return self._org_taxes
 
     def plan(self, plan_id: int) -> Plan:
         plan = self.plans.get(plan_id)
@@ -138,7 +155,7 @@ class _Known:
     invoices: dict[tuple[str, datetime], tuple[int, str]]  # (kind, period start) → (id, status)
     finalized_periods: list[tuple[datetime, datetime]]  # (start, end) of finalized period invoices
     has_commitment: bool  # an active commitment, which period and advance invoices may draw from
-    has_credit: bool  # credit-note credit the customer's invoices may consume
+    has_credit: bool  # credit the customer's invoices may consume: credit notes, coupons, a wallet
 
     def done(self, kind: str, start: datetime) -> bool:
         """Finalized, or voided: a voided period is rebuilt only by an explicit regenerate."""
@@ -162,10 +179,11 @@ class _Known:
             self.finalized_periods.append((invoice.period_start, invoice.period_end))
 
 
-def _lock_unchanged(subscription_id: int, read: Subscription) -> tuple[bool, bool, bool]:
+def _lock_unchanged(subscription_id: int, read: Subscription) -> tuple[bool, bool, bool, bool]:
     """Lock the subscription's and its customer's rows; return whether they are as in `read` (by
     their updated_at, which every save() sets), whether the subscription has an active
-    commitment, and whether the customer has credit-note credit to consume.
+    commitment, whether the customer has credit to consume (credit notes, coupons, a wallet),
+    and whether it has tax codes of its own.
 
     The customer is locked as well because finalizing consumes the customer's credit (DESIGN §6:
     under the customer's lock). One lean statement instead of the ORM's locking read with joins:
@@ -173,6 +191,8 @@ def _lock_unchanged(subscription_id: int, read: Subscription) -> tuple[bool, boo
     """
     subscriptions, customers = Subscription._meta.db_table, Customer._meta.db_table
     commitments, notes = Commitment._meta.db_table, CreditNote._meta.db_table
+    coupons, wallets = AppliedCoupon._meta.db_table, Wallet._meta.db_table
+    own_taxes = CustomerTax._meta.db_table
     lock = " FOR UPDATE OF s, c" if connection.features.has_select_for_update_of else ""
     stamp = Subscription._meta.get_field("updated_at")
     customer_stamp = Customer._meta.get_field("updated_at")
@@ -182,19 +202,25 @@ def _lock_unchanged(subscription_id: int, read: Subscription) -> tuple[bool, boo
             f"EXISTS (SELECT 1 FROM {commitments} m WHERE m.subscription_id = s.id AND m.status = %s), "
             f"EXISTS (SELECT 1 FROM {notes} n WHERE n.customer_id = c.id AND n.credit_status = %s "
             f"AND n.balance_amount > 0) "
+            f"OR EXISTS (SELECT 1 FROM {coupons} a WHERE a.customer_id = c.id AND a.status = %s) "
+            f"OR EXISTS (SELECT 1 FROM {wallets} w WHERE w.customer_id = c.id AND w.status = %s "
+            f"AND w.balance > 0), "
+            f"EXISTS (SELECT 1 FROM {own_taxes} t WHERE t.customer_id = c.id) "
             f"FROM {subscriptions} s INNER JOIN {customers} c ON c.id = s.customer_id WHERE s.id = %s{lock}",
             [
                 stamp.get_db_prep_value(read.updated_at, connection),
                 customer_stamp.get_db_prep_value(read.customer.updated_at, connection),
                 CommitmentStatus.ACTIVE,
                 CreditStatus.AVAILABLE,
+                CouponStatus.ACTIVE,
+                WalletStatus.ACTIVE,
                 subscription_id,
             ],
         )
         row = cursor.fetchone()
     if row is None:
         raise Subscription.DoesNotExist(f"subscription {subscription_id} does not exist")
-    return bool(row[0]), bool(row[1]), bool(row[2])
+    return bool(row[0]), bool(row[1]), bool(row[2]), bool(row[3])
 
 
 def _locked_subscription(subscription_id: int, cache: RunCache, read: Subscription | None = None) -> Subscription:
@@ -206,22 +232,30 @@ def _locked_subscription(subscription_id: int, cache: RunCache, read: Subscripti
     the lock; used if neither row has changed since (checked under the lock), else read again.
     """
     if read is not None:
-        unchanged, has_commitment, has_credit = _lock_unchanged(subscription_id, read)
+        unchanged, has_commitment, has_credit, has_own_taxes = _lock_unchanged(subscription_id, read)
         if unchanged:
             read.has_commitment = has_commitment  # type: ignore[attr-defined]
             read.has_credit = has_credit  # type: ignore[attr-defined]
+            read.has_own_taxes = has_own_taxes  # type: ignore[attr-defined]
             read.plan = cache.plan(read.plan_id)
             return read
     active = Commitment.objects.filter(subscription=OuterRef("pk"), status=CommitmentStatus.ACTIVE)
     credit = CreditNote.objects.filter(
         customer=OuterRef("customer_id"), credit_status=CreditStatus.AVAILABLE, balance_amount__gt=0
     )
+    coupon = AppliedCoupon.objects.filter(customer=OuterRef("customer_id"), status=CouponStatus.ACTIVE)
+    wallet = Wallet.objects.filter(customer=OuterRef("customer_id"), status=WalletStatus.ACTIVE, balance__gt=0)
+    own_tax = CustomerTax.objects.filter(customer=OuterRef("customer_id"))
     subscription = (
         # of=self and customer: the promotion join is nullable, and PostgreSQL cannot lock an
         # outer join's side.
         Subscription.objects.select_related("customer", "promotion")
         .select_for_update(of=("self", "customer"))
-        .annotate(has_commitment=Exists(active), has_credit=Exists(credit))
+        .annotate(
+            has_commitment=Exists(active),
+            has_credit=Exists(credit) | Exists(coupon) | Exists(wallet),
+            has_own_taxes=Exists(own_tax),
+        )
         .get(pk=subscription_id)
     )
     subscription.plan = cache.plan(subscription.plan_id)
@@ -355,6 +389,7 @@ def close_subscription(
                     may_draw_commitment=known.has_commitment,
                     may_use_credit=known.has_credit,
                     lock_credits=finalizing,
+                    taxes=cache.taxes(subscription),
                     plans=cache.plan,
                 )
             )
@@ -368,6 +403,7 @@ def close_subscription(
                     may_draw_commitment=known.has_commitment,
                     may_use_credit=known.has_credit,
                     lock_credits=finalizing,
+                    taxes=cache.taxes(subscription),
                 )
             )
 

@@ -10,7 +10,11 @@
   signing key is shown to those who may change them) and resends webhook deliveries (a
   delivery's change is "Resend"; deliveries are written by the outbox, never added or deleted).
   Manages usage alerts and their thresholds; views the alerts they triggered (written by
-  check_alerts).
+  check_alerts). Creates wallets, tops them up, voids their credits and terminates them (a
+  wallet's change); views their transactions (written by the wallet services).
+  Manages taxes and add-ons, sets customers' tax codes, and bills add-ons on one-off invoices.
+  Manages coupons (a coupon that was applied is terminated, not deleted) and applies them to
+  customers (an applied coupon's change is terminating it; never deleted).
 - `Finance read-only`: the view permission on every one of those, nothing else. The admins are
   written so that a view permission shows everything and changes nothing: every action declares
   the permission it needs (`@admin.action(permissions=[...])`) and every custom admin page checks
@@ -58,6 +62,9 @@ MANAGED_MODELS: tuple[tuple[str, str], ...] = (
     ("billing", "webhookendpoint"),
     ("billing", "alert"),  # usage alerts, with their thresholds inline
     ("billing", "alertthreshold"),
+    ("billing", "tax"),  # through billing.services.taxes; a customer's tax codes are a change of the customer
+    ("billing", "addon"),  # through billing.services.addons; a one-off invoice needs add_invoice
+    ("billing", "coupon"),  # through billing.services.coupons; an applied one is never deleted (PROTECT)
 )
 # Money recorded by finance through the services, never edited in place or deleted: (app label,
 # model name, the actions finance may take on it).
@@ -66,6 +73,12 @@ RECORDED_MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("billing", "payment", ("add", "view")),
     # Written by the webhook outbox; its change is "Resend" (billing.admin.webhook_deliveries).
     ("billing", "webhookdelivery", ("change", "view")),
+    # Created, topped up, voided and terminated through billing.services.wallets; never deleted
+    # (its transactions are its history).
+    ("billing", "wallet", ("add", "change", "view")),
+    # Applied through billing.services.applied_coupons; its change is terminating it; never
+    # deleted (the invoices that used it name it).
+    ("billing", "appliedcoupon", ("add", "change", "view")),
 )
 # Written only by the services (ingestion, period close, drawdowns, …): viewed, never edited.
 VIEWED_MODELS: tuple[tuple[str, str], ...] = (
@@ -74,6 +87,7 @@ VIEWED_MODELS: tuple[tuple[str, str], ...] = (
     ("billing", "invoiceline"),
     ("billing", "triggeredalert"),  # written by check_alerts
     ("billing", "invoiceemail"),  # resent by the invoice admin's action, which needs change_invoice
+    ("billing", "wallettransaction"),  # a wallet's movements, written by billing.services.wallets
 )
 # The django-q2 schedules (period close, commitment processing): Finance may pause or retime them.
 SCHEDULE_MODEL = ("django_q", "schedule")

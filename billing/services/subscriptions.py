@@ -1,21 +1,25 @@
-"""Subscription services: create (with the plan's promotion and commitment), terminate, and what
-the clock does to them (start pending ones, announce ended trials); each change is announced
-(subscription.started, .terminated, .trial_ended) in its transaction."""
+"""Subscription services: create (with the plan's promotion and commitment, and its own prices:
+plan_overrides), update (its name, its own prices), terminate, and what the clock does to them
+(start pending ones, announce ended trials); each change is announced (subscription.started,
+.terminated, .trial_ended) in its transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db import transaction
 
 from billing.engine.vocabulary import WebhookType
 from billing.models import Alert, Plan, Promotion, Subscription, SubscriptionStatus
+from billing.selectors.plans import plans_with_charges
 from billing.selectors.usage import trial_end
 from billing.services.commitments import CommitmentError, commitment_from_plan
+from billing.services.plan_overrides import overridden_prices, plan_override_create, same_prices
 from billing.services.webhooks import announce
 from customers.models import Customer
 from metering.days import day_start, local_date
@@ -29,6 +33,14 @@ STARTS_TOO_EARLY = (
 )
 TRIAL_END_ANNOUNCE_WINDOW = timedelta(days=7)  # older trial ends are marked, not announced
 STARTS_TOO_LATE = "must not be more than {days} days in the future (BILLING_SUBSCRIPTION_MAX_FUTURE_DAYS)"
+# The same request again returns the subscription it made; one that would change it is refused.
+RETRY_OTHER_NAME = (
+    "subscription {external_id!r} exists with another name: rename it with PUT /api/v1/subscriptions/{external_id}"
+)
+RETRY_OTHER_PRICES = (
+    "subscription {external_id!r} exists with other prices: change them with plan_overrides in "
+    "PUT /api/v1/subscriptions/{external_id}"
+)
 
 
 class _Default(Enum):
@@ -64,13 +76,18 @@ def subscription_create(
     billing_time: str,
     now: datetime,
     promotion: Promotion | Literal[_Default.PROMOTION] | None = PLAN_PROMOTION,
+    name: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> tuple[Subscription, bool]:
     """Subscribe the customer to the plan's current version; the plan's promotion is attached,
     unless `promotion` names another one, or None for none (its window starts with the
-    subscription).
+    subscription). With `overrides` (Lago's plan_overrides) the subscription gets its own prices:
+    an override plan copying the plan (billing.services.plan_overrides), whose promotion (its
+    trial_period) is the plan's; PlanOverrideError when they are invalid, with nothing stored.
 
     Idempotent: the same external_id for the same customer and plan returns the existing
-    subscription (created = False). The same external_id with another plan is a plan change
+    subscription (created = False); if the request would change it (another name, other prices),
+    it is refused (SubscriptionError): that is PUT's work. The same external_id with another plan is a plan change
     (as in Lago): the live subscription is terminated at the start of `subscription_at`'s local
     day (or at its own start, if that is later: it then never ran) and a new one starts at
     `subscription_at`, carrying the promotion window of the first one, so a trial is given once.
@@ -93,6 +110,7 @@ def subscription_create(
                 "external_id", EXTERNAL_ID_TAKEN.format(customer=existing.customer.external_id, plan=existing.plan.code)
             )
         if existing.plan.code == plan.code:
+            _check_retry(existing, name=name, overrides=overrides)
             return existing, False
         if subscription_at < existing.subscription_at:
             raise SubscriptionError("subscription_at", PLAN_CHANGE_BEFORE_START)
@@ -105,6 +123,12 @@ def subscription_create(
         previous = subscription_terminate(subscription=existing, at=switch)
         attached = existing.promotion
         promotion_start = existing.promotion_start or existing.subscription_at
+        if name is None:
+            name = existing.name
+    if overrides is not None:
+        plan = plan_override_create(plan=plan, overrides=overrides)
+        if previous is None:  # on a plan change the first subscription's promotion carries on
+            attached = plan.promotion
     if plan.currency != customer.currency:
         raise SubscriptionError(
             "plan_code",
@@ -118,6 +142,7 @@ def subscription_create(
         customer=customer,
         plan=plan,
         external_id=external_id,
+        name=name or "",
         subscription_at=subscription_at,
         billing_time=billing_time,
         status=SubscriptionStatus.ACTIVE if subscription_at <= now else SubscriptionStatus.PENDING,
@@ -135,6 +160,35 @@ def subscription_create(
     if subscription.status == SubscriptionStatus.ACTIVE:  # also when back-dated; a pending one when it starts
         _announce(subscription, WebhookType.SUBSCRIPTION_STARTED)
     return subscription, True
+
+
+def _check_retry(existing: Subscription, *, name: str | None, overrides: Mapping[str, Any] | None) -> None:
+    """Refuse (SubscriptionError) a repeated create that would change the existing subscription."""
+    if name is not None and name != existing.name:
+        raise SubscriptionError("name", RETRY_OTHER_NAME.format(external_id=existing.external_id))
+    if overrides is None:
+        return
+    stored = plans_with_charges().get(pk=existing.plan_id)
+    # The overrides as they applied then: to the catalog plan version the subscription copies.
+    base = plans_with_charges().get(pk=stored.parent_id) if stored.parent_id is not None else stored
+    if not same_prices(stored, overridden_prices(plan=base, overrides=overrides)):
+        raise SubscriptionError("plan_overrides", RETRY_OTHER_PRICES.format(external_id=existing.external_id))
+
+
+@transaction.atomic
+def subscription_update(
+    *, subscription: Subscription, name: str | None = None, plan_overrides: Mapping[str, Any] | None = None
+) -> Subscription:
+    """Lago's update of a subscription: its own name, and its own prices (plan_overrides: see
+    billing.services.plan_overrides; PlanOverrideError when invalid, with nothing changed)."""
+    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    if plan_overrides is not None:
+        plan_override_create(subscription=subscription, overrides=plan_overrides)
+        subscription.refresh_from_db()
+    if name is not None and name != subscription.name:
+        subscription.name = name
+        subscription.save(update_fields=["name", "updated_at"])
+    return subscription
 
 
 @transaction.atomic

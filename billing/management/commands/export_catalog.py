@@ -12,7 +12,7 @@ from billing.selectors.catalog import catalog_export
 
 
 class Command(BaseCommand):
-    help = "Export metrics, promotions and current plans in the load_catalog format."
+    help = "Export metrics, promotions, current plans and add-ons in the load_catalog format."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("-o", "--output", help="File to write (default: standard output).")

@@ -20,7 +20,7 @@ SEGMENT_CATALOG = Path(__file__).resolve().parents[2] / "catalogs" / "segment.js
 
 
 class Command(BaseCommand):
-    help = "Load a catalog file (metrics, promotions, plans). Idempotent; invalid files change nothing."
+    help = "Load a catalog file (metrics, promotions, plans, add-ons). Idempotent; invalid files change nothing."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

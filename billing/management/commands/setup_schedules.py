@@ -14,11 +14,12 @@ SCHEDULES = [
     ("Process commitments", "billing.tasks.process_due_commitments", Schedule.MINUTES, 60 * 24),
     ("Create event partitions ahead", "metering.tasks.create_event_partitions", Schedule.MINUTES, 60 * 24),
     # Every minute: what was written but not sent (a process died before queueing it, a retry
-    # fell due), pending subscriptions that start, ended trials, and usage alerts.
+    # fell due), pending subscriptions that start, ended trials, usage alerts, and wallets that expire.
     ("Deliver webhooks", "billing.tasks.deliver_webhooks", Schedule.MINUTES, 1),
     ("Send invoice emails", "billing.tasks.send_invoice_emails", Schedule.MINUTES, 1),
     ("Watch subscriptions", "billing.tasks.watch_subscriptions", Schedule.MINUTES, 1),
     ("Check usage alerts", "billing.tasks.check_alerts", Schedule.MINUTES, 1),
+    ("Expire wallets", "billing.tasks.expire_wallets", Schedule.MINUTES, 1),
 ]
 
 

@@ -201,8 +201,10 @@ def test_customer_page_renders_in_a_bounded_number_of_queries(
     # The page, then two queries per active subscription for its usage (plans, charges and tiers
     # are prefetched once for all).
     # + 1 for the commitments panel (one query however many subscriptions), + 9 at most for the
-    # account panel (billing.selectors.receivables.customer_account, however many invoices).
-    with django_assert_max_num_queries(10 + 2 * 5 + 1 + 9):
+    # account panel (billing.selectors.receivables.customer_account, however many invoices), + 6
+    # for coupons, taxes and wallets: the preview's coupons and taxes read once for all panels (3),
+    # the applied coupons and wallets panels (2) and the tax codes field (1).
+    with django_assert_max_num_queries(10 + 2 * 5 + 1 + 9 + 6):
         response = admin_client.get(customer_url(customer))
 
     assert response.status_code == 200

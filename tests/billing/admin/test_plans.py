@@ -22,7 +22,8 @@ from billing.admin.plans import SOLD_PLAN_NOTE, TIER_TABLE_INVALID, TIERS_NOT_US
 from billing.admin.promotions import SOLD_PROMOTION_NOTE
 from billing.documents.formats import tier_range_label
 from billing.engine.pricing import TIER_LAST_BOUNDED
-from billing.models import Charge, ChargeModel, Plan, Tier
+from billing.engine.vocabulary import CouponType
+from billing.models import Charge, ChargeModel, Coupon, Plan, Tax, Tier
 from metering.admin import METRIC_IN_USE_NOTE
 from metering.models import Aggregation
 from tests.factories import (
@@ -345,6 +346,39 @@ def test_calculator_prices_the_team_tiers(admin_client: Client) -> None:
     ]
     for shown in ("15,000", "180.00", "55.00", "120.00"):
         assert shown in content
+
+
+def test_calculator_applies_a_coupon_then_the_organization_taxes_as_an_invoice_does(admin_client: Client) -> None:
+    # The worked case of DESIGN §6: $355.00, a 10 % coupon (-35.50), a 20 % tax on 319.50 (+63.90).
+    plan = team_plan()
+    Coupon.objects.create(
+        code="ten", name="Ten percent", coupon_type=CouponType.PERCENTAGE, percentage_rate=Decimal("10")
+    )
+    Coupon.objects.create(  # a fixed amount in another currency cannot reduce a USD plan: not offered
+        code="eur", name="Euros", coupon_type=CouponType.FIXED_AMOUNT, amount=Decimal("5"), currency="EUR"
+    )
+    Tax.objects.create(code="vat", name="VAT", rate=Decimal("20"), applied_to_organization=True)
+
+    response = admin_client.get(calculator_url(plan), {"mtu": "30000", "coupon": "ten", "organization_taxes": "on"})
+
+    assert response.status_code == 200
+    result = response.context["result"]
+    assert [(line["description"], line["amount"]) for line in result["lines"][2:]] == [
+        ("Coupon Ten percent", "-35.50"),
+        ("VAT (20 %)", "63.90"),
+    ]
+    assert result["total"] == "383.40"
+    assert 'value="eur"' not in response.content.decode()
+
+    without = admin_client.get(calculator_url(plan), {"mtu": "30000"}).context["result"]
+    assert without["total"] == "355.00"
+
+
+def test_calculator_refuses_an_unknown_coupon_by_name(admin_client: Client) -> None:
+    response = admin_client.get(calculator_url(team_plan()), {"mtu": "1", "coupon": "nope"})
+
+    assert response.context["result"] is None
+    assert response.context["form"].errors["coupon"] == ["coupon: choose one of the active coupons listed."]
 
 
 def test_calculator_form_starts_empty_and_is_linked_from_the_plan_page(admin_client: Client) -> None:

@@ -59,12 +59,18 @@ from billing.models import (
     WebhookEndpoint,
 )
 from billing.selectors.credit_notes import fee_lines
+from billing.services.addons import add_on_create
 from billing.services.alerts import AlertInput, ThresholdInput, alert_create, check_alerts
+from billing.services.applied_coupons import applied_coupon_create
+from billing.services.coupons import CouponFields, coupon_create
 from billing.services.credit_notes import credit_note_create
+from billing.services.one_off_invoices import OneOffFee, one_off_invoice_create
 from billing.services.payments import payment_create
 from billing.services.period_close import close_periods
 from billing.services.roles import FINANCE, FINANCE_READ_ONLY, PERMISSIONS_MISSING, ensure_roles, role_permissions
 from billing.services.subscriptions import subscription_create
+from billing.services.taxes import customer_taxes_set, tax_create
+from billing.services.wallets import wallet_create
 from billing.services.webhooks import deliver_due, signing_key, webhook_endpoint_create
 from customers.models import ApiKey, Customer
 from customers.services import api_key_create
@@ -175,7 +181,7 @@ def world(settings: Any, webhook_sink: Receiver) -> dict[str, Any]:
     annual = Plan.objects.current().get(code="team-annual")
     acme = Customer.objects.create(external_id="acme", name="Acme Inc.", email="billing@acme.test")
     globex = Customer.objects.create(external_id="globex", name="Globex", email="ap@globex.test")
-    Customer.objects.create(external_id="initech", name="Initech", email="ap@initech.test")  # no subscription
+    initech = Customer.objects.create(external_id="initech", name="Initech", email="ap@initech.test")  # no subscription
     _key, _raw = api_key_create(name="ingest")
     subscription_create(
         customer=globex,
@@ -225,6 +231,25 @@ def world(settings: Any, webhook_sink: Receiver) -> dict[str, Any]:
         offset_amount=Decimal(0),
         now=CLOSED_AT,
     )
+    # Initech's own tax, and a one-off invoice of an add-on taxed with it (billing.services.one_off_invoices).
+    tax_create(code="vat-fr", name="TVA", rate=Decimal(20))
+    customer_taxes_set(customer=initech, tax_codes=["vat-fr"])
+    add_on_create(code="setup", name="Set-up fee", amount=Decimal(125), currency="USD")
+    one_off_invoice_create(customer=initech, fees=[OneOffFee(add_on_code="setup", units=Decimal(2))], now=CLOSED_AT)
+    # A wallet for Initech: granted credits, and paid ones on a credit invoice (billing.services.wallets).
+    wallet_create(
+        customer=Customer.objects.get(external_id="initech"),
+        rate_amount=Decimal(1),
+        granted_credits=Decimal(10),
+        paid_credits=Decimal(5),
+        now=CLOSED_AT,
+    )
+    # Coupons: one applied to Initech (no subscription: no invoice changes), one not applied yet.
+    welcome: CouponFields = {"name": "Welcome", "code": "welcome", "coupon_type": "fixed_amount", "amount_cents": 5000}
+    coupon_create(fields={**welcome, "amount_currency": "USD", "plan_codes": ["team"]}, now=CLOSED_AT)
+    spring: CouponFields = {"name": "Spring", "code": "spring", "coupon_type": "percentage"}
+    coupon_create(fields={**spring, "percentage_rate": Decimal(10)}, now=CLOSED_AT)
+    applied_coupon_create(external_customer_id="initech", coupon_code="welcome", now=CLOSED_AT)
     assert not deliver_due().failed  # the deliveries are sent (and the signing key made) before anyone looks
     return {"acme": acme, "globex": globex}
 

@@ -201,8 +201,8 @@ def test_unsupported_or_bad_field_is_422_naming_it_and_stores_nothing(
 
 
 def test_unsupported_fields_say_why(api: APIClient) -> None:
-    details = errors(post_customer(api, external_id="acme", tax_codes=["vat"]))
-    assert details["tax_codes"][0].startswith(NOT_SUPPORTED)
+    details = errors(post_customer(api, external_id="acme", integration_customers=[{"integration_type": "netsuite"}]))
+    assert details["integration_customers"][0].startswith(NOT_SUPPORTED)
     nested = errors(post_customer(api, external_id="acme", billing_configuration={"payment_provider": "stripe"}))
     assert nested["billing_configuration"]["payment_provider"][0].startswith(f"{NOT_SUPPORTED}: no payment providers")
     assert not Customer.objects.exists()

@@ -393,10 +393,10 @@ def test_one_broken_subscription_does_not_stop_the_others(subscription: Subscrip
     units_alert(other, "1")
     store_users(other.customer, range(5), at(2026, 9, 15), "other")
 
-    def measure(*, subscription: Subscription, at: datetime, count_events: bool = True) -> Any:
+    def measure(*, subscription: Subscription, at: datetime, count_events: bool = True, adjustments: bool) -> Any:
         if subscription.external_id == "acme-team":
             raise RuntimeError("boom")
-        return current_usage(subscription=subscription, at=at, count_events=count_events)
+        return current_usage(subscription=subscription, at=at, count_events=count_events, adjustments=adjustments)
 
     with mock.patch.object(alert_service, "current_usage", side_effect=measure):
         report = check_alerts(now=SEPT_20)
