@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -64,13 +65,16 @@ def install() -> None:
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text().strip() == wanted:
         return
-    print("Installing dependencies from pyproject.toml …", flush=True)
+    print("Installing dependencies from pyproject.toml (a few minutes the first time) …", flush=True)
+    started = time.monotonic()
+    # pip's own lines (one per package collected, then the install) show the progress.
     subprocess.run(
-        [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[dev]"],
+        [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off", "-e", ".[dev]"],
         cwd=ROOT,
         check=True,
     )
     STAMP.write_text(wanted)
+    print(f"Dependencies installed in {time.monotonic() - started:.0f} s.", flush=True)
 
 
 def main() -> None:
@@ -81,7 +85,8 @@ def main() -> None:
     os.chdir(ROOT)
     args = {
         "run": [str(PYTHON), "manage.py", "start", *extra],
-        "test": [str(PYTHON), "-m", "pytest", *extra],
+        # -rs: the summary says why each skipped test was skipped.
+        "test": [str(PYTHON), "-m", "pytest", "-rs", *extra],
     }[command]
     # exec: Ctrl-C and the exit code go straight to the app or pytest.
     os.execv(str(PYTHON), args)

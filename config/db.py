@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from django.db import connections
+from django.core.exceptions import ValidationError
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models import QuerySet, Sum
 
 
@@ -24,3 +26,30 @@ def exact_sum(queryset: QuerySet[Any], field: str) -> Decimal | None:
         if value is not None:
             total = value if total is None else total + value
     return total
+
+
+class FieldCheckConstraint(models.CheckConstraint):
+    """A CheckConstraint about one field: when a form validates the model (Model.full_clean), its
+    violation is an error on that field, in words ("must not be negative"), not Django's
+    'Constraint "tier_unit_amount_not_negative" is violated.' above the form. The database
+    enforces it as any CheckConstraint."""
+
+    def __init__(self, *args: Any, field: str, **kwargs: Any) -> None:
+        self.field = field
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> tuple[str, Sequence[Any], dict[str, Any]]:
+        path, args, kwargs = super().deconstruct()
+        kwargs["field"] = self.field
+        return path, args, kwargs
+
+    def validate(self, model: Any, instance: Any, exclude: Any = None, using: str = DEFAULT_DB_ALIAS) -> None:
+        try:
+            super().validate(model, instance, exclude=exclude, using=using)
+        except ValidationError as exc:
+            raise ValidationError({self.field: exc.messages}) from None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FieldCheckConstraint) and self.field == other.field and super().__eq__(other)
+
+    __hash__ = models.CheckConstraint.__hash__

@@ -64,7 +64,7 @@ else:
     CONTENT_SECURITY_POLICY = _CSP
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin.BackOfficeAdminConfig",  # Django's admin, named after the product, the dashboard as home
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -142,6 +142,8 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# Days read "November 1, 2026" and instants name their zone, as billing.documents.formats writes them.
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 USE_TZ = True
 

@@ -1,10 +1,15 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from billing.documents.links import document_pdf
 
 urlpatterns = [
+    # The back office is the site: `/` is its home page (the dashboard).
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
+    path("favicon.ico", RedirectView.as_view(url=static("billing/favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
     path("api/v1/", include("billing.api.urls")),
     path("nested_admin/", include("nested_admin.urls")),

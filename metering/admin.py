@@ -131,7 +131,7 @@ class EventAdmin(admin.ModelAdmin[Event]):
       counts are off.
     """
 
-    list_display = ("transaction_id", "customer_link", "metric_code", "timestamp", "is_late", "received_at")
+    list_display = ("transaction_id", "customer_link", "metric_code", "timestamp", "late_display", "received_at")
     list_filter = (MetricCodeFilter, ("timestamp", admin.DateFieldListFilter))
     list_select_related = ("customer", "metric")
     search_fields = ("transaction_id", "customer__external_id")  # see get_search_results
@@ -195,6 +195,12 @@ class EventAdmin(admin.ModelAdmin[Event]):
                 keys |= Q(customer_id=key.customer_id, metric_id=key.metric_id, timestamp=key.timestamp)
             condition &= keys & Q(transaction_id=term)
         return queryset.filter(condition), False
+
+    @admin.display(description="late")
+    def late_display(self, obj: Event) -> str:
+        """Late for an event that arrived after its period was invoiced; nothing otherwise (a red
+        cross on every punctual event would read as an error)."""
+        return "Late" if obj.is_late else ""
 
     @admin.display(description="customer")
     def customer_link(self, obj: Event) -> str:

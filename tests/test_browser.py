@@ -27,9 +27,15 @@ pytest-django's live server, in real time:
    again). These pages are shot at 1280 px wide (checked for horizontal overflow), and a
    delivery's page in dark mode too.
 
+Two more walks: issue 15's screens (taxes, coupons, applied coupons, add-ons and a one-off
+invoice, a wallet topped up, the customer page and the price calculator with a coupon and tax),
+and issue 17's laptop check: on the demo's data, every list page of billing, customers and
+metering and the change page of its first row at 1280×800, with no server error and nothing
+wider than its column, light and dark.
+
 Screenshots of the admin index, the customer page, the invoice, the billing dashboard, the payment
-form, the credit note preview and page, and the aging report go to test-artifacts/ (git-ignored);
-their paths are printed (run with -s to see them).
+form, the credit note preview and page, the aging report and every page the walks visit go to
+test-artifacts/ (git-ignored); their paths are printed (run with -s to see them).
 """
 
 from __future__ import annotations
@@ -46,10 +52,17 @@ import httpx
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
+from django.db import connection
 
 from billing.models import AddOn, Coupon, Invoice, InvoiceKind, InvoiceStatus, LineKind, Plan, WebhookDelivery
+from billing.services.addons import add_on_create
+from billing.services.applied_coupons import applied_coupon_create
+from billing.services.coupons import coupon_create
+from billing.services.one_off_invoices import OneOffFee, one_off_invoice_create
 from billing.services.roles import FINANCE, ensure_roles
-from billing.services.webhooks import deliver_due
+from billing.services.taxes import tax_create
+from billing.services.wallets import wallet_create
+from billing.services.webhooks import deliver_due, webhook_endpoint_create
 from customers.models import Customer
 from tests.billing.services.webhook_receiver import Receiver, webhook_receiver
 from tests.browser_support import artifact, ensure_chromium, launch
@@ -519,3 +532,87 @@ def test_finance_sets_up_taxes_coupons_add_ons_and_wallets_in_the_browser(page: 
     page.goto(f"{base}/admin/billing/plan/{plan.pk}/calculator/?mtu=30000&coupon=launch-10&organization_taxes=on")
     assert page.locator("#calculator-total").inner_text().startswith("383.40")
     narrow(page, "calculator-coupon-tax.png")
+
+
+@pytest.fixture
+def demo_world(transactional_db: None) -> None:
+    """The demo's story (three months of history: invoices, payments, a credit note, alerts,
+    commitments, emails and webhook deliveries), and one of each of issue 15's objects."""
+    webhook_endpoint_create(webhook_url="http://127.0.0.1:9/hooks", name="Accounting sync")
+    call_command("demo", stdout=StringIO())
+    now = datetime.now(UTC)
+    acme = Customer.objects.get(external_id="demo-acme")
+    tax_create(code="vat", name="VAT", rate=Decimal("20"))
+    coupon_create(
+        fields={"name": "Launch", "code": "launch-10", "coupon_type": "percentage", "percentage_rate": Decimal("10")},
+        now=now,
+    )
+    applied_coupon_create(external_customer_id=acme.external_id, coupon_code="launch-10", now=now)
+    add_on_create(code="setup", name="Set-up fee", amount=Decimal("125"), currency="USD")
+    one_off_invoice_create(customer=acme, fees=[OneOffFee("setup")], now=now)
+    wallet_create(customer=acme, rate_amount=Decimal("1"), now=now, name="Prepaid", granted_credits=Decimal("100"))
+    User.objects.create_superuser("root", password=PASSWORD)
+
+
+ADMIN_APPS = ("billing", "customers", "metering")
+
+
+def test_every_admin_page_fits_a_laptop_screen(page: Any, live_server: Any, demo_world: None) -> None:
+    """Issue 17: every list page of billing, customers and metering, and the change page of its
+    first row, at 1280×800: no server error, no table or form wider than its box. Each page's
+    screenshot is saved (test-artifacts/crawl-*.png); every fault is listed at once. Layout does
+    not depend on the database: it runs on SQLite only, to keep CI's two runs within budget."""
+    if connection.vendor != "sqlite":
+        pytest.skip("layout is checked once, on SQLite (the pages are the same on PostgreSQL)")
+    base = live_server.url
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{base}/admin/")
+    assert page.locator("#revenue-this-month .amount").first.inner_text() not in ("0", "")
+    lists = sorted(
+        {
+            href
+            for app in ADMIN_APPS
+            for href in page.locator(f"#content-main .app-{app} th a").evaluate_all("(links) => links.map(a => a.href)")
+        }
+    )
+    assert len(lists) > 20, lists
+    faults: list[str] = []
+
+    def visit(url: str, name: str) -> None:
+        response = page.goto(url)
+        status = response.status if response is not None else 0
+        if status >= 500 or status == 0:
+            faults.append(f"{url}: {status}")
+            return
+        overflowing = page.evaluate(
+            """() => [document.documentElement, ...document.querySelectorAll(
+                    "#changelist .results, #content-main, fieldset, #result_list, .module table")]
+                .filter((element) => element.scrollWidth > element.clientWidth + 1)
+                .map((element) => `${element.tagName}#${element.id}.${element.className}: ${element.scrollWidth}px`
+                    + ` in ${element.clientWidth}px`)"""
+        )
+        screenshot(page, f"crawl-{name}.png")
+        if overflowing:
+            # What sticks out past the main column, to say what to fix.
+            past = page.evaluate(
+                """() => { const main = document.querySelector('#content-main').getBoundingClientRect();
+                    return [...document.querySelectorAll('#content-main *')]
+                        .filter((e) => e.getBoundingClientRect().right > main.right + 1).slice(0, 3)
+                        .map((e) => `${e.tagName}.${e.className}`); }"""
+            )
+            faults.append(f"{url}: {overflowing}, past the column: {past}")
+
+    for url in lists:
+        name = "-".join(url.rstrip("/").split("/")[-2:])
+        visit(url, name)
+        first = page.locator("#result_list tbody tr th a, #result_list tbody tr td.field-__str__ a").first
+        if first.count():
+            visit(str(first.get_attribute("href") and base + str(first.get_attribute("href"))), f"{name}-change")
+    page.emulate_media(color_scheme="dark")
+    visit(f"{base}/admin/billing/invoice/", "billing-invoice-dark")
+    visit(f"{base}/admin/", "home-dark")
+    assert not faults, "\n".join(faults)

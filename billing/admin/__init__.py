@@ -16,7 +16,8 @@
 | audit | the values a usage line counted (the MTU audit), the customer page's charts |
 | alerts | usage alerts per subscription with their thresholds; the triggered alerts |
 | coupons | coupons (terminate); applied coupons per customer ("Apply coupon", terminate) |
-| dashboard | the billing dashboard |
+| dashboard | the billing dashboard (also the admin's home page: config.admin) |
+| numbering | the invoice-number counters, read-only for everyone |
 | tasks | django-q2's admins, guarded |
 | taxes | taxes (a customer's tax codes are set on its page, customers) |
 | addons, one_off_invoices | add-ons; "New one-off invoice" (add-ons billed to a customer now) |
@@ -39,6 +40,7 @@ from billing.admin import (
     invoices,
     ledger,
     metrics,
+    numbering,
     payments,
     plans,
     promotions,
@@ -63,6 +65,7 @@ __all__ = [
     "invoices",
     "ledger",
     "metrics",
+    "numbering",
     "payments",
     "plans",
     "promotions",

@@ -224,12 +224,10 @@ class AlertAdmin(admin.ModelAdmin[Alert]):
         "code",
         "name",
         "subscription_link",
-        "customer",
         "alert_type",
         "metric",
         "thresholds_list",
         "previous_value_display",
-        "last_processed_at",
     )
     list_filter = ("alert_type",)
     search_fields = ("code", "name", "subscription__external_id", "subscription__customer__external_id")
@@ -349,7 +347,6 @@ class TriggeredAlertAdmin(admin.ModelAdmin[TriggeredAlert]):
         "triggered_at",
         "alert_link",
         "subscription_link",
-        "customer",
         "alert_type",
         "metric_code",
         "previous_value_display",

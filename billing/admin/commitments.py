@@ -30,7 +30,7 @@ from django.utils.translation import ngettext
 
 from billing.admin.ledger import LedgerEntryInline
 from billing.admin.shared import action_page, admin_link, admin_url, report_refusals
-from billing.documents.formats import commitment_label, format_amount, term_days
+from billing.documents.formats import commitment_label, format_amount, format_day, format_money, term_days
 from billing.engine.money import amount_field_kwargs, currency_minor_digits, format_decimal, minor_unit, quantize_money
 from billing.models import Commitment, CommitmentStatus, LedgerEntry, Subscription, SubscriptionStatus
 from billing.selectors.commitments import balance
@@ -73,6 +73,17 @@ COMMITMENTS_ADJUSTED = (
 CANCEL_REFUSED = "{commitment} is {status}: only pending or active commitments can be canceled."
 COMMITMENTS_CANCELED = ("%(count)d commitment was canceled.", "%(count)d commitments were canceled.")
 REASON_MISSING = "Give a reason: every adjustment is kept in the ledger with one."
+
+
+def signed_money(amount: Decimal, commitments: Sequence[Commitment]) -> str:
+    """+$100.50 / -$100.50 in the commitments' currency (with the code alone if they differ)."""
+    currencies = {commitment.currency for commitment in commitments}
+    if len(currencies) != 1:
+        return f"{amount:+}"
+    shown = format_money(abs(amount), currencies.pop())
+    return f"-{shown}" if amount < 0 else f"+{shown}"
+
+
 AMOUNT_ZERO = "Give a non-zero amount: positive adds to the balance, negative takes from it."
 
 # What the actions may touch: an expired or canceled commitment draws no more, so a balance added
@@ -195,10 +206,7 @@ class CommitmentAdmin(admin.ModelAdmin[Commitment]):
         "subscription_display",
         "customer_display",
         "amount_display",
-        "term_start_display",
-        "term_end_display",
-        "covers",
-        "auto_renew",
+        "term_display",
         "status",
         "balance_display",
         "invoice_display",
@@ -264,12 +272,11 @@ class CommitmentAdmin(admin.ModelAdmin[Commitment]):
 
     @admin.display(description="term start", ordering="term_start")
     def term_start_display(self, obj: Commitment) -> str:
-        return f"{local_date(obj.term_start, obj.subscription.customer.timezone):%Y-%m-%d}"
+        return format_day(local_date(obj.term_start, obj.subscription.customer.timezone))
 
     @admin.display(description="term end (last day)", ordering="term_end")
     def term_end_display(self, obj: Commitment) -> str:
-        last = local_date(obj.term_end, obj.subscription.customer.timezone) - timedelta(days=1)
-        return f"{last:%Y-%m-%d}"
+        return format_day(local_date(obj.term_end, obj.subscription.customer.timezone) - timedelta(days=1))
 
     @admin.display(description="term")
     def term_display(self, obj: Commitment) -> str:
@@ -449,7 +456,7 @@ class CommitmentAdmin(admin.ModelAdmin[Commitment]):
                     done += 1
             self.message_user(
                 request,
-                ngettext(*COMMITMENTS_ADJUSTED, done) % {"count": done, "amount": f"{amount:+}"},
+                ngettext(*COMMITMENTS_ADJUSTED, done) % {"count": done, "amount": signed_money(amount, adjustable)},
                 messages.SUCCESS if done else messages.WARNING,
             )
             report_refusals(self, request, refusals)

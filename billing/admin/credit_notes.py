@@ -68,8 +68,7 @@ class CreditNoteAdmin(admin.ModelAdmin[CreditNote]):
         "total_detail",
         "parts_display",
         "balance_display",
-        "credit_status",
-        "refund_status_display",
+        "statuses_display",
         "issued_on",
     )
     list_filter = ("credit_status", "refund_status", "reason", "currency", CreditNoteCustomerFilter)
@@ -188,6 +187,12 @@ class CreditNoteAdmin(admin.ModelAdmin[CreditNote]):
     @admin.display(description="refund status", ordering="refund_status")
     def refund_status_display(self, obj: CreditNote) -> str:
         return obj.get_refund_status_display() if obj.refund_status else "—"
+
+    @admin.display(description="credit / refund")
+    def statuses_display(self, obj: CreditNote) -> str:
+        """The credit's status, and the refund's when there is one ("Available · refund pending")."""
+        refund = f" · refund {obj.get_refund_status_display().lower()}" if obj.refund_status else ""
+        return f"{obj.get_credit_status_display()}{refund}"
 
     # Amounts with their currency (the list's other columns are the number alone).
 

@@ -25,6 +25,7 @@ billing fields.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -43,7 +44,15 @@ from billing.admin.invoice_filters import period_days
 from billing.admin.shared import admin_link, admin_url, may_view
 from billing.admin.subscriptions import promotion_end_display
 from billing.admin.wallets import customer_wallets
-from billing.documents.formats import format_amount, format_day, format_money, format_quantity, tier_range_label
+from billing.documents.formats import (
+    format_amount,
+    format_day,
+    format_moment,
+    format_money,
+    format_quantity,
+    term_days,
+    tier_range_label,
+)
 from billing.engine.pricing import PricedCharge, TierLine
 from billing.models import (
     AppliedCoupon,
@@ -65,6 +74,8 @@ from billing.services.customers import CustomerError, customer_update, locked_fi
 from billing.services.taxes import TaxError, customer_taxes_set
 from customers.admin import CustomerAdmin
 from customers.models import Customer
+from metering.days import local_date
+from metering.models import Event
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -200,6 +211,66 @@ def current_usage_panels(customer: Customer, at: Any) -> list[dict[str, Any]]:
                 {"subscription": subscription, "plan": subscription.plan, "error": USAGE_UNAVAILABLE.format(error=exc)}
             )
     return panels
+
+
+# --- Recent events ------------------------------------------------------------------------------
+
+RECENT_EVENTS = 10
+
+
+def recent_events(customer: Customer) -> list[dict[str, Any]]:
+    """The customer's latest events by timestamp (its events index: customer, metric, timestamp),
+    each at its time in the customer's zone, linked to its page."""
+    events = Event.objects.filter(customer=customer).select_related("metric").order_by("-timestamp", "-id")
+    return [
+        {
+            "when": format_moment(event.timestamp, customer.timezone, named=False),
+            "metric": event.metric.code,
+            "link": admin_link("metering_event_change", event.pk, event.transaction_id),
+            "properties": json.dumps(event.properties, sort_keys=True)[:120],
+            "is_late": event.is_late,
+        }
+        for event in events[:RECENT_EVENTS]
+    ]
+
+
+# --- The commitments panel ----------------------------------------------------------------------
+
+
+def commitment_rows(customer: Customer) -> list[dict[str, Any]]:
+    """The customer's commitments and their latest ledger entries as display strings: days in
+    the customer's time zone (as the commitment's page and its invoices show them), amounts with
+    their currency, invoice numbers as links."""
+    tz = customer.timezone
+    rows = []
+    for panel in commitment_panels(customer):
+        commitment = panel.commitment
+        currency = commitment.currency
+        rows.append(
+            {
+                "subscription": commitment.subscription.external_id,
+                "amount": format_money(commitment.amount, currency),
+                "months": commitment.months,
+                "term": term_days(commitment),
+                "status": commitment.get_status_display(),
+                "balance": format_money(panel.balance, currency),
+                "drawn": format_money(panel.drawn, currency),
+                "link": admin_link("billing_commitment_change", commitment.pk, "details"),
+                "entries": [
+                    {
+                        "day": format_day(local_date(entry.created_at, tz)),
+                        "kind": entry.get_kind_display(),
+                        "invoice": admin_link("billing_invoice_change", entry.invoice.pk, str(entry.invoice.number))
+                        if entry.invoice is not None and entry.invoice.number
+                        else "",
+                        "reason": entry.reason,
+                        "amount": format_money(entry.amount, currency),
+                    }
+                    for entry in panel.entries
+                ],
+            }
+        )
+    return rows
 
 
 # --- The account panel ----------------------------------------------------------------------------
@@ -350,7 +421,6 @@ class BilledCustomerAdmin(CustomerAdmin):
         "currency",
         "timezone",
         "active_subscriptions",
-        "created_at",
     )
     inlines = [SubscriptionInline]
     # + the account panel; it extends billing.admin.audit's page (the MTU charts).
@@ -448,7 +518,7 @@ class BilledCustomerAdmin(CustomerAdmin):
             subscriptions = [panel["subscription"] for panel in context["current_usage"]]
             context["usage_charts"] = customer_usage_charts(obj, subscriptions, now)
             context["current_usage_shown"] = True
-            context["commitment_panels"] = commitment_panels(obj)
+            context["commitment_panels"] = commitment_rows(obj)
             context["account"] = account_panel(
                 obj, customer_account(obj, now=now), lambda model: may_view(request, self, model)
             )
@@ -462,6 +532,8 @@ class BilledCustomerAdmin(CustomerAdmin):
                 add_wallet = admin_url("billing_wallet_add")
                 if add_wallet is not None and wallet_admin is not None and wallet_admin.has_add_permission(request):
                     context["add_wallet_url"] = f"{add_wallet}?customer={obj.external_id}"
+            if may_view(request, self, Event):
+                context["recent_events"] = recent_events(obj)
             events_url = admin_url("metering_event_changelist")
             if events_url is not None:
                 context["customer_events_url"] = f"{events_url}?customer__id__exact={obj.pk}"

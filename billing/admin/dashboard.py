@@ -58,6 +58,7 @@ from billing.engine.money import ZERO
 from billing.engine.periods import add_months, month_start
 from billing.models import (
     DeliveryStatus,
+    Invoice,
     InvoiceStatus,
     WebhookDelivery,
 )
@@ -78,6 +79,7 @@ from billing.selectors.dashboard import (
     top_customers,
 )
 from billing.selectors.receivables import aging_report
+from customers.models import Customer
 from metering.days import local_date
 from metering.models import Aggregation, BillableMetric
 
@@ -142,6 +144,8 @@ def dashboard_context(now: datetime) -> dict[str, Any]:
     expiring = expiring_commitments(now)
     aging = aging_report(now=now)
     return {
+        # Nothing invoiced reads as money too, in the currency customers get by default.
+        "zero_money": format_money(ZERO, Customer._meta.get_field("currency").get_default()),
         "now": now,
         "this_month": this_month,
         "last_month": last_month,
@@ -213,6 +217,15 @@ def dashboard_view(request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> 
         **dashboard_context(timezone.now()),
         **webhooks_context(request, model_admin),
     )
+
+
+def home_context(request: HttpRequest, site: admin.AdminSite) -> dict[str, Any]:
+    """The dashboard's figures for the admin's home page (config.admin.BackOfficeSite.index), for
+    staff who may view invoices; nothing for the others."""
+    model_admin = site._registry.get(Invoice)
+    if model_admin is None or not model_admin.has_view_permission(request):
+        return {}
+    return {"dashboard": True, **dashboard_context(timezone.now()), **webhooks_context(request, model_admin)}
 
 
 def dashboard_urls(model_admin: admin.ModelAdmin[Any]) -> list[URLPattern]:

@@ -11,7 +11,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
 from billing.admin.audit import audit_link
-from billing.documents.formats import format_money, format_price, format_quantity
+from billing.documents.formats import format_line_quantity, format_money, format_price
 from billing.documents.invoice import tier_rows
 from billing.models import Invoice, InvoiceLine
 
@@ -50,7 +50,7 @@ class InvoiceLineInline(admin.TabularInline[InvoiceLine, Invoice]):
 
     @admin.display(description="quantity")
     def quantity_display(self, obj: InvoiceLine) -> str:
-        return format_quantity(obj.quantity)
+        return format_line_quantity(obj.kind, obj.quantity, obj.details)
 
     @admin.display(description="unit price")
     def unit_price_display(self, obj: InvoiceLine) -> str:

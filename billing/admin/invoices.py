@@ -77,7 +77,7 @@ from billing.documents.formats import format_amount, format_day
 from billing.documents.invoice import billing_details, customer_block, render_invoice_html
 from billing.documents.pdf import PdfUnavailable, invoice_pdf_filename, render_invoice_pdf
 from billing.engine.money import quantize_money
-from billing.models import Invoice, InvoiceStatus
+from billing.models import Invoice, InvoiceKind, InvoiceStatus
 from billing.services.invoices import (
     InvoiceError,
     invoice_finalize,
@@ -117,6 +117,15 @@ CSV_HEADER = (
     "total",
 )
 
+# The list's short names of the kinds (their full labels say more, on the invoice's page).
+KIND_SHORT = {
+    InvoiceKind.PERIOD: "Usage period",
+    InvoiceKind.ADVANCE: "Fee in advance",
+    InvoiceKind.COMMITMENT: "Prepayment",
+    InvoiceKind.ONE_OFF: "One-off",
+    InvoiceKind.CREDIT: "Wallet credit",
+}
+
 
 # --- Invoices -----------------------------------------------------------------------------------
 
@@ -127,11 +136,9 @@ class InvoiceAdmin(InvoiceMoney, InvoiceCorrections):
         "number_display",
         "customer_display",
         "subscription_display",
-        "kind",
-        "period_start_display",
-        "period_end_display",
-        "status",
-        "payment_status",
+        "kind_short",
+        "period_short",
+        "status_short",
         "total_display",
         "issued_on",
     )
@@ -252,6 +259,25 @@ class InvoiceAdmin(InvoiceMoney, InvoiceCorrections):
     @admin.display(description="period end", ordering="period_end")
     def period_end_display(self, obj: Invoice) -> date:
         return period_days(obj)[1]
+
+    @admin.display(description="kind", ordering="kind")
+    def kind_short(self, obj: Invoice) -> str:
+        return KIND_SHORT.get(InvoiceKind(obj.kind), obj.get_kind_display())
+
+    @admin.display(description="period", ordering="period_start")
+    def period_short(self, obj: Invoice) -> str:
+        """The period's local days, first – last; a dated invoice's day."""
+        first, last = period_days(obj)
+        if first == last:
+            return format_day(first)
+        return f"{format_day(first)} – {format_day(last)}"
+
+    @admin.display(description="status", ordering="status")
+    def status_short(self, obj: Invoice) -> str:
+        """The status, and for a finalized invoice its payment status ("Finalized · pending")."""
+        if obj.status != InvoiceStatus.FINALIZED:
+            return obj.get_status_display()
+        return f"{obj.get_status_display()} · {obj.get_payment_status_display().lower()}"
 
     @admin.display(description="period")
     def period_display(self, obj: Invoice) -> str:

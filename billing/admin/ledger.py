@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from billing.admin.shared import admin_link
-from billing.documents.formats import commitment_label, format_amount
+from billing.documents.formats import commitment_label, format_money
 from billing.models import Commitment, LedgerEntry
 
 
@@ -48,7 +48,7 @@ class LedgerEntryInline(admin.TabularInline[LedgerEntry, Commitment]):
 
     @admin.display(description="amount")
     def amount_display(self, obj: LedgerEntry) -> str:
-        return f"{format_amount(obj.amount, obj.commitment.currency)} {obj.commitment.currency}"
+        return format_money(obj.amount, obj.commitment.currency)
 
     @admin.display(description="invoice")
     def invoice_display(self, obj: LedgerEntry) -> str:
@@ -67,7 +67,7 @@ class LedgerEntryAdmin(admin.ModelAdmin[LedgerEntry]):
         "customer_display",
         "kind",
         "amount_display",
-        "invoice",
+        "invoice_link",
         "reason",
         "created_by",
     )
@@ -93,7 +93,13 @@ class LedgerEntryAdmin(admin.ModelAdmin[LedgerEntry]):
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj: LedgerEntry) -> str:
-        return f"{format_amount(obj.amount, obj.commitment.currency)} {obj.commitment.currency}"
+        return format_money(obj.amount, obj.commitment.currency)
+
+    @admin.display(description="invoice", ordering="invoice__number")
+    def invoice_link(self, obj: LedgerEntry) -> str:
+        if obj.invoice is None:
+            return "—"
+        return admin_link("billing_invoice_change", obj.invoice.pk, str(obj.invoice))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

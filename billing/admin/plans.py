@@ -381,8 +381,6 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
         "version",
         "is_current",
         "name",
-        "interval",
-        "currency",
         "base_fee_display",
         "promotion",
         "subscriptions_link",
@@ -415,8 +413,8 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
         return bool(super().has_change_permission(request, obj))
 
     def has_delete_permission(self, request: HttpRequest, obj: Plan | None = None) -> bool:
-        if obj is not None and obj.parent_id is not None:
-            return False
+        if obj is not None and (obj.parent_id is not None or self.is_sold(request, obj)):
+            return False  # a sold version is the record of what its subscribers pay: never deleted
         return bool(super().has_delete_permission(request, obj))
 
     @admin.display(description="own prices of")
@@ -436,7 +434,7 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
 
     @admin.display(description="base fee", ordering="base_fee")
     def base_fee_display(self, obj: Plan) -> str:
-        return f"{format_amount(obj.base_fee, obj.currency)} {obj.currency}"
+        return f"{format_amount(obj.base_fee, obj.currency)} {obj.currency} / {obj.get_interval_display().lower()}"
 
     @admin.display(description="subscriptions", ordering="subscription_count")
     def subscriptions_link(self, obj: Plan) -> str:
@@ -465,7 +463,7 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
             )
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [
             (None, {"fields": ("code", "version", "is_current", "name", "description")}),
-            ("Pricing", {"fields": pricing, **({"description": SOLD_PLAN_NOTE} if sold else {})}),
+            ("Pricing", {"fields": pricing}),  # a sold plan's note is said once, above the form
             (
                 "Default commitment",
                 {
@@ -485,6 +483,8 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Plan | None = None) -> tuple[str, ...]:
         fields = tuple(super().get_readonly_fields(request, obj))
         if self.is_sold(request, obj):
+            # Its code, version and currency name what subscribers bought; only its labels change.
+            fields += ("code", "version", "is_current")
             fields += (*PLAN_PRICING_FIELDS, "base_fee_locked_display", "commitment_amount_locked_display")
         return fields
 

@@ -137,7 +137,6 @@ class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
         "customer_display",
         "plan_display",
         "status",
-        "billing_time",
         "subscription_at",
         "terminated_at",
         "promotion",

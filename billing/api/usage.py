@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.engine.lines import Line, tier_line_dict
-from billing.engine.money import format_decimal, money_str, to_cents
+from billing.engine.money import format_decimal, money_str, quantity_str, to_cents
 from billing.models import Subscription, SubscriptionStatus
 from billing.selectors.plans import plans_with_charges
 from billing.selectors.usage import PeriodUsage, current_usage
@@ -39,7 +39,7 @@ def line_json(line: Line, currency: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "kind": line.kind,
         "description": line.description,
-        "quantity": format_decimal(line.quantity),
+        "quantity": quantity_str(line.quantity),
         "amount": money_str(line.amount, currency),
         "amount_cents": to_cents(line.amount, currency),
     }

@@ -14,16 +14,18 @@ documents format them (en_US, with Babel).
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from babel.dates import format_date
 from babel.numbers import format_currency
 from babel.numbers import format_decimal as babel_format_decimal
 
 from billing.engine.money import ZERO, currency_minor_digits, format_decimal, quantize_money
-from metering.days import local_date
+from billing.engine.vocabulary import LineKind
+from metering.days import local_date, zone
 
 if TYPE_CHECKING:
     from billing.models import Commitment
@@ -53,6 +55,16 @@ def format_quantity(value: Decimal) -> str:
     return babel_format_decimal(Decimal(format_decimal(value)), locale=LOCALE, decimal_quantization=False)
 
 
+def format_line_quantity(kind: str, quantity: Decimal, details: Mapping[str, Any]) -> str:
+    """A line's quantity as finance reads it: a prorated base fee's fraction of the period in days
+    ("5 of 31 days"), whole units without decimals (30,000), others exact to four places."""
+    if kind == LineKind.BASE_FEE and details.get("days") is not None and details.get("full_days"):
+        return f"{details['days']} of {details['full_days']} days"
+    if quantity != quantity.to_integral_value():
+        quantity = quantity.quantize(Decimal("0.0001")).normalize()
+    return format_quantity(quantity)
+
+
 def format_exact_amount(amount: Decimal, currency: str) -> str:
     """An unrounded tier amount: as money when that loses nothing (180.00), else exact (0.012)."""
     rounded = quantize_money(amount, currency)
@@ -64,19 +76,26 @@ def format_day(day: date | None) -> str:
     return format_date(day, format="long", locale=LOCALE) if day is not None else ""
 
 
+def format_moment(moment: datetime, tz: str, *, named: bool = True) -> str:
+    """An instant in the customer's time zone: November 30, 2026, 16:05 (Europe/Paris); without
+    the zone's name where the page says it once (`named=False`)."""
+    local = moment.astimezone(zone(tz))
+    shown = f"{format_day(local.date())}, {local:%H:%M}"
+    return f"{shown} ({tz})" if named else shown
+
+
 def tier_range_label(lower: Decimal | None, up_to: Decimal | None) -> str:
     """The units a tier covers, from the previous tier's `up_to` (exclusive) to its own (inclusive).
 
-    "0 – 10,000", "10,001 – 25,000", "100,001 and above". A whole-unit bound reads as the first
+    "Up to 10,000", "10,001 – 25,000", "100,001 and above": the same on the plan's page, in the
+    price calculator, on the customer page and on invoices. A whole-unit bound reads as the first
     unit of the next tier; a fractional one (a `sum` metric) cannot, so it reads "over 10.5 – 20".
     """
     lower = lower or ZERO
     if lower == 0:
-        start = "0"
-    elif lower == lower.to_integral_value():
-        start = format_quantity(lower + 1)
-    else:
-        start = f"over {format_quantity(lower)}"
+        return f"Up to {format_quantity(up_to)}" if up_to is not None else "Every unit"
+    whole = lower == lower.to_integral_value()
+    start = format_quantity(lower + 1) if whole else f"over {format_quantity(lower)}"
     if up_to is None:
         return f"{start} and above"
     return f"{start} – {format_quantity(up_to)}"
@@ -96,4 +115,4 @@ def term_days(commitment: Commitment) -> str:
     tz = commitment.subscription.customer.timezone
     first = local_date(commitment.term_start, tz)
     last = local_date(commitment.term_end, tz) - timedelta(days=1)
-    return f"{first:%b %-d, %Y} – {last:%b %-d, %Y} (days in {tz})"
+    return f"{format_day(first)} – {format_day(last)} (days in {tz})"

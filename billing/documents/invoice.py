@@ -34,7 +34,15 @@ from babel import Locale
 from django.conf import settings
 from django.template.loader import render_to_string
 
-from billing.documents.formats import LOCALE, format_day, format_money, format_price, format_quantity
+from billing.documents.formats import (
+    LOCALE,
+    format_day,
+    format_line_quantity,
+    format_money,
+    format_price,
+    format_quantity,
+    tier_range_label,
+)
 from billing.engine.money import ZERO
 from billing.engine.vocabulary import FEE_KINDS
 from billing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, LineKind, PaymentStatus
@@ -109,18 +117,14 @@ def customer_block(details: dict[str, str]) -> dict[str, Any]:
 # --- Lines --------------------------------------------------------------------------------------
 
 
-def _tier_range(tier: dict[str, Any]) -> str:
-    start = format_quantity(_decimal(tier.get("from")))
-    up_to = tier.get("up_to")
-    if up_to is None:
-        return f"{start} and above"
-    return f"{start} – {format_quantity(_decimal(up_to))}"
-
-
 def tier_rows(line: InvoiceLine) -> list[dict[str, str]]:
     """The tier breakdown of a usage line; tiers that priced nothing (0 units, 0 amount) are left out."""
     rows = []
+    lower: Decimal | None = None  # the previous tier's up_to: where this one starts (after it)
     for tier in line.details.get("tiers") or []:
+        up_to = _decimal(tier["up_to"]) if tier.get("up_to") is not None else None
+        tier_range = tier_range_label(lower, up_to)
+        lower = up_to
         units = _decimal(tier.get("units"))
         amount = _decimal(tier.get("amount"))
         flat = _decimal(tier.get("flat_amount"))
@@ -128,7 +132,7 @@ def tier_rows(line: InvoiceLine) -> list[dict[str, str]]:
             continue
         rows.append(
             {
-                "label": f"Tier {tier.get('position', '')}: {_tier_range(tier)}",
+                "label": f"Tier {tier.get('position', '')}: {tier_range}",
                 "units": format_quantity(units),
                 "unit_price": format_price(_decimal(tier.get("unit_amount")), line.currency),
                 "flat_amount": format_price(flat, line.currency) if flat else "",
@@ -166,16 +170,12 @@ def line_row(line: InvoiceLine) -> dict[str, Any]:
     # description already states ("… for 14 of 30 days"); a bare number there would mislead.
     # A tax line's description says its rate; its quantity means nothing.
     show_quantity = line.kind not in (LineKind.PROMOTION, LineKind.TAX)
-    quantity = line.quantity
-    if line.kind == LineKind.BASE_FEE and quantity != quantity.to_integral_value():
-        # A prorated fee's quantity is days / full days (21/31 = 0.6774193548…); its description
-        # says "(21 of 31 days)", so four places are enough to read the column.
-        quantity = quantity.quantize(Decimal("0.0001"))
     return {
         "kind": line.kind,
         "kind_display": line.get_kind_display(),
         "description": line.description,
-        "quantity": format_quantity(quantity) if show_quantity else "",
+        # A prorated fee's quantity is days / full days: "21 of 31 days" (format_line_quantity).
+        "quantity": format_line_quantity(line.kind, line.quantity, line.details) if show_quantity else "",
         "unit_price": format_price(line.unit_amount, currency) if line.unit_amount is not None else "",
         "amount": format_money(line.amount, currency),
         "is_credit": line.amount < 0,

@@ -182,6 +182,8 @@ def base_fee_lines(
             unit_amount=base_fee,
             amount=quantize_money(base_fee * days / full_days, currency),
             **_covers(period),
+            # The quantity is a fraction of the period; these say it in days ("5 of 31 days").
+            details={"days": period.days, "full_days": period.full_days} if period.is_partial else {},
         )
     ]
     if promotion is not None and base_fee > 0:

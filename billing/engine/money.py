@@ -52,6 +52,12 @@ def format_decimal(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+def quantity_str(value: Decimal) -> str:
+    """A quantity as the API writes it: at the precision invoices store (PRICE_DECIMAL_PLACES),
+    without trailing zeros; 1/30 of a period is "0.0333333333", not 29 digits."""
+    return format_decimal(value.quantize(Decimal(10) ** -PRICE_DECIMAL_PLACES))
+
+
 def from_cents(cents: int, currency: str) -> Decimal:
     """Lago's integer `amount_cents` as an amount: 35500 USD → 355.00, 1235 JPY → 1235."""
     return Decimal(cents).scaleb(-currency_minor_digits(currency))

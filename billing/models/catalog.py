@@ -11,8 +11,11 @@ from billing.engine.money import format_decimal, price_field_kwargs
 from billing.engine.pricing import TierSpec
 from billing.engine.vocabulary import AppliesTo, ChargeModel, CommitmentCovers, Interval
 from billing.models.history import history_user
+from config.db import FieldCheckConstraint
 from customers.validators import validate_currency
 from metering.models import BillableMetric
+
+NOT_NEGATIVE = "must not be negative"
 
 
 class Promotion(models.Model):
@@ -30,10 +33,18 @@ class Promotion(models.Model):
     class Meta:
         ordering = ["code"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(percent_off__gte=0, percent_off__lte=100), name="promotion_percent_0_100"
+            FieldCheckConstraint(
+                condition=Q(percent_off__gte=0, percent_off__lte=100),
+                name="promotion_percent_0_100",
+                field="percent_off",
+                violation_error_message="must be a percentage from 0 to 100",
             ),
-            models.CheckConstraint(condition=Q(duration_days__gt=0), name="promotion_duration_positive"),
+            FieldCheckConstraint(
+                condition=Q(duration_days__gt=0),
+                name="promotion_duration_positive",
+                field="duration_days",
+                violation_error_message="must be at least 1 day",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -113,7 +124,12 @@ class Plan(models.Model):
                 condition=Q(parent__isnull=True) | Q(is_current=False), name="plan_override_never_current"
             ),
             models.UniqueConstraint(fields=["code"], condition=Q(is_current=True), name="plan_one_current_version"),
-            models.CheckConstraint(condition=Q(base_fee__gte=0), name="plan_base_fee_not_negative"),
+            FieldCheckConstraint(
+                condition=Q(base_fee__gte=0),
+                name="plan_base_fee_not_negative",
+                field="base_fee",
+                violation_error_message=NOT_NEGATIVE,
+            ),
             models.CheckConstraint(
                 condition=Q(commitment_amount__isnull=True, commitment_months__isnull=True)
                 | Q(commitment_amount__gt=0, commitment_months__gt=0),
@@ -167,11 +183,23 @@ class Charge(models.Model):
         ordering = ["plan", "position", "id"]
         constraints = [
             models.UniqueConstraint(fields=["plan", "metric"], name="charge_one_per_metric"),
-            models.CheckConstraint(condition=Q(unit_amount__gte=0), name="charge_unit_amount_not_negative"),
-            models.CheckConstraint(condition=Q(free_units__gte=0), name="charge_free_units_not_negative"),
-            models.CheckConstraint(
+            FieldCheckConstraint(
+                condition=Q(unit_amount__gte=0),
+                name="charge_unit_amount_not_negative",
+                field="unit_amount",
+                violation_error_message=NOT_NEGATIVE,
+            ),
+            FieldCheckConstraint(
+                condition=Q(free_units__gte=0),
+                name="charge_free_units_not_negative",
+                field="free_units",
+                violation_error_message=NOT_NEGATIVE,
+            ),
+            FieldCheckConstraint(
                 condition=Q(usage_limit__isnull=True) | Q(usage_limit__gte=0),
                 name="charge_usage_limit_not_negative",
+                field="usage_limit",
+                violation_error_message=NOT_NEGATIVE,
             ),
             models.CheckConstraint(
                 condition=~Q(model="package") | Q(package_size__gt=0, package_amount__gte=0),
@@ -200,9 +228,24 @@ class Tier(models.Model):
     class Meta:
         ordering = ["charge", "position", "id"]
         constraints = [
-            models.CheckConstraint(condition=Q(up_to__isnull=True) | Q(up_to__gt=0), name="tier_up_to_positive"),
-            models.CheckConstraint(condition=Q(unit_amount__gte=0), name="tier_unit_amount_not_negative"),
-            models.CheckConstraint(condition=Q(flat_amount__gte=0), name="tier_flat_amount_not_negative"),
+            FieldCheckConstraint(
+                condition=Q(up_to__isnull=True) | Q(up_to__gt=0),
+                name="tier_up_to_positive",
+                field="up_to",
+                violation_error_message="must be above 0 (empty on the last tier)",
+            ),
+            FieldCheckConstraint(
+                condition=Q(unit_amount__gte=0),
+                name="tier_unit_amount_not_negative",
+                field="unit_amount",
+                violation_error_message=NOT_NEGATIVE,
+            ),
+            FieldCheckConstraint(
+                condition=Q(flat_amount__gte=0),
+                name="tier_flat_amount_not_negative",
+                field="flat_amount",
+                violation_error_message=NOT_NEGATIVE,
+            ),
         ]
 
     def __str__(self) -> str:

@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from billing.engine.money import amount_field_kwargs, price_field_kwargs
+from billing.engine.money import amount_field_kwargs, price_field_kwargs, quantize_money
 from billing.engine.vocabulary import CommitmentCovers, CommitmentStatus, LedgerKind
 from billing.models.history import history_user
 from billing.models.invoices import Invoice
@@ -94,4 +94,5 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.amount}"
+        currency = self.commitment.currency
+        return f"{self.get_kind_display()} of {quantize_money(self.amount, currency):,} {currency}"

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from billing.documents.formats import tier_range_label
 from billing.engine.money import format_decimal, money_str
 from billing.engine.quotes import quote_dict, quote_plan
 from billing.models import Plan
@@ -68,9 +69,9 @@ class Command(BaseCommand):
             for tier in line.priced.tiers:
                 if tier.units == 0 and tier.amount == 0:
                     continue
-                upper = "and above" if tier.up_to is None else f"to {format_decimal(tier.up_to)}"
+                label = tier_range_label(tier.from_units, tier.up_to)
                 self.stdout.write(
-                    f"      {format_decimal(tier.from_units + 1)} {upper}: {format_decimal(tier.units)} × "
+                    f"      {label}: {format_decimal(tier.units)} × "
                     f"{format_decimal(tier.unit_amount)}"
                     + (f" + {format_decimal(tier.flat_amount)}" if tier.flat_amount else "")
                     + f" = {format_decimal(tier.amount)}"

@@ -186,7 +186,7 @@ def test_changelist_lists_the_prepayment_invoice_and_filters_and_searches(admin_
     response = admin_client.get(reverse(CHANGELIST))
     content = response.content.decode()
     assert active.invoice.number in content
-    assert "2026-01-01" in content and "2026-12-31" in content  # first and last day of the term
+    assert "January 1, 2026 – December 31, 2026" in content  # first and last day of the term
 
     filtered = admin_client.get(reverse(CHANGELIST), {"status__exact": "pending"})
     assert [c.pk for c in filtered.context["cl"].result_list] == [pending.pk]
@@ -334,7 +334,7 @@ def test_adjust_balance_asks_for_amount_and_reason_then_records_who_made_it(
     entry = LedgerEntry.objects.get(commitment=c, kind=LedgerKind.ADJUSTMENT)
     assert (entry.amount, entry.reason, entry.created_by) == (Decimal("-100.50"), "Service credit", admin_user)
     assert balance(c) == Decimal("1339.50")
-    assert COMMITMENTS_ADJUSTED[0] % {"count": 1, "amount": "-100.50"} in messages_of(response)
+    assert COMMITMENTS_ADJUSTED[0] % {"count": 1, "amount": "-$100.50"} in messages_of(response)
 
 
 @pytest.mark.parametrize(

@@ -140,7 +140,7 @@ def test_customer_page_shows_current_usage_of_a_team_customer_priced_by_the_engi
     assert "Team (team)" in content
     assert "14-day free trial: until 2025-06-15 00:00 UTC" in content
     # The open period.
-    assert "1 Jun 2025 – 30 Jun 2025" in content
+    assert "June 1, 2025 – June 30, 2025" in content
     # 12,500 MTUs: 2,500 × 0.012 in tier 2; 12,500 more to reach tier 3.
     panel = response.context["current_usage"][0]
     assert panel["subscription"].external_id == "acme-team"
@@ -203,8 +203,8 @@ def test_customer_page_renders_in_a_bounded_number_of_queries(
     # + 1 for the commitments panel (one query however many subscriptions), + 9 at most for the
     # account panel (billing.selectors.receivables.customer_account, however many invoices), + 6
     # for coupons, taxes and wallets: the preview's coupons and taxes read once for all panels (3),
-    # the applied coupons and wallets panels (2) and the tax codes field (1).
-    with django_assert_max_num_queries(10 + 2 * 5 + 1 + 9 + 6):
+    # the applied coupons and wallets panels (2) and the tax codes field (1); + 1 for the recent events.
+    with django_assert_max_num_queries(10 + 2 * 5 + 1 + 9 + 6 + 1):
         response = admin_client.get(customer_url(customer))
 
     assert response.status_code == 200
@@ -260,3 +260,16 @@ def test_customer_page_shows_the_account(admin_client: Client, discounted_invoic
     assert 'id="customer-account"' in content and "7 days overdue" in content
     assert reverse("admin:billing_payment_changelist") + "?customer=acme" in content
     assert 'name="net_payment_term"' in content  # the payment term is edited with the billing fields
+
+
+def test_the_customer_page_shows_its_recent_events_in_its_time_zone(admin_client: Client) -> None:
+    customer = CustomerFactory(timezone="Europe/Paris")
+    send_mtu(customer, ["user_1", "user_2"], at=datetime(2025, 6, 10, 22, 30, tzinfo=UTC))
+
+    response = admin_client.get(customer_url(customer))
+
+    rows = response.context["recent_events"]
+    assert len(rows) == 2 and rows[0]["metric"] == "mtu"
+    assert rows[0]["when"] == "June 11, 2025, 00:30"  # 22:30 UTC is past midnight in Paris
+    content = response.content.decode()
+    assert 'id="customer-recent-events"' in content and "When (Europe/Paris)" in content

@@ -36,6 +36,7 @@ from billing.models import (
 )
 from billing.selectors import dashboard as dashboard_figures
 from billing.services.webhooks import announce, deliver_due, webhook_endpoint_create
+from config.admin import PRODUCT
 from metering.models import BillableMetric
 from tests.billing.services.webhook_receiver import webhook_receiver
 from tests.factories import (
@@ -301,3 +302,27 @@ def test_staff_without_invoice_permission_neither_see_nor_open_the_dashboard() -
     assert index.status_code == 200
     assert dashboard_url() not in index.content.decode()
     assert client.get(dashboard_url()).status_code == 403
+
+
+def test_the_home_page_is_the_dashboard_above_the_app_list() -> None:
+    client = staff_client("view_invoice")
+    index = client.get(reverse("admin:index"))
+    content = index.content.decode()
+    assert index.context["dashboard"] is True
+    assert 'id="revenue-this-month"' in content and 'id="revenue-chart"' in content
+    assert content.index('id="home-dashboard"') < content.index('class="app-')
+    assert f"<title>Home | {PRODUCT}</title>" in content and "Django administration" not in content
+
+
+def test_staff_without_invoice_permission_get_the_app_list_only() -> None:
+    index = staff_client("view_customer").get(reverse("admin:index"))
+    assert "dashboard" not in index.context and 'id="home-dashboard"' not in index.content.decode()
+
+
+def test_the_site_root_and_the_favicon_lead_somewhere() -> None:
+    client = staff_client("view_invoice")
+    assert client.get("/").url == reverse("admin:index")
+    favicon = client.get("/favicon.ico")
+    assert favicon.status_code == 301 and favicon.url.endswith("billing/favicon.svg")
+    assert 'rel="icon"' in client.get(reverse("admin:index")).content.decode()
+    assert "View site" not in client.get(reverse("admin:index")).content.decode()

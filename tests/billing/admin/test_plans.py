@@ -152,7 +152,7 @@ def test_plan_page_renders_charges_and_tiers_with_their_ranges(admin_client: Cli
 
     assert response.status_code == 200
     content = response.content.decode()
-    for label in ("0 – 10,000", "10,001 – 25,000", "25,001 – 100,000", "100,001 and above"):
+    for label in ("Up to 10,000", "10,001 – 25,000", "25,001 – 100,000", "100,001 and above"):
         assert label in content
     # Editable, with prices as typed rather than with the 10 stored decimal places.
     assert 'name="charges-0-metric"' in content
@@ -190,6 +190,22 @@ def test_out_of_order_tier_table_is_rejected_and_nothing_changes(admin_client: C
     assert escape("Tier 2, “up to”: must be greater than 10000.") in content
     plan.refresh_from_db()
     assert plan.name == "Team"
+    assert tier_table(plan) == before
+
+
+def test_a_negative_tier_price_is_an_error_on_its_input_in_words(admin_client: Client) -> None:
+    plan = team_plan()
+    before = tier_table(plan)
+    data = form_data(admin_client, change_url(plan))
+    data["charges-0-tiers-1-unit_amount"] = "-0.5"
+
+    response = admin_client.post(change_url(plan), data)
+
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "must not be negative" in content and "is violated" not in content
+    tier_forms = response.context["inline_admin_formsets"][0].formset.forms[0].nested_formsets[0].forms
+    assert tier_forms[1].errors == {"unit_amount": ["must not be negative"]}
     assert tier_table(plan) == before
 
 
@@ -339,7 +355,7 @@ def test_calculator_prices_the_team_tiers(admin_client: Client) -> None:
     usage = result["lines"][1]
     assert usage["amount"] == "235.00"
     assert [(t["range"], t["units"], t["unit_amount"], t["amount"]) for t in usage["tiers"]] == [
-        ("0 – 10,000", "10,000", "0", "0.00"),
+        ("Up to 10,000", "10,000", "0", "0.00"),
         ("10,001 – 25,000", "15,000", "0.012", "180.00"),
         ("25,001 – 100,000", "5,000", "0.011", "55.00"),
         ("100,001 and above", "0", "0.01", "0.00"),
@@ -429,10 +445,10 @@ def test_calculator_of_a_missing_plan_redirects(admin_client: Client) -> None:
 @pytest.mark.parametrize(
     ("lower", "up_to", "label"),
     [
-        (None, Decimal("10000"), "0 – 10,000"),
+        (None, Decimal("10000"), "Up to 10,000"),
         (Decimal("10000"), Decimal("25000"), "10,001 – 25,000"),
         (Decimal("100000"), None, "100,001 and above"),
-        (None, None, "0 and above"),
+        (None, None, "Every unit"),
         (Decimal("10.5"), Decimal("20"), "over 10.5 – 20"),
     ],
 )

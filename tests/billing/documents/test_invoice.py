@@ -149,7 +149,7 @@ def test_finalized_team_invoice_shows_lines_tiers_parties_and_total(team_october
     assert "$235.00" in text
     assert re.search(r"Total \$355\.00", text)
     # the usage line is followed by its tiers: units, unit price, tier amount
-    assert "Tier 1: 1 – 10,000 10,000 $0.00 $0.00" in text
+    assert "Tier 1: Up to 10,000 10,000 $0.00 $0.00" in text
     assert "Tier 2: 10,001 – 25,000 15,000 $0.012 $180.00" in text
     assert "Tier 3: 25,001 – 100,000 5,000 $0.011 $55.00" in text
     # a tier that priced nothing is left out
@@ -291,7 +291,7 @@ def test_lines_show_promotions_as_credits_and_skip_empty_tiers(settings: Any) ->
     promotion, usage = context["lines"]
     assert promotion["is_credit"] and promotion["amount"] == "-$54.19"
     assert promotion["quantity"] == ""  # the description says "14 of 31 days"
-    assert [tier["label"] for tier in usage["tiers"]] == ["Tier 1: 1 – 10,000", "Tier 2: 10,001 and above"]
+    assert [tier["label"] for tier in usage["tiers"]] == ["Tier 1: Up to 10,000", "Tier 2: 10,001 and above"]
     assert usage["tiers"][0]["flat_amount"] == "$5.00"
     assert usage["tiers"][1]["amount"] == "$0.012"  # tiers are exact; the line is rounded once
     assert usage["amount"] == "$5.01"

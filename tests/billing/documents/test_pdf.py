@@ -82,7 +82,7 @@ def test_the_april_team_annual_invoice_as_pdf(admin_client: Client) -> None:
     assert "Initech" in text
     # The tier breakdown of 30,000 MTUs: 10,000 free, 15,000 at $0.012, 5,000 at $0.011.
     rows = text.splitlines()
-    assert "Tier 1: 1 – 10,000 10,000 $0.00 $0.00" in rows
+    assert "Tier 1: Up to 10,000 10,000 $0.00 $0.00" in rows
     assert "Tier 2: 10,001 – 25,000 15,000 $0.012 $180.00" in rows
     assert "Tier 3: 25,001 – 100,000 5,000 $0.011 $55.00" in rows
     assert "Total $235.00" in rows

@@ -37,6 +37,6 @@ def test_customer_page_shows_commitment_balance_drawdown_and_ledger(admin_client
     html = page.content.decode()
     assert page.status_code == 200
     assert "Prepaid commitments" in html
-    assert '<strong class="commitment-balance">1374.19 USD</strong>' in html
-    assert '<strong class="commitment-drawn">65.81 USD</strong>' in html
-    assert "Purchase" in html and "Drawdown" in html and "-65.81" in html
+    assert '<strong class="commitment-balance">$1,374.19</strong>' in html
+    assert '<strong class="commitment-drawn">$65.81</strong>' in html
+    assert "Purchase" in html and "Drawdown" in html and "-$65.81" in html
