@@ -56,6 +56,7 @@ from billing.documents.formats import (
 from billing.engine.pricing import PricedCharge, TierLine
 from billing.models import (
     AppliedCoupon,
+    Commitment,
     CreditNote,
     Invoice,
     InvoiceStatus,
@@ -216,12 +217,20 @@ def current_usage_panels(customer: Customer, at: Any) -> list[dict[str, Any]]:
 # --- Recent events ------------------------------------------------------------------------------
 
 RECENT_EVENTS = 10
+RECENT_DAYS = 35  # BILLING_EVENT_MAX_AGE_DAYS' default: what may still arrive late
 
 
 def recent_events(customer: Customer) -> list[dict[str, Any]]:
     """The customer's latest events by timestamp (its events index: customer, metric, timestamp),
     each at its time in the customer's zone, linked to its page."""
-    events = Event.objects.filter(customer=customer).select_related("metric").order_by("-timestamp", "-id")
+    # Bounded to the last RECENT_DAYS: the index (customer, metric, timestamp) and, on PostgreSQL,
+    # the monthly partitions then read a few days, never the customer's whole history.
+    since = timezone.now() - timedelta(days=RECENT_DAYS)
+    events = (
+        Event.objects.filter(customer=customer, timestamp__gte=since)
+        .select_related("metric")
+        .order_by("-timestamp", "-id")
+    )
     return [
         {
             "when": format_moment(event.timestamp, customer.timezone, named=False),
@@ -237,7 +246,7 @@ def recent_events(customer: Customer) -> list[dict[str, Any]]:
 # --- The commitments panel ----------------------------------------------------------------------
 
 
-def commitment_rows(customer: Customer) -> list[dict[str, Any]]:
+def commitment_rows(customer: Customer, *, may_view_commitments: bool, may_view_invoices: bool) -> list[dict[str, Any]]:
     """The customer's commitments and their latest ledger entries as display strings: days in
     the customer's time zone (as the commitment's page and its invoices show them), amounts with
     their currency, invoice numbers as links."""
@@ -255,12 +264,18 @@ def commitment_rows(customer: Customer) -> list[dict[str, Any]]:
                 "status": commitment.get_status_display(),
                 "balance": format_money(panel.balance, currency),
                 "drawn": format_money(panel.drawn, currency),
-                "link": admin_link("billing_commitment_change", commitment.pk, "details"),
+                "link": admin_link("billing_commitment_change", commitment.pk, "details")
+                if may_view_commitments
+                else "",
                 "entries": [
                     {
                         "day": format_day(local_date(entry.created_at, tz)),
                         "kind": entry.get_kind_display(),
-                        "invoice": admin_link("billing_invoice_change", entry.invoice.pk, str(entry.invoice.number))
+                        "invoice": (
+                            admin_link("billing_invoice_change", entry.invoice.pk, str(entry.invoice.number))
+                            if may_view_invoices
+                            else str(entry.invoice.number)
+                        )
                         if entry.invoice is not None and entry.invoice.number
                         else "",
                         "reason": entry.reason,
@@ -365,7 +380,7 @@ class SubscriptionInline(admin.TabularInline[Subscription, Customer]):
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = ("plan_display", "status", "subscription_at", "billing_time", "promotion_end", "terminated_at")
+    fields = ("plan_display", "status", "started", "billing_time", "promotion_end", "ended")
     readonly_fields = fields
     ordering = ("-subscription_at", "id")
 
@@ -385,6 +400,15 @@ class SubscriptionInline(admin.TabularInline[Subscription, Customer]):
     @admin.display(description="trial / promotion ends")
     def promotion_end(self, obj: Subscription) -> str:
         return promotion_end_display(obj)
+
+    # The customer's own clock, as its periods run on it (the zone is the page's: its time zone).
+    @admin.display(description="started")
+    def started(self, obj: Subscription) -> str:
+        return format_moment(obj.subscription_at, obj.customer.timezone, named=False)
+
+    @admin.display(description="terminated")
+    def ended(self, obj: Subscription) -> str:
+        return format_moment(obj.terminated_at, obj.customer.timezone, named=False) if obj.terminated_at else "—"
 
 
 class _ActiveSubscriptionCount(TypedDict):
@@ -518,7 +542,11 @@ class BilledCustomerAdmin(CustomerAdmin):
             subscriptions = [panel["subscription"] for panel in context["current_usage"]]
             context["usage_charts"] = customer_usage_charts(obj, subscriptions, now)
             context["current_usage_shown"] = True
-            context["commitment_panels"] = commitment_rows(obj)
+            context["commitment_panels"] = commitment_rows(
+                obj,
+                may_view_commitments=may_view(request, self, Commitment),
+                may_view_invoices=may_view(request, self, Invoice),
+            )
             context["account"] = account_panel(
                 obj, customer_account(obj, now=now), lambda model: may_view(request, self, model)
             )

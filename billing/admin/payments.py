@@ -196,9 +196,8 @@ class PaymentAdmin(admin.ModelAdmin[Payment]):
         "invoice_display",
         "customer_display",
         "amount_display",
-        "currency",
         "reference",
-        "created_by",
+        "recorded_by",
         "created_at",
     )
     list_filter = ("currency", PaymentCustomerFilter)
@@ -232,7 +231,12 @@ class PaymentAdmin(admin.ModelAdmin[Payment]):
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj: Payment) -> str:
-        return format_amount(obj.amount, obj.currency)
+        return format_money(obj.amount, obj.currency)
+
+    @admin.display(description="recorded by", ordering="created_by__username")
+    def recorded_by(self, obj: Payment) -> str:
+        """Who recorded it in the admin; "API" for a payment posted to /api/v1/payments."""
+        return obj.created_by.get_username() if obj.created_by is not None else "API"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # recorded on an invoice's page

@@ -5,6 +5,7 @@ has its own prices (Lago's plan_overrides: an override plan, linked, read-only).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, cast
 
 from django import forms
@@ -17,6 +18,7 @@ from django.utils.translation import ngettext
 
 from billing.admin.alerts import subscription_alerts_html
 from billing.admin.shared import admin_link
+from billing.documents.formats import format_day
 from billing.models import Plan, Promotion, Subscription, SubscriptionStatus
 from billing.selectors.usage import promotion_window
 from billing.services.subscriptions import (
@@ -49,11 +51,12 @@ SUBSCRIPTIONS_ALREADY_TERMINATED = (
 
 
 def promotion_end_display(subscription: Subscription) -> str:
-    """When the subscription's promotion ends, as the start of its first day without it, local time."""
+    """The last day of the subscription's promotion, a day in the customer's time zone (the
+    promotion ends at the midnight after it)."""
     window = promotion_window(subscription)
     if window is None:
         return "—"
-    return f"{window.name}: until {window.end_day.isoformat()} 00:00 {subscription.customer.timezone}"
+    return f"{window.name}: through {format_day(window.end_day - timedelta(days=1))}"
 
 
 class PlanCodeFilter(admin.SimpleListFilter):

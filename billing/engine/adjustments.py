@@ -132,7 +132,10 @@ class Shares:
         out = []
         for coupon in sorted(coupons, key=lambda c: c.group):  # stable: oldest first within a group
             targets = self._eligible(coupon, plan_code)
-            eligible = sum((max(self.left[i], ZERO) for i in targets), ZERO)
+            # What its fees have left, net (a negative late usage lowers it), and never more than
+            # what the invoice has left so far: a coupon never takes lines 1–4 below zero.
+            left_in_all = max(sum((self.left[i] for i in self.fees), ZERO), ZERO)
+            eligible = min(max(sum((self.left[i] for i in targets), ZERO), ZERO), left_in_all)
             if eligible <= 0:
                 continue
             if coupon.coupon_type == CouponType.PERCENTAGE:
@@ -141,7 +144,7 @@ class Shares:
                 take = quantize_money(min(coupon.amount or ZERO, eligible), self.currency)
             if take <= 0:
                 continue
-            self._reduce(targets, take)
+            self._reduce([i for i in targets if self.left[i] > 0], take)
             out.append(
                 _line(
                     LineKind.COUPON,

@@ -95,6 +95,9 @@ class AppliedCoupon(models.Model):
     )
     status = models.CharField(max_length=16, choices=CouponStatus.choices, default=CouponStatus.ACTIVE)
     terminated_at = models.DateTimeField(null=True, blank=True)
+    reusable = models.BooleanField(
+        default=True, help_text="The coupon's, when applied: if not, a database constraint keeps it once per customer."
+    )
     used_up = models.BooleanField(
         default=False, help_text="Terminated because invoices used all of it (a void gives it back)."
     )
@@ -107,6 +110,11 @@ class AppliedCoupon(models.Model):
             models.CheckConstraint(
                 condition=Q(amount_remaining__isnull=True) | Q(amount_remaining__gte=0),
                 name="applied_coupon_remaining_not_negative",
+            ),
+            # A coupon that is not reusable is applied to a customer once, ever (besides the check
+            # under the customer's lock, which names the field).
+            models.UniqueConstraint(
+                fields=["customer", "coupon"], condition=Q(reusable=False), name="applied_coupon_once_unless_reusable"
             ),
         ]
         indexes = [models.Index(fields=["customer", "status"], name="applied_coupon_customer")]

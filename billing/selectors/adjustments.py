@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import Q
+from django.utils import timezone
+
 from billing.engine.adjustments import CouponCredit, TaxRate, WalletCredit
 from billing.engine.vocabulary import CouponFrequency, CouponStatus, CouponType, WalletStatus
 from billing.models import AppliedCoupon, Coupon, Tax, Wallet
@@ -87,7 +90,10 @@ def tax_rates(customer_id: int | None) -> tuple[TaxRate, ...]:
 
 def wallet_credit(customer_id: int, *, currency: str, lock: bool = False) -> WalletCredit | None:
     """The customer's active wallet in `currency`, if it has a balance to use."""
-    wallets = Wallet.objects.filter(customer_id=customer_id, currency=currency, status=WalletStatus.ACTIVE)
+    wallets = Wallet.objects.filter(customer_id=customer_id, currency=currency, status=WalletStatus.ACTIVE).filter(
+        # Expired, even if the minute's expiry job has not run yet: its credit is void.
+        Q(expiration_at__isnull=True) | Q(expiration_at__gt=timezone.now())
+    )
     if lock:
         wallets = wallets.select_for_update()
     wallet = wallets.first()

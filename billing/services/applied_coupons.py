@@ -170,7 +170,7 @@ def applied_coupon_create(
         errors.add("coupon_code", UNKNOWN_COUPON.format(ref=coupon_code))
     if customer is None or coupon is None:
         raise CouponError(errors)
-    applied = AppliedCoupon(coupon=coupon, customer=customer, coupon_type=coupon.coupon_type)
+    applied = AppliedCoupon(coupon=coupon, customer=customer, coupon_type=coupon.coupon_type, reusable=coupon.reusable)
     for found in (
         _refusals(customer, coupon, now),
         _copy_amount(applied, coupon, overrides, customer),

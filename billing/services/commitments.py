@@ -192,8 +192,9 @@ def commitment_update(
     return commitment
 
 
-def commitment_from_plan(*, subscription: Subscription, today: date) -> Commitment | None:
-    """The plan's default commitment for a new subscription, prepaid at once if it has started."""
+def commitment_from_plan(*, subscription: Subscription, today: date, now: datetime | None = None) -> Commitment | None:
+    """The plan's default commitment for a new subscription, prepaid at once if it has started
+    (invoiced at `now`, the subscription's creation; default the clock's)."""
     plan = subscription.plan
     if plan.commitment_amount is None or plan.commitment_months is None:
         return None
@@ -208,12 +209,12 @@ def commitment_from_plan(*, subscription: Subscription, today: date) -> Commitme
         auto_renew=plan.commitment_auto_renew,
     )
     if first_day <= today:
-        commitment_activate(commitment=commitment)
+        commitment_activate(commitment=commitment, now=now)
     return commitment
 
 
 @transaction.atomic
-def commitment_activate(*, commitment: Commitment) -> Invoice:
+def commitment_activate(*, commitment: Commitment, now: datetime | None = None) -> Invoice:
     """Invoice the prepayment (finalized at once, with its taxes) and credit the balance with the
     purchase: the amount before tax, as the fees it pays for are drawn before tax."""
     # billing.services.invoices imports this module (drawdowns, prepayment voids).
@@ -258,7 +259,7 @@ def commitment_activate(*, commitment: Commitment) -> Invoice:
         currency=commitment.currency,
         total=total(lines),
     )
-    invoice = assign_number(invoice=invoice, now=timezone.now())  # saves: the INSERT
+    invoice = assign_number(invoice=invoice, now=now or timezone.now())  # saves: the INSERT
     insert_lines(invoice, lines, {})
     LedgerEntry.objects.create(
         commitment=commitment,

@@ -419,7 +419,8 @@ def coupon_applications_record(*, invoice: Invoice, lines: list[Line] | None = N
         CouponApplication.objects.create(applied_coupon=applied, invoice=invoice, amount=take)
         if applied.frequency == CouponFrequency.ONCE:
             if applied.coupon_type == CouponType.FIXED_AMOUNT:
-                applied.amount_remaining = (applied.amount_remaining or applied.amount or take) - take
+                remaining = applied.amount_remaining if applied.amount_remaining is not None else applied.amount
+                applied.amount_remaining = (remaining if remaining is not None else take) - take
                 used_up = applied.amount_remaining <= 0  # the database refuses below zero
             else:
                 used_up = True

@@ -29,6 +29,7 @@ from billing.engine.money import ZERO, quantize_money
 from billing.engine.vocabulary import (
     CreditNoteReason,
     CreditStatus,
+    InvoiceKind,
     InvoiceStatus,
     LineKind,
     RefundStatus,
@@ -41,6 +42,9 @@ from billing.services.payments import settle
 from billing.services.webhooks import announce
 from metering.days import local_date
 
+WALLET_PURCHASE = (
+    "invoice {invoice} is a wallet purchase: it takes no credit note; void its credits on the wallet instead"
+)
 NOT_FINALIZED = "invoice {invoice} is {status}: only a finalized invoice can be credited"
 NO_ITEMS = "at least one item is required"
 UNKNOWN_FEE = "fee {fee} is not a fee of this invoice"
@@ -145,6 +149,10 @@ def credit_note_create(
 ) -> CreditNote:
     """Issue a credit note on a finalized invoice (see the module docstring for the rules)."""
     invoice = _lock_finalized(invoice)
+    if invoice.kind == InvoiceKind.CREDIT:
+        # Its credits are settled into the wallet by payment; a note's credit, refund or offset
+        # would give credits nobody paid for (or pay back credits still in the wallet).
+        raise CreditNoteError({"invoice_id": [WALLET_PURCHASE.format(invoice=invoice.number)]})
     if reason not in CreditNoteReason.values:
         raise CreditNoteError({"reason": [BAD_REASON.format(choices=", ".join(CreditNoteReason.values))]})
     left = creditable(invoice)

@@ -54,6 +54,7 @@ from billing.services.credit_notes import (
 from billing.services.invoice_events import invoice_announce, invoice_finalized
 from billing.services.numbering import assign_number
 from billing.services.wallets import wallet_consumption_record, wallet_consumption_reverse
+from customers.models import Customer
 from metering.models import BillableMetric
 
 NOT_A_DRAFT = "invoice {invoice} is {status}; only drafts can change"
@@ -70,7 +71,6 @@ LATE_USAGE_BILLED_ELSEWHERE = (
     "late usage of this period is billed on invoice(s) {invoices}: void those first, or credit instead "
     "(a new invoice would bill that usage again)"
 )
-
 
 # Invoices computed from a subscription's usage and prices (drafts recomputed, finalized afresh).
 RECOMPUTED_KINDS = frozenset({InvoiceKind.PERIOD, InvoiceKind.ADVANCE})
@@ -253,6 +253,9 @@ def invoice_void(
 ) -> Invoice:
     """Void a finalized invoice; with `generate_credit_note`, first issue a credit note of
     `credit_amount` (the customer's credit) and `refund_amount` (money to pay back) over its fees."""
+    # The customer first, as finalization and regeneration lock it: the applied coupons and the
+    # wallet this gives back are then locked in the same order as a close would lock them.
+    Customer.objects.select_for_update().filter(pk=invoice.customer_id).first()
     invoice = _lock(invoice)
     if invoice.status != InvoiceStatus.FINALIZED:
         raise InvoiceError(CANNOT_VOID.format(invoice=invoice, status=invoice.status), field="status")

@@ -154,7 +154,7 @@ def subscription_create(
         # Alerts follow the subscription's external id across plan changes, as in Lago.
         Alert.objects.filter(subscription=previous).update(subscription=subscription)
     try:
-        commitment_from_plan(subscription=subscription, today=local_date(now, customer.timezone))
+        commitment_from_plan(subscription=subscription, today=local_date(now, customer.timezone), now=now)
     except CommitmentError as exc:  # the plan's default terms cannot be taken (e.g. its amount's precision)
         raise SubscriptionError("plan_code", exc.message) from exc
     if subscription.status == SubscriptionStatus.ACTIVE:  # also when back-dated; a pending one when it starts

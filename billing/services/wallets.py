@@ -426,6 +426,8 @@ def wallet_terminate(*, wallet: Wallet, now: datetime, expired: bool = False) ->
     wallet = _lock(wallet)
     if wallet.status != WalletStatus.ACTIVE:
         return wallet
+    if expired and (wallet.expiration_at is None or wallet.expiration_at > now):
+        return wallet  # its expiry was moved (or removed) since it was found due: not expired
     _void_balance(wallet, now, VOIDED_AT_EXPIRY if expired else VOIDED_AT_TERMINATION)
     wallet.status = WalletStatus.TERMINATED
     wallet.terminated_at = now

@@ -33,8 +33,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Prefetch
 from django.utils import timezone
 
@@ -52,7 +53,7 @@ from billing.services.subscriptions import subscription_create
 from customers.models import Customer
 from metering.days import day_start, local_date
 from metering.ingest import store_events
-from metering.models import BillableMetric, Event
+from metering.models import BillableMetric, EventKey
 from metering.validation import Owner, ValidEvent, payload_hash
 
 HISTORY_MONTHS = 3  # ended months of history before this one
@@ -182,21 +183,28 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo data: {len(DEMO_CUSTOMERS)} customers, {created} new subscription(s).")
         self._pay_prepayments(subscriptions, frozen_now)
 
-        # The ended months, oldest first: their events, then their close.
+        # The ended months, oldest first: each customer's events, then its own close, an hour
+        # after its grace period (never after now): months end at each customer's midnight.
+        grace = timedelta(hours=settings.BILLING_GRACE_PERIOD_HOURS)
         for back in range(HISTORY_MONTHS, 0, -1):
             for demo, subscription in subscriptions:
-                tz = subscription.customer.timezone
-                start, end = months_ago(frozen_now, tz, back), months_ago(frozen_now, tz, back - 1)
+                customer = subscription.customer
+                start, end = (
+                    months_ago(frozen_now, customer.timezone, back),
+                    months_ago(frozen_now, customer.timezone, back - 1),
+                )
                 if end <= subscription.subscription_at:
                     continue
                 users = demo.history[HISTORY_MONTHS - back]
                 self._send_events(demo, subscription, metric, start, end, frozen_now, users, users * 6 // 5)
-            closed_at = max(months_ago(frozen_now, tz, back - 1) for tz in {d.timezone for d in DEMO_CUSTOMERS})
-            report = close_periods(now=closed_at + timedelta(hours=1))
-            self.stdout.write(f"  Closed {local_date(closed_at - timedelta(days=1), 'UTC'):%B %Y}: {report}.")
-            if back == HISTORY_MONTHS:
-                self._late_event(subscriptions, metric, frozen_now)
-                self._money_after_the_first_invoice(subscriptions, closed_at + timedelta(days=5))
+                closed_at = min(end + grace + timedelta(hours=1), frozen_now)
+                report = close_periods(now=closed_at, customer_external_id=customer.external_id)
+                if report.errors:
+                    raise CommandError(f"closing {demo.name}'s {start:%B %Y}: " + "; ".join(report.errors))
+                self.stdout.write(f"  {demo.name}: closed {local_date(start, customer.timezone):%B %Y}: {report}.")
+                if back == HISTORY_MONTHS and demo.plan_code == "team":
+                    self._late_event(subscriptions, metric, frozen_now)
+                    self._money_after_the_first_invoice(subscriptions, closed_at, frozen_now)
 
         # This month so far.
         for demo, subscription in subscriptions:
@@ -232,10 +240,10 @@ class Command(BaseCommand):
             for i in range(LATE_USERS)
         ]
         end = months_ago(frozen_now, tz, HISTORY_MONTHS - 1)
-        self._store(subscription, metric, late, start, end, received_at=end + timedelta(days=3))
+        self._store(subscription, metric, late, start, end, received_at=min(end + timedelta(days=3), frozen_now))
 
     def _money_after_the_first_invoice(
-        self, subscriptions: list[tuple[DemoCustomer, Subscription]], paid_at: datetime
+        self, subscriptions: list[tuple[DemoCustomer, Subscription]], closed_at: datetime, frozen_now: datetime
     ) -> None:
         """Acme pays its first usage invoice, then is credited CREDITED on its usage fee."""
         _demo, subscription = next((d, s) for d, s in subscriptions if d.plan_code == "team")
@@ -246,6 +254,7 @@ class Command(BaseCommand):
         )
         if invoice is None or invoice.total <= 0:
             return
+        paid_at = min(closed_at + timedelta(days=5), frozen_now)
         if not invoice.payments.exists():
             payment_create(invoice=invoice, amount=invoice.total, reference="ACH 0092", paid_at=paid_at, now=paid_at)
         usage = invoice.lines.filter(kind=LineKind.USAGE, amount__gte=CREDITED).first()
@@ -258,7 +267,7 @@ class Command(BaseCommand):
                 refund_amount=Decimal(0),
                 offset_amount=Decimal(0),
                 description="Tracking outage on the 12th: ten dollars back as credit.",
-                now=paid_at + timedelta(days=1),
+                now=min(paid_at + timedelta(days=1), frozen_now),
             )
 
     def _limit_alerts(self, subscriptions: list[tuple[DemoCustomer, Subscription]], frozen_now: datetime) -> None:
@@ -322,7 +331,8 @@ class Command(BaseCommand):
         for first in range(0, len(planned), BATCH_SIZE):
             chunk = planned[first : first + BATCH_SIZE]
             existing = set(
-                Event.objects.filter(customer=customer, transaction_id__in=[t for t, _, _ in chunk]).values_list(
+                # The key table's primary key starts (customer_id, transaction_id): an index lookup.
+                EventKey.objects.filter(customer=customer, transaction_id__in=[t for t, _, _ in chunk]).values_list(
                     "transaction_id", flat=True
                 )
             )

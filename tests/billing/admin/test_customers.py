@@ -138,7 +138,7 @@ def test_customer_page_shows_current_usage_of_a_team_customer_priced_by_the_engi
     assert 'id="current-usage"' in content
     # The subscription, inline, with its trial's end.
     assert "Team (team)" in content
-    assert "14-day free trial: until 2025-06-15 00:00 UTC" in content
+    assert "14-day free trial: through June 14, 2025" in content
     # The open period.
     assert "June 1, 2025 – June 30, 2025" in content
     # 12,500 MTUs: 2,500 × 0.012 in tier 2; 12,500 more to reach tier 3.

@@ -11,7 +11,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.engine.adjustments import CouponCredit, TaxRate, WalletCredit, taxed
+from billing.engine.adjustments import CouponCredit, Shares, TaxRate, WalletCredit, taxed
 from billing.engine.invoice import AvailableCredit, CommitmentBalance, InvoiceInputs, invoice_lines
 from billing.engine.lines import Line, total
 from billing.engine.money import quantize_money
@@ -196,3 +196,17 @@ def test_any_inputs_give_a_total_never_negative_with_every_line_rounded_and_shar
     assert taken <= max(before_credits, D(0))
     if credit is not None and wallet is not None:
         assert taken <= credit + wallet
+
+
+def test_a_coupon_takes_its_rate_of_the_net_left_and_never_takes_the_invoice_below_zero() -> None:
+    # A negative late usage lowers what a coupon may take: 50 % of (100 − 60), not of 100.
+    fees = [
+        Line(kind=LineKind.BASE_FEE, description="Fee", quantity=D(1), amount=D("100.00")),
+        Line(kind=LineKind.LATE_USAGE, description="Late", quantity=D(-1), amount=D("-60.00"), metric_code="mtu"),
+    ]
+    half = CouponCredit(1, "half", "Half", CouponType.PERCENTAGE, percentage_rate=D("50"))
+    [line] = Shares(fees, "USD").coupon_lines([half], "team", None)
+    assert line.amount == D("-20.00")
+    big = CouponCredit(2, "big", "Big", CouponType.FIXED_AMOUNT, amount=D("500"))
+    [line] = Shares(fees, "USD").coupon_lines([big], "team", None)
+    assert line.amount == D("-40.00")  # lines 1–4 end at 0.00, not below

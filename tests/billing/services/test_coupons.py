@@ -654,3 +654,20 @@ def test_a_coupon_limited_to_metrics_comes_before_an_older_one_unlimited(acme: S
         ("hundred", D("-100.00")),
     ]
     assert september.total == D("231.50")
+
+
+def test_the_database_keeps_a_non_reusable_coupon_once_per_customer() -> None:
+    from django.db import IntegrityError, transaction
+
+    CustomerFactory(external_id="acme")
+    coupon = create(reusable=False)
+    applied = apply(coupon.code)
+    assert applied.reusable is False
+    with pytest.raises(IntegrityError), transaction.atomic():  # past the service's check
+        AppliedCoupon.objects.create(
+            coupon=coupon,
+            customer=applied.customer,
+            coupon_type=coupon.coupon_type,
+            frequency=coupon.frequency,
+            reusable=False,
+        )

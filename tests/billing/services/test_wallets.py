@@ -20,7 +20,7 @@ from billing.engine.vocabulary import (
     WalletTransactionStatus,
     WalletTransactionType,
 )
-from billing.models import Invoice, InvoiceLine, WalletTransaction, WebhookDelivery
+from billing.models import Invoice, InvoiceLine, Wallet, WalletTransaction, WebhookDelivery
 from billing.selectors.wallets import ongoing_balance
 from billing.services.invoices import invoice_void
 from billing.services.payments import payment_create
@@ -455,3 +455,55 @@ def test_september_invoice_json_reports_the_prepaid_credit() -> None:
     assert body["taxes_amount_cents"] == 7100
     assert body["total_amount_cents"] == 32600
     assert body["sub_total_including_taxes_amount_cents"] - body["prepaid_credit_amount_cents"] == 32600
+
+
+def test_a_wallet_purchase_takes_no_credit_note_so_no_credit_is_given_for_nothing() -> None:
+    from billing.services.credit_notes import WALLET_PURCHASE, CreditNoteError, credit_note_create
+
+    world = wallet_world(paid="100")
+    purchase = WalletTransaction.objects.get(wallet=world.wallet)
+    invoice = purchase.invoice
+    assert invoice is not None
+    line = invoice.lines.get()
+    with pytest.raises(CreditNoteError) as refused_note:
+        credit_note_create(
+            invoice=invoice,
+            items=[(line.pk, D("100"))],
+            reason="other",
+            credit_amount=D("0"),
+            refund_amount=D("0"),
+            offset_amount=D("100"),
+            now=NOW,
+        )
+    assert refused_note.value.errors == {"invoice_id": [WALLET_PURCHASE.format(invoice=invoice.number)]}
+    purchase.refresh_from_db()
+    assert purchase.status == WalletTransactionStatus.PENDING and world.reload().balance == 0
+
+
+def test_an_expiry_moved_later_after_the_wallet_was_found_due_does_not_expire_it() -> None:
+    customer, _ = customer_in_september()
+    expires = at(2026, 9, 30, 12)
+    with travel(WALLET_MADE):
+        wallet = wallet_create(
+            customer=customer, rate_amount=D("1"), granted_credits=D("30"), expiration_at=expires, now=WALLET_MADE
+        )
+    Wallet.objects.filter(pk=wallet.pk).update(expiration_at=at(2026, 12, 31))  # moved since it was listed
+    done = wallet_terminate(wallet=wallet, now=expires, expired=True)
+    assert (done.status, done.balance) == (WalletStatus.ACTIVE, D("30.00"))
+
+
+def test_an_expired_wallet_pays_nothing_even_before_the_expiry_job_runs() -> None:
+    from billing.selectors.adjustments import wallet_credit
+
+    customer, _ = customer_in_september()
+    with travel(WALLET_MADE):
+        wallet_create(
+            customer=customer,
+            rate_amount=D("1"),
+            granted_credits=D("30"),
+            expiration_at=at(2026, 9, 30, 12),
+            now=WALLET_MADE,
+        )
+        assert wallet_credit(customer.pk, currency=customer.currency) is not None
+    with travel(at(2026, 9, 30, 12, 1)):  # expired, the minute's job not run yet
+        assert wallet_credit(customer.pk, currency=customer.currency) is None

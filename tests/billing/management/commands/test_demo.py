@@ -86,9 +86,11 @@ def test_demo_is_idempotent_and_tells_a_story_with_history() -> None:
     assert prepayment.payment_status == PaymentStatus.SUCCEEDED
     assert all(i.lines.filter(kind=LineKind.COMMITMENT_DRAWDOWN).exists() for i in invoices("demo-initech"))
     # The dashboard has revenue to show this month: May's invoices, issued on June 1st (Acme's
-    # $322.00, Initech's $12.00), and Initech's prepayment, invoiced when the demo subscribed it.
+    # $322.00, Initech's $12.00); Initech's prepayment was invoiced in March, when it subscribed.
     this_month = revenue_by_month(NOW.date()).month_totals(NOW.date().replace(day=1))
-    assert this_month == {"USD": Decimal("322.00") + Decimal("12.00") + Decimal("1440.00")}
+    assert this_month == {"USD": Decimal("322.00") + Decimal("12.00")}
+    assert prepayment.issued_on is not None and prepayment.issued_on.isoformat() == "2025-03-01"
+    assert prepayment.payments.get().paid_at == datetime(2025, 3, 2, 23, tzinfo=UTC)  # two days after, Paris
 
     assert "Demo data: 3 customers, 3 new subscription(s)." in first.getvalue()
     assert "Acme Analytics, June 2025: 50,000 / 50,000 events (50,000 new)" in first.getvalue()
@@ -106,3 +108,16 @@ def test_demo_is_idempotent_and_tells_a_story_with_history() -> None:
     assert [t.value for t in alert.thresholds.all()] == [Decimal(1_000)]
     assert TriggeredAlert.objects.filter(current_value=Decimal(1_400)).count() == 1
     assert "Usage alerts: 1 subscriptions, 1 alerts checked, 0 triggered" in second.getvalue()
+
+
+def test_demo_run_just_after_a_month_ends_bills_each_month_once_in_each_zone() -> None:
+    # 00:30 UTC on July 1st: June has just ended for Acme (UTC) and Initech (Paris), not yet for
+    # Hooli (Los Angeles, still June 30th). Each customer is closed at its own month's end, never
+    # after now: no event is stored after its month was invoiced (no stray late usage).
+    with time_machine.travel(datetime(2025, 7, 1, 0, 30, tzinfo=UTC), tick=False):
+        call_command("demo", stdout=StringIO())
+    acme = invoices("demo-acme")
+    assert [i.period_start.date().isoformat() for i in acme] == ["2025-04-01", "2025-05-01", "2025-06-01"]
+    assert [i.lines.filter(kind=LineKind.LATE_USAGE).count() for i in acme] == [0, 1, 0]
+    hooli = invoices("demo-hooli")
+    assert [i.period_start.date().isoformat() for i in hooli] == ["2025-03-01", "2025-04-01", "2025-05-01"]
