@@ -47,9 +47,10 @@ class FieldCheckConstraint(models.CheckConstraint):
         try:
             super().validate(model, instance, exclude=exclude, using=using)
         except ValidationError as exc:
-            raise ValidationError({self.field: exc.messages}) from None
+            # On its field, with the constraint's code kept (violation_error_code).
+            raise ValidationError({self.field: [ValidationError(m, code=exc.code) for m in exc.messages]}) from None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, FieldCheckConstraint) and self.field == other.field and super().__eq__(other)
 
-    __hash__ = models.CheckConstraint.__hash__
+    # Like CheckConstraint (which defines __eq__), unhashable: constraints are compared, not hashed.
