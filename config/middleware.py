@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
-from config.api import envelope, route_not_found
+from config.api import envelope, route_not_found, with_lago_codes
 
 logger = logging.getLogger("billing.api")
 
@@ -60,7 +60,7 @@ class ApiErrorsMiddleware:
                 field = name.replace("\x00", "") or "query"
                 if not api:
                     return HttpResponseBadRequest("NUL in the query string")
-                return envelope(422, "validation_errors", error_details={field: [NUL_IN_PARAMETER]})
+                return envelope(422, "validation_errors", error_details=with_lago_codes({field: [NUL_IN_PARAMETER]}))
         return None
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

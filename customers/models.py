@@ -9,10 +9,25 @@ from django.db.models.functions import Lower
 from customers.validators import validate_currency, validate_timezone
 
 
-class Customer(models.Model):
-    """A customer of the operator: the party that is billed."""
+class LiveCustomerManager(models.Manager["Customer"]):
+    """Customers that are not deleted: the default manager, so every lookup (the API, the admin,
+    ingestion, subscriptions) treats a deleted customer as absent. A deleted customer is still
+    reached through what points at it (`invoice.customer` reads through the base manager) and
+    through `Customer.all_objects`."""
 
-    external_id = models.CharField(max_length=255, unique=True, help_text="The operator's own id.")
+    def get_queryset(self) -> models.QuerySet[Customer]:
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
+class Customer(models.Model):
+    """A customer of the operator: the party that is billed.
+
+    Deleting one is a soft delete, as Lago's (`deleted_at`, billing.services.customers.customer_destroy):
+    its invoices, events and terminated subscriptions keep pointing at the row, and its
+    external_id is free for a new customer (unique among the customers not deleted).
+    """
+
+    external_id = models.CharField(max_length=255, db_index=True, help_text="The operator's own id.")
     name = models.CharField(max_length=255, blank=True)
     email = models.EmailField(blank=True)
     currency = models.CharField(max_length=3, default="USD", validators=[validate_currency])
@@ -51,10 +66,21 @@ class Customer(models.Model):
     metadata = models.JSONField(default=list, blank=True, help_text="Lago's key/value pairs.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="When it was deleted.")
+
+    objects = LiveCustomerManager()  # first: the default manager
+    all_objects = models.Manager["Customer"]()
 
     class Meta:
         ordering = ["external_id"]
         indexes = [models.Index(Lower("name"), name="customer_name_lower")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_id"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="customer_external_id_live_unique",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.external_id})" if self.name else self.external_id

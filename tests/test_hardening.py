@@ -67,7 +67,7 @@ from metering.models import Event
 from metering.validation import OUT_OF_RANGE
 from tests.conftest import using_postgres
 from tests.factories import CustomerFactory, PlanFactory, SubscriptionFactory, team_plan
-from tests.helpers import errors
+from tests.helpers import errors, messages
 
 NOW = datetime(2026, 10, 15, 12, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,7 +198,7 @@ def test_nul_in_a_path_or_query_is_refused_in_the_envelope(api: APIClient, acme:
     assert_envelope(api.get("/api/v1/customers/%00"), 404, "customer_not_found")
     assert_envelope(api.get("/api/v1/events/a%00b"), 404, "event_not_found")
     body = assert_envelope(api.get("/api/v1/invoices?external_customer_id=%00"), 422, "validation_errors")
-    assert body["error_details"] == {"external_customer_id": ["must not contain NUL characters"]}
+    assert messages(body["error_details"]) == {"external_customer_id": ["must not contain NUL characters"]}
     assert Client().get("/admin/login/?next=%00").status_code == 400
 
 

@@ -71,7 +71,7 @@ from billing.selectors.commitments import commitment_panels
 from billing.selectors.plans import plans_with_charges
 from billing.selectors.receivables import BUCKETS, CustomerAccount, customer_account
 from billing.selectors.usage import ChargeUsage, PeriodUsage, current_usage
-from billing.services.customers import CustomerError, customer_update, locked_fields
+from billing.services.customers import CustomerError, customer_destroy, customer_update, destroy_blockers, locked_fields
 from billing.services.taxes import TaxError, customer_taxes_set
 from customers.admin import CustomerAdmin
 from customers.models import Customer
@@ -461,6 +461,19 @@ class BilledCustomerAdmin(CustomerAdmin):
                 )
             )
         )
+
+    # Deleting is the API's soft delete (billing.services.customers.customer_destroy), with its
+    # rules: never Django's row delete, and one customer at a time (no bulk action).
+    def has_delete_permission(self, request: HttpRequest, obj: Customer | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and (obj is None or not destroy_blockers(obj))
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: Customer) -> None:
+        customer_destroy(customer=obj, now=timezone.now())
 
     @admin.display(description="active subscriptions", ordering="active_subscription_count")
     def active_subscriptions(self, obj: WithAnnotations[Customer, _ActiveSubscriptionCount]) -> int:

@@ -19,16 +19,18 @@ from django.utils.translation import ngettext
 from billing.admin.alerts import subscription_alerts_html
 from billing.admin.shared import admin_link
 from billing.documents.formats import format_day
-from billing.models import Plan, Promotion, Subscription, SubscriptionStatus
+from billing.models import Plan, Promotion, Subscription
 from billing.selectors.usage import promotion_window
 from billing.services.subscriptions import (
     CURRENCY_MISMATCH,
+    ENDED,
     PLAN_PROMOTION,
     SubscriptionError,
     check_subscription_at,
     subscription_create,
     subscription_terminate,
 )
+from metering.days import local_date
 
 # Messages are constants so tests can match them.
 SUBSCRIPTION_TERMS_NOTE = (
@@ -102,7 +104,7 @@ class SubscriptionAddForm(forms.ModelForm[Subscription]):
         if external_id:
             # Unique among live subscriptions (a conditional constraint the form cannot check itself).
             live = (
-                Subscription.objects.exclude(status=SubscriptionStatus.TERMINATED)
+                Subscription.objects.exclude(status__in=ENDED)
                 .filter(external_id=external_id)
                 .select_related("customer", "plan")
                 .first()
@@ -141,16 +143,26 @@ class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
         "plan_display",
         "status",
         "subscription_at",
+        "ending_at",
         "terminated_at",
+        "next_plan_display",
         "promotion",
     )
     list_filter = ("status", PlanCodeFilter, "billing_time")
     search_fields = ("external_id", "customer__external_id")
-    list_select_related = ("customer", "plan", "promotion")
+    list_select_related = ("customer", "plan", "promotion", "next_plan")
     autocomplete_fields = ("customer",)
     ordering = ("-subscription_at", "id")
     actions = ("terminate_selected",)
-    readonly_fields = ("prices", "promotion_end", "alerts_display", "created_at", "updated_at")
+    readonly_fields = ("prices", "promotion_end", "alerts_display", "next_plan_display", "created_at", "updated_at")
+
+    @admin.display(description="downgrade to", ordering="downgrade_at")
+    def next_plan_display(self, obj: Subscription) -> str:
+        """A downgrade staged to the end of the current period (Lago's next_plan_code), and when."""
+        if obj.next_plan is None or obj.downgrade_at is None:
+            return "—"
+        day = local_date(obj.downgrade_at, obj.customer.timezone)
+        return f"{obj.next_plan.code} v{obj.next_plan.version} from {format_day(day)}"
 
     @admin.display(description="customer", ordering="customer__external_id")
     def customer_display(self, obj: Subscription) -> str:
@@ -182,7 +194,7 @@ class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
         return subscription_alerts_html(obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
-        return super().get_queryset(request).select_related("customer", "plan", "promotion")
+        return super().get_queryset(request).select_related("customer", "plan", "promotion", "next_plan")
 
     def get_form(
         self, request: HttpRequest, obj: Subscription | None = None, change: bool = False, **kwargs: Any
@@ -209,12 +221,27 @@ class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
                         "prices",
                         "status",
                         "subscription_at",
+                        "ending_at",
                         "terminated_at",
+                        "canceled_at",
                     ),
                     "description": SUBSCRIPTION_TERMS_NOTE,
                 },
             ),
             ("Terms", {"fields": ("billing_time", "promotion", "promotion_start", "promotion_end", "previous")}),
+            (
+                "Schedule (Lago's)",
+                {
+                    "fields": (
+                        "next_plan_display",
+                        "next_name",
+                        "next_ending_at",
+                        "on_termination_invoice",
+                        "on_termination_credit_note",
+                        "historical_usage_amount_cents",
+                    )
+                },
+            ),
             ("Usage alerts", {"fields": ("alerts_display",)}),
             ("History", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
         )
@@ -230,7 +257,15 @@ class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
             "prices",
             "status",
             "subscription_at",
+            "ending_at",
             "terminated_at",
+            "canceled_at",
+            "next_plan_display",
+            "next_name",
+            "next_ending_at",
+            "on_termination_invoice",
+            "on_termination_credit_note",
+            "historical_usage_amount_cents",
             "billing_time",
             "promotion",
             "promotion_start",
@@ -272,7 +307,7 @@ class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
         terminated = 0
         already = 0
         for subscription in queryset:
-            if subscription.status == SubscriptionStatus.TERMINATED:
+            if subscription.status in ENDED:
                 already += 1
                 continue
             subscription_terminate(subscription=subscription, at=frozen_now)

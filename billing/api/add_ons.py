@@ -19,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.api.invoices import PageMeta
+from billing.api.list_params import pages_only
 from billing.api.tax_json import TaxOutput
 from billing.engine.money import from_cents, money_str, to_cents
 from billing.models import AddOn
@@ -33,7 +34,6 @@ from config.api import (
     envelope_errors,
     iso_datetime,
     not_found,
-    page_numbers,
     paginated,
     validation_error,
 )
@@ -162,7 +162,7 @@ class AddOnsView(ApiView):
         responses={200: AddOnListEnvelope},
     )
     def get(self, request: Request) -> Response:
-        paging = page_numbers(request.query_params)
+        paging = pages_only(request.query_params)
         if isinstance(paging, dict):
             return validation_error(paging)
         page, per_page = paging

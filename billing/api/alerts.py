@@ -43,6 +43,7 @@ from config.api import (
     not_found,
     page_numbers,
     paginated,
+    unknown_filters,
     validation_error,
 )
 
@@ -275,8 +276,12 @@ class SubscriptionAlertsView(ApiView):
         if isinstance(subscription, Response):
             return subscription
         paging = page_numbers(request.query_params)
-        if isinstance(paging, dict):
-            return validation_error(paging)
+        # The subscription's status picks which subscription the path names (find_subscription).
+        errors = (paging if isinstance(paging, dict) else {}) | unknown_filters(
+            request.query_params, ("subscription_status", "status")
+        )
+        if errors or isinstance(paging, dict):
+            return validation_error(errors)
         page, per_page = paging
         rows = alerts_for_json().filter(subscription=subscription).order_by("created_at", "id")
         return Response(paginated("alerts", rows, page, per_page, alert_json))

@@ -36,7 +36,7 @@ from billing.api.coupon_json import (
     applied_coupons_for_json,
     coupon_json,
 )
-from billing.api.invoice_filters import BAD_CHOICE
+from billing.api.list_params import BAD_CHOICE, pages_only
 from billing.engine.vocabulary import CouponExpiration, CouponFrequency, CouponStatus, CouponType
 from billing.models import AppliedCoupon, Coupon
 from billing.services.applied_coupons import CouponOverrides, applied_coupon_create, applied_coupon_terminate
@@ -51,12 +51,14 @@ from config.api import (
     object_id,
     page_numbers,
     paginated,
+    unknown_filters,
     validation_error,
 )
 from customers.models import Customer
 from metering.validation import parse_timestamp
 
 MAX_CODES = 1000  # plan or metric codes in one applies_to list
+APPLIED_COUPON_FILTERS = ("external_customer_id", "status", "coupon_code")  # Lago's AppliedCouponIndex
 
 LIST_PARAMETERS = [
     OpenApiParameter("external_customer_id", str, description="Only this customer's applied coupons."),
@@ -225,7 +227,7 @@ class CouponsView(ApiView):
         responses={200: CouponListEnvelope},
     )
     def get(self, request: Request) -> Response:
-        paging = page_numbers(request.query_params)
+        paging = pages_only(request.query_params)
         if isinstance(paging, dict):
             return validation_error(paging)
         page, per_page = paging
@@ -288,6 +290,7 @@ def applied_coupon_list(params: QueryDict) -> Response:
     a customer's."""
     paging = page_numbers(params)
     errors: dict[str, list[str]] = dict(paging) if isinstance(paging, dict) else {}
+    errors |= unknown_filters(params, APPLIED_COUPON_FILTERS)
     rows = applied_coupons_for_json()
     if params.get("external_customer_id"):
         rows = rows.filter(customer__external_id=params["external_customer_id"])

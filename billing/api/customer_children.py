@@ -30,6 +30,7 @@ def _scoped(params: QueryDict, external_id: str) -> QueryDict | None:
     if not Customer.objects.filter(external_id=external_id).exists():
         return None
     scoped = params.copy()  # a request's QueryDict is immutable
+    scoped.pop("customer_external_id", None)  # Lago's alias of the invoice list: the path wins too
     scoped["external_customer_id"] = external_id
     return scoped
 

@@ -1,4 +1,5 @@
-"""POST /api/v1/customers (create or update by external_id, as Lago) and GET /api/v1/customers[/<id>]."""
+"""POST /api/v1/customers (create or update by external_id, as Lago), GET /api/v1/customers (with
+Lago's filters: billing.api.customer_filters) and GET / DELETE /api/v1/customers/<external_id>."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from billing.api.customer_filters import customer_list_filter
 from billing.api.tax_json import TaxOutput, tax_json
 from billing.models import CustomerTax, Tax
-from billing.services.customers import TEXT_FIELDS, CustomerError, customer_upsert
+from billing.services.customers import TEXT_FIELDS, CustomerError, customer_destroy, customer_upsert
 from billing.services.taxes import TaxError, customer_taxes_set
 from config.api import (
     DUPLICATE_METADATA_KEY,
@@ -230,8 +233,17 @@ TAX_LINKS = "prefetched_tax_links"
 
 def customers_for_json() -> QuerySet[Customer]:
     """Customers with what customer_json(with_taxes=True) reads, in two queries however many."""
+    return _with_taxes(Customer.objects.all())
+
+
+def customers_for_json_all() -> QuerySet[Customer]:
+    """customers_for_json() with the deleted customers too (DELETE answers the one it deleted)."""
+    return _with_taxes(Customer.all_objects.all())
+
+
+def _with_taxes(qs: QuerySet[Customer]) -> QuerySet[Customer]:
     links = CustomerTax.objects.select_related("tax").order_by("tax__code")
-    return Customer.objects.prefetch_related(Prefetch("customer_taxes", queryset=links, to_attr=TAX_LINKS))
+    return qs.prefetch_related(Prefetch("customer_taxes", queryset=links, to_attr=TAX_LINKS))
 
 
 # --- schema: what customer_json answers ----------------------------------------------------
@@ -346,13 +358,20 @@ class CustomersView(ApiView):
             return validation_error(exc.errors)
         return Response({"customer": customer_json(customers_for_json().get(pk=customer.pk), with_taxes=True)})
 
-    @extend_schema(operation_id="list_customers", summary="List customers", responses={200: dict})
+    @extend_schema(
+        operation_id="list_customers",
+        summary="List customers (Lago's filters: search_term, currencies[], countries[], metadata[key], …)",
+        responses={200: dict},
+    )
     def get(self, request: Request) -> Response:
         paging = page_numbers(request.query_params)
-        if isinstance(paging, dict):
-            return validation_error(paging)
+        rows = customer_list_filter(customers_for_json(), request.query_params)
+        if isinstance(paging, dict) or isinstance(rows, dict):
+            return validation_error(
+                (paging if isinstance(paging, dict) else {}) | (rows if isinstance(rows, dict) else {})
+            )
         page, per_page = paging
-        rows = customers_for_json().order_by("id")
+        rows = rows.order_by("id")
         return Response(
             paginated("customers", rows, page, per_page, lambda customer: customer_json(customer, with_taxes=True))
         )
@@ -365,3 +384,20 @@ class CustomerDetailView(ApiView):
         if customer is None:
             return not_found("customer")
         return Response({"customer": customer_json(customer, with_taxes=True)})
+
+    @extend_schema(
+        operation_id="destroy_customer",
+        summary="Delete a customer (refused while it has live subscriptions or unsettled invoices)",
+        responses={200: dict},
+    )
+    def delete(self, request: Request, external_id: str) -> Response:
+        customer = Customer.objects.filter(external_id=external_id).first()
+        if customer is None:
+            return not_found("customer")
+        try:
+            deleted = customer_destroy(customer=customer, now=timezone.now())
+        except Customer.DoesNotExist:
+            return not_found("customer")  # deleted by a request that ran at the same time
+        except CustomerError as exc:
+            return validation_error(exc.errors)
+        return Response({"customer": customer_json(customers_for_json_all().get(pk=deleted.pk), with_taxes=True)})

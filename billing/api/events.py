@@ -17,15 +17,26 @@ from django.utils import timezone
 from drf_orjson_renderer.renderers import ORJSONRenderer
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from billing.engine.vocabulary import SubscriptionStatus
+from billing.models import Subscription
 from billing.selectors.event_owners import active_subscription_ids
 from billing.services.events import EventsInvalid, IngestedEvent, events_ingest
-from config.api import ApiView, error_response, iso_datetime, not_found, validation_error
+from config.api import (
+    ApiView,
+    StrictSerializer,
+    envelope_errors,
+    error_response,
+    iso_datetime,
+    not_found,
+    validation_error,
+)
 from metering.ingest import EventConflict, StoredEvent
-from metering.models import Event, EventKey
+from metering.models import BillableMetric, Event, EventKey
 
 BATCH_NOT_A_LIST = "must be a list of events"
 BATCH_EMPTY = "must contain at least one event"
@@ -244,3 +255,79 @@ class EventDetailView(ApiView):
                 )
             }
         )
+
+
+# --- POST /api/v1/events/estimate_fees ----------------------------------------------------------
+
+NOT_A_NUMBER = "must be a number (Unix seconds)"
+PROPERTY_NOT_A_NUMBER = "{field!r} must be a number for metric {code!r}"
+NO_INSTANT_CHARGE = (
+    "does not match a pay-in-advance charge of the subscription's plan: this app bills usage in arrears "
+    "only, so there is no fee to estimate for one event (Lago's does_not_match_an_instant_charge)"
+)
+
+
+class EventEstimateInput(StrictSerializer):
+    """Lago's event for an estimate (EventsController#create_params): nothing is stored."""
+
+    transaction_id = serializers.CharField(max_length=255, required=False, allow_null=True, allow_blank=True)
+    external_subscription_id = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    code = serializers.CharField()
+    timestamp = serializers.JSONField(required=False, allow_null=True)
+    precise_total_amount_cents = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    properties = serializers.DictField(required=False, allow_null=True)
+
+
+class EventEstimateEnvelope(StrictSerializer):
+    event = EventEstimateInput()
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+class EventEstimateFeesView(ApiView):
+    @extend_schema(
+        operation_id="estimate_event_fees",
+        summary="Estimate the pay-in-advance fees one event would create (none here: 422, as Lago's answer "
+        "for an event no pay-in-advance charge matches)",
+        description="Checked as Lago does, in its order: the active subscription (404 subscription_not_found), "
+        "the timestamp (a number), the metric (404 billable_metric_not_found), the aggregated property (a "
+        "number for sum, max and latest); then, since no charge here is paid in advance, 422 on `code`. "
+        "Nothing is stored.",
+        request=EventEstimateEnvelope,
+        responses={200: None},
+    )
+    def post(self, request: Request) -> Response:
+        envelope = EventEstimateEnvelope(data=request.data)
+        if not envelope.is_valid():
+            return validation_error(envelope_errors(envelope.errors, "event"))
+        data = envelope.validated_data["event"]
+        external_id = data.get("external_subscription_id")
+        subscription = (
+            Subscription.objects.filter(external_id=external_id, status=SubscriptionStatus.ACTIVE)
+            .order_by("-subscription_at", "-id")
+            .first()
+            if external_id
+            else None
+        )
+        if subscription is None:
+            return not_found("subscription")
+        if data.get("timestamp") not in (None, "") and not _is_number(data["timestamp"]):
+            return validation_error({"timestamp": [NOT_A_NUMBER]})
+        metric = BillableMetric.objects.filter(code=data["code"]).first()
+        if metric is None:
+            return not_found("billable_metric")
+        value = (data.get("properties") or {}).get(metric.field)
+        if metric.needs_numeric_field and value is not None and not _is_number(value):
+            return validation_error(
+                {"properties": [PROPERTY_NOT_A_NUMBER.format(field=metric.field, code=metric.code)]}
+            )
+        # Lago estimates only pay-in-advance charges; charges here are billed at the period's end.
+        return validation_error({"code": [ErrorDetail(NO_INSTANT_CHARGE, code="does_not_match_an_instant_charge")]})

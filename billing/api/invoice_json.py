@@ -24,8 +24,9 @@ commitment / plan code); FeeOutput describes that fee in the OpenAPI schema, whe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest
@@ -269,8 +270,38 @@ def applied_tax_json(line: InvoiceLine, invoice: Invoice, fees: Decimal) -> dict
     }
 
 
-def _sum(lines: list[InvoiceLine], *kinds: str) -> Decimal:
+class _HasKindAndAmount(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def amount(self) -> Decimal: ...
+
+
+def lines_sum(lines: Sequence[_HasKindAndAmount], *kinds: str) -> Decimal:
+    """The sum of the lines of these kinds (stored invoice lines or the engine's)."""
     return sum((line.amount for line in lines if line.kind in kinds), ZERO)
+
+
+def amounts_json(lines: Sequence[_HasKindAndAmount], cur: str) -> dict[str, Any]:
+    """Lago's amount fields of an invoice (all but the totals), from its lines: one reading for a
+    stored invoice and for a preview."""
+    fees = lines_sum(lines, *FEE_KINDS)
+    coupons = -lines_sum(lines, LineKind.PROMOTION, LineKind.COUPON)
+    progressive = -lines_sum(lines, LineKind.COMMITMENT_DRAWDOWN)
+    taxes = lines_sum(lines, LineKind.TAX)
+    sub_total = fees - coupons - progressive
+    return {
+        "fees_amount_cents": to_cents(fees, cur),
+        "coupons_amount_cents": to_cents(coupons, cur),
+        "taxes_amount_cents": to_cents(taxes, cur),
+        "credit_notes_amount_cents": to_cents(-lines_sum(lines, LineKind.CREDIT_NOTE), cur),
+        "progressive_billing_credit_amount_cents": to_cents(progressive, cur),
+        "sub_total_excluding_taxes_amount_cents": to_cents(sub_total, cur),
+        "sub_total_including_taxes_amount_cents": to_cents(sub_total + taxes, cur),
+        "prepaid_credit_amount_cents": to_cents(-lines_sum(lines, LineKind.PREPAID_CREDITS), cur),
+        "prepaid_granted_credit_amount_cents": None,
+        "prepaid_purchased_credit_amount_cents": None,
+    }
 
 
 def settlement(invoice: Invoice) -> tuple[Decimal, Decimal, Decimal]:
@@ -295,13 +326,6 @@ def invoice_json(invoice: Invoice, request: HttpRequest | None = None) -> dict[s
     subscription). `request` makes file_url absolute."""
     cur = invoice.currency
     lines = list(invoice.lines.all())
-    fees = _sum(lines, *FEE_KINDS)
-    coupons = -_sum(lines, LineKind.PROMOTION, LineKind.COUPON)
-    progressive = -_sum(lines, LineKind.COMMITMENT_DRAWDOWN)
-    taxes = _sum(lines, LineKind.TAX)
-    credit_notes = -_sum(lines, LineKind.CREDIT_NOTE)
-    prepaid = -_sum(lines, LineKind.PREPAID_CREDITS)
-    sub_total = fees - coupons - progressive
     paid, offset, due = settlement(invoice)
     subscription = invoice.subscription
     has_document = invoice.status != InvoiceStatus.DRAFT
@@ -318,16 +342,7 @@ def invoice_json(invoice: Invoice, request: HttpRequest | None = None) -> dict[s
         "status": invoice.status,
         "payment_status": invoice.payment_status,
         "currency": cur,
-        "fees_amount_cents": to_cents(fees, cur),
-        "coupons_amount_cents": to_cents(coupons, cur),
-        "taxes_amount_cents": to_cents(taxes, cur),
-        "credit_notes_amount_cents": to_cents(credit_notes, cur),
-        "progressive_billing_credit_amount_cents": to_cents(progressive, cur),
-        "sub_total_excluding_taxes_amount_cents": to_cents(sub_total, cur),
-        "sub_total_including_taxes_amount_cents": to_cents(sub_total + taxes, cur),
-        "prepaid_credit_amount_cents": to_cents(prepaid, cur),
-        "prepaid_granted_credit_amount_cents": None,
-        "prepaid_purchased_credit_amount_cents": None,
+        **amounts_json(lines, cur),
         "total_amount_cents": to_cents(invoice.total, cur),
         "total_due_amount_cents": to_cents(due, cur),
         "total_paid_amount_cents": to_cents(paid, cur),
@@ -359,7 +374,9 @@ def invoice_json(invoice: Invoice, request: HttpRequest | None = None) -> dict[s
         "fees": [fee_json(line, invoice) for line in lines if line.kind in FEE_KINDS],
         "credits": _credits(lines, invoice),
         "metadata": invoice.metadata,
-        "applied_taxes": [applied_tax_json(line, invoice, fees) for line in lines if line.kind == LineKind.TAX],
+        "applied_taxes": [
+            applied_tax_json(line, invoice, lines_sum(lines, *FEE_KINDS)) for line in lines if line.kind == LineKind.TAX
+        ],
         "error_details": [],
         # our own fields
         "kind": invoice.kind,

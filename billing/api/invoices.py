@@ -47,6 +47,7 @@ from config.api import (
     StrictSerializer,
     duplicate_keys,
     envelope_errors,
+    error_response,
     metadata_ids,
     not_found,
     object_id,
@@ -58,6 +59,11 @@ from config.api import (
 VOIDED_THROUGH_API = "Voided through the API"
 DRAFT_HAS_NO_DOCUMENT = "a draft has no document yet: it is issued when the invoice is finalized"
 AMOUNT_WITHOUT_CREDIT_NOTE = "is only used with generate_credit_note: true"
+NOT_DELETABLE = "only a draft invoice can be deleted (Lago's not_deletable)"
+DRAFT_NOT_DELETABLE = (
+    "a draft here is the invoice of its subscription's period (or advance, or commitment prepayment): "
+    "deleting it would leave that period unbilled. Refresh it to recompute it, or finalize and void it"
+)
 
 
 # --- schema ---------------------------------------------------------------------------------
@@ -267,6 +273,17 @@ class InvoiceDetailView(ApiView):
         return Response({"invoice": invoice_json(invoice, request)})
 
     @extend_schema(
+        operation_id="destroy_invoice",
+        summary="Refused (405 not_deletable): a draft bills a period that nothing would bill again",
+        responses={405: None},
+    )
+    def delete(self, request: Request, lago_id: str) -> Response:
+        invoice = _invoice(lago_id)
+        if invoice is None:
+            return not_found("invoice")
+        return invoice_delete_refused(invoice)
+
+    @extend_schema(
         operation_id="update_invoice",
         summary="Set the payment status (succeeded pays what is left) or the metadata",
         request=InvoiceUpdateEnvelope,
@@ -293,6 +310,14 @@ class InvoiceDetailView(ApiView):
         except PaymentError as exc:
             return validation_error(exc.errors)
         return _answer(request, invoice)
+
+
+def invoice_delete_refused(invoice: Invoice) -> Response:
+    """DELETE /api/v1/invoices/<id> (Lago's Invoices::DeleteService deletes drafts): refused, 405
+    `not_deletable` as Lago answers for a finalized invoice, for drafts too, since every draft
+    here bills a period that nothing would bill again."""
+    message = DRAFT_NOT_DELETABLE if invoice.status == InvoiceStatus.DRAFT else NOT_DELETABLE
+    return error_response(405, "not_deletable", message=message)
 
 
 class InvoiceVoidView(ApiView):

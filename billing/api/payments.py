@@ -32,6 +32,7 @@ from config.api import (
     object_id,
     page_numbers,
     paginated,
+    unknown_filters,
     validation_error,
 )
 from metering.validation import parse_timestamp
@@ -39,6 +40,7 @@ from metering.validation import parse_timestamp
 UNKNOWN_INVOICE = "unknown invoice {ref!r}"
 BAD_INVOICE_FILTER = "must be an invoice's lago_id"
 
+PAYMENT_FILTERS = ("invoice_id", "external_customer_id")  # Lago's PaymentIndex
 LIST_PARAMETERS = [
     OpenApiParameter("invoice_id", str, description="Only this invoice's payments."),
     OpenApiParameter("external_customer_id", str, description="Only this customer's payments."),
@@ -119,7 +121,7 @@ def payment_list(request: Request, params: QueryDict) -> Response:
     """The list, newest first, filtered by `params` (invoice_id, external_customer_id) and
     paginated: GET /api/v1/payments, and a customer's (billing.api.customer_children)."""
     paging = page_numbers(params)
-    errors = dict(paging) if isinstance(paging, dict) else {}
+    errors = (dict(paging) if isinstance(paging, dict) else {}) | unknown_filters(params, PAYMENT_FILTERS)
     rows = payments_for_json().order_by("-created_at", "-id")
     invoice_ref = params.get("invoice_id")
     if invoice_ref:

@@ -5,6 +5,8 @@ prices when it has them: an override plan has `parent_id` (Lago's name) set to t
 it copies, and each of its charges `lago_parent_id`. Lago's `trial_period` is a 100 % base-fee
 promotion (DESIGN §6); any promotion is also in our own field `promotion`, beside it (a
 plan-level promotion, which Lago has no field for, sits there with a null trial_period).
+A charge's `code` (Lago's, which names it under /plans/<code>/charges) is its metric's code.
+Also the answer of /api/v1/plans (billing.api.plans).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             "lago_id": str(charge.pk),
             "lago_billable_metric_id": str(charge.metric_id),
             "billable_metric_code": charge.metric.code,
-            "code": None,
+            "code": charge.metric.code,  # a plan has one charge per metric (billing.api.plans)
             "created_at": created_at,
             "charge_model": charge.model,
             "pay_in_advance": False,

@@ -1,4 +1,11 @@
-"""POST, GET /api/v1/subscriptions; GET, PUT, DELETE /api/v1/subscriptions/<external_id>.
+"""POST, GET /api/v1/subscriptions; GET, PUT, DELETE /api/v1/subscriptions/<external_id>;
+GET /api/v1/customers/<external_id>/subscriptions; GET, PUT
+/api/v1/subscriptions/<external_id>/lifetime_usage.
+
+The list is Lago's: active subscriptions unless `status[]` says otherwise, filtered by customer,
+plan code, external id, currency or whether they have their own prices; any other query
+parameter is refused (422). A downgrade is staged to the end of the current period: the answer
+shows `next_plan_code` and `downgrade_plan_date` (billing.services.subscriptions).
 
 A subscription may have its own prices: Lago's `plan_overrides`, on create and on update
 (billing.services.plan_overrides). Its answer then shows the catalog plan's `plan_code` (as
@@ -20,12 +27,17 @@ from rest_framework.response import Response
 
 from billing.api.plan_json import plan_json
 from billing.engine.money import to_cents
+from billing.engine.vocabulary import OnTerminationInvoice
 from billing.models import BillingTime, Plan, Subscription, SubscriptionStatus
+from billing.selectors.lifetime_usage import lifetime_usage
 from billing.selectors.plans import plans_with_charges
 from billing.selectors.usage import period_of, trial_end
 from billing.services.plan_overrides import PlanOverrideError
 from billing.services.subscriptions import (
+    LIVE,
     SubscriptionError,
+    check_on_termination,
+    lifetime_usage_update,
     subscription_create,
     subscription_terminate,
     subscription_update,
@@ -43,11 +55,16 @@ from config.api import (
     not_found,
     page_numbers,
     paginated,
+    unknown_filters,
     validation_error,
 )
 from customers.models import Customer
+from metering.days import local_date
 from metering.validation import parse_timestamp
 
+NOT_STARTED = (SubscriptionStatus.PENDING, SubscriptionStatus.CANCELED)
+LIST_FILTERS = ("external_customer_id", "plan_code", "status", "external_id", "currency", "overridden", "overriden")
+NOT_BOOLEAN = "must be true or false"
 UNKNOWN_CUSTOMER = "unknown customer {ref!r}"
 UNKNOWN_PLAN = "unknown plan {ref!r}"
 BAD_STATUS = "must be one of: {choices}"
@@ -67,6 +84,8 @@ def subscription_json(sub: Subscription, *, plan: Plan | None = None) -> dict[st
     if sub.status == SubscriptionStatus.ACTIVE:
         period = period_of(sub, at=frozen_now)
     trial_ended_at = trial_end(sub)
+    canceled = sub.status == SubscriptionStatus.CANCELED
+    downgrade_day = local_date(sub.downgrade_at, sub.customer.timezone) if sub.downgrade_at else None
     return {
         "lago_id": str(sub.pk),
         "external_id": sub.external_id,
@@ -81,10 +100,18 @@ def subscription_json(sub: Subscription, *, plan: Plan | None = None) -> dict[st
         "status": sub.status,
         "billing_time": sub.billing_time,
         "subscription_at": iso_datetime(sub.subscription_at),
-        "started_at": iso_datetime(sub.subscription_at) if sub.status != SubscriptionStatus.PENDING else None,
-        "terminated_at": iso_datetime(sub.terminated_at),
-        "canceled_at": None,
+        "started_at": iso_datetime(sub.subscription_at) if sub.status not in NOT_STARTED else None,
+        "ending_at": iso_datetime(sub.ending_at),
+        # A canceled subscription never ran: it was not terminated (its stored end is its start).
+        "terminated_at": None if canceled else iso_datetime(sub.terminated_at),
+        "canceled_at": iso_datetime(sub.canceled_at),
         "created_at": iso_datetime(sub.created_at),
+        "previous_plan_code": sub.previous.plan.code if sub.previous else None,
+        "next_plan_code": sub.next_plan.code if sub.next_plan else None,
+        "downgrade_plan_date": downgrade_day.isoformat() if downgrade_day else None,
+        "on_termination_invoice": sub.on_termination_invoice,
+        # No credit note is issued on termination (an advance fee is not refunded): Lago's `skip`.
+        "on_termination_credit_note": sub.on_termination_credit_note or ("skip" if sub.plan.pay_in_advance else None),
         "promotion": sub.promotion.code if sub.promotion else None,
         "trial_ended_at": iso_datetime(trial_ended_at),
         "current_billing_period_started_at": iso_datetime(period.start) if period else None,
@@ -161,7 +188,9 @@ class SubscriptionInput(StrictSerializer):
     subscription_at = StrictCharField(required=False, allow_null=True, help_text="ISO 8601; default now.")
     billing_time = serializers.ChoiceField(choices=BillingTime.values, required=False, allow_null=True)
     plan_overrides = PlanOverridesInput(required=False, allow_null=True)
-    ending_at = UnsupportedField(NOT_YET)
+    ending_at = StrictCharField(
+        required=False, allow_null=True, help_text="ISO 8601: the subscription terminates then (a later day)."
+    )
     payment_method = UnsupportedField(OUT_OF_SCOPE)
     invoice_custom_section = UnsupportedField(NOT_YET)
     consolidate_invoice = UnsupportedField(NOT_YET)
@@ -170,12 +199,19 @@ class SubscriptionInput(StrictSerializer):
     activation_rules = UnsupportedField(NOT_YET)
 
     def validate_subscription_at(self, value: str | None) -> Any:
-        if not value:
-            return None
-        try:
-            return parse_timestamp(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from None
+        return _moment(value)
+
+    def validate_ending_at(self, value: str | None) -> Any:
+        return _moment(value)
+
+
+def _moment(value: str | None) -> Any:
+    if not value:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise serializers.ValidationError(str(exc)) from None
 
 
 class SubscriptionEnvelope(serializers.Serializer[Any]):
@@ -192,10 +228,16 @@ class SubscriptionUpdateInput(StrictSerializer):
     external_id = StrictCharField(required=False, allow_null=True)
     plan_code = StrictCharField(required=False, allow_null=True)
     billing_time = StrictCharField(required=False, allow_null=True)
-    subscription_at = UnsupportedField(NOT_YET)
-    ending_at = UnsupportedField(NOT_YET)
-    on_termination_credit_note = UnsupportedField(NOT_YET)
-    on_termination_invoice = UnsupportedField(NOT_YET)
+    subscription_at = StrictCharField(
+        required=False, allow_null=True, help_text="ISO 8601; only a pending subscription's start changes."
+    )
+    ending_at = StrictCharField(required=False, allow_null=True, help_text="ISO 8601: it terminates then.")
+    on_termination_credit_note = StrictCharField(
+        required=False, allow_null=True, help_text="Only `skip`: no credit note is issued on termination."
+    )
+    on_termination_invoice = StrictCharField(
+        required=False, allow_null=True, help_text="`generate` (default) or `skip`: no closing invoice."
+    )
     progressive_billing_disabled = UnsupportedField(NOT_YET)
     billing_entity_id = UnsupportedField(OUT_OF_SCOPE)
     billing_entity_code = UnsupportedField(OUT_OF_SCOPE)
@@ -206,12 +248,19 @@ class SubscriptionUpdateInput(StrictSerializer):
     payment_method = UnsupportedField(OUT_OF_SCOPE)
     usage_thresholds = UnsupportedField(NOT_YET)
 
+    def validate_subscription_at(self, value: str | None) -> Any:
+        return _moment(value)
+
+    def validate_ending_at(self, value: str | None) -> Any:
+        return _moment(value)
+
 
 class SubscriptionUpdateEnvelope(serializers.Serializer[Any]):
     subscription = SubscriptionUpdateInput()
 
 
 def _identity_changes(subscription: Subscription, data: dict[str, Any]) -> dict[str, list[str]]:
+    # (the SDK sends back what it read: the same values are accepted)
     """The update's identity fields (external id, customer, plan code, billing time) that differ."""
     current = {
         "external_id": subscription.external_id,
@@ -225,7 +274,71 @@ def _identity_changes(subscription: Subscription, data: dict[str, Any]) -> dict[
 
 
 def subscriptions_for_json() -> Any:
-    return Subscription.objects.select_related("customer", "plan", "promotion")
+    return Subscription.objects.select_related("customer", "plan", "promotion", "previous__plan", "next_plan")
+
+
+def _one(external_id: str, status: str | None) -> Subscription | None:
+    """The subscription with this external id: of `status` if given (Lago's `status` query
+    parameter), else the live one (active, or pending), else the one that ended last."""
+    rows = subscriptions_for_json().filter(external_id=external_id)
+    if status:
+        rows = rows.filter(status=status)
+    ended_last = Case(When(status__in=LIVE, then=0), default=1)
+    found: Subscription | None = rows.order_by(ended_last, "-subscription_at", "-id").first()
+    return found
+
+
+def _status_param(params: Any) -> tuple[str | None, dict[str, list[str]]]:
+    status = params.get("status") or None
+    if status is not None and status not in SubscriptionStatus.values:
+        return None, {"status": [BAD_STATUS.format(choices=", ".join(SubscriptionStatus.values))]}
+    return status, {}
+
+
+LIST_PARAMETERS = [
+    OpenApiParameter("external_customer_id", str, description="Only this customer's subscriptions."),
+    OpenApiParameter(
+        "status[]",
+        str,
+        many=True,
+        enum=SubscriptionStatus.values,
+        description="Only these statuses (default: active only, as Lago); `status` is accepted too.",
+    ),
+    OpenApiParameter("plan_code", str, description="Only subscriptions to this plan (any version, own prices too)."),
+    OpenApiParameter("external_id", str, description="Only subscriptions with this external id."),
+    OpenApiParameter("currency", str, description="Only subscriptions priced in this currency."),
+    OpenApiParameter("overridden", bool, description="true: only those with their own prices; false: without."),
+    OpenApiParameter("page", int, description="1-based page number (default 1)."),
+    OpenApiParameter("per_page", int, description=f"Per page (default {DEFAULT_PER_PAGE}, at most 100)."),
+]
+
+
+def subscription_list(params: Any) -> Response:
+    """Lago's list of subscriptions (its filters; active only by default), by id: a stable order."""
+    paging = page_numbers(params)
+    errors = unknown_filters(params, LIST_FILTERS) | (dict(paging) if isinstance(paging, dict) else {})
+    statuses = [value for name in ("status", "status[]") for value in params.getlist(name) if value]
+    bad = [value for value in statuses if value not in SubscriptionStatus.values]
+    if bad:
+        errors["status"] = [BAD_STATUS.format(choices=", ".join(SubscriptionStatus.values))]
+    qs = subscriptions_for_json().filter(status__in=statuses or [SubscriptionStatus.ACTIVE]).order_by("id")
+    if params.get("external_customer_id"):
+        qs = qs.filter(customer__external_id=params["external_customer_id"])
+    if params.get("plan_code"):
+        qs = qs.filter(plan__code=params["plan_code"])
+    if params.get("external_id"):
+        qs = qs.filter(external_id=params["external_id"])
+    if params.get("currency"):
+        qs = qs.filter(plan__currency=params["currency"].upper())
+    overridden = params.get("overridden", params.get("overriden"))
+    if overridden:
+        if overridden.lower() not in ("true", "false"):
+            errors["overridden" if "overridden" in params else "overriden"] = [NOT_BOOLEAN]
+        qs = qs.filter(plan__parent__isnull=overridden.lower() != "true")
+    if errors or isinstance(paging, dict):
+        return validation_error(errors)
+    page, per_page = paging
+    return Response(paginated("subscriptions", qs, page, per_page, subscription_json))
 
 
 class SubscriptionsView(ApiView):
@@ -274,6 +387,7 @@ class SubscriptionsView(ApiView):
                 now=frozen_now,
                 name=data.get("name"),
                 overrides=data.get("plan_overrides"),
+                ending_at=data.get("ending_at"),
             )
         except SubscriptionError as exc:
             return validation_error({exc.field: [exc.message]})
@@ -283,36 +397,41 @@ class SubscriptionsView(ApiView):
 
     @extend_schema(
         operation_id="list_subscriptions",
-        summary="List subscriptions, paginated as Lago (`page`, `per_page`, `meta`)",
-        parameters=[
-            OpenApiParameter("external_customer_id", str, description="Only this customer's subscriptions."),
-            OpenApiParameter("status", str, enum=SubscriptionStatus.values),
-            OpenApiParameter("page", int, description="1-based page number (default 1)."),
-            OpenApiParameter("per_page", int, description=f"Per page (default {DEFAULT_PER_PAGE}, at most 100)."),
-        ],
+        summary="List subscriptions (active ones unless status[] says otherwise), paginated as Lago",
+        parameters=LIST_PARAMETERS,
         responses={200: dict},
     )
     def get(self, request: Request) -> Response:
-        paging = page_numbers(request.query_params)
-        errors = dict(paging) if isinstance(paging, dict) else {}
-        qs = subscriptions_for_json().order_by("id")
-        if request.query_params.get("external_customer_id"):
-            qs = qs.filter(customer__external_id=request.query_params["external_customer_id"])
-        status = request.query_params.get("status")
-        if status:
-            if status not in SubscriptionStatus.values:
-                errors["status"] = [BAD_STATUS.format(choices=", ".join(SubscriptionStatus.values))]
-            qs = qs.filter(status=status)
-        if errors or isinstance(paging, dict):
-            return validation_error(errors)
-        page, per_page = paging
-        return Response(paginated("subscriptions", qs, page, per_page, subscription_json))
+        return subscription_list(request.query_params)
+
+
+class CustomerSubscriptionsView(ApiView):
+    @extend_schema(
+        operation_id="list_customer_subscriptions",
+        summary="List a customer's subscriptions, as list_subscriptions with external_customer_id",
+        parameters=[parameter for parameter in LIST_PARAMETERS if parameter.name != "external_customer_id"],
+        responses={200: dict},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        if not Customer.objects.filter(external_id=external_id).exists():
+            return not_found("customer")
+        params = request.query_params.copy()  # a request's QueryDict is immutable
+        params["external_customer_id"] = external_id  # the path's customer wins
+        return subscription_list(params)
 
 
 class SubscriptionDetailView(ApiView):
-    @extend_schema(operation_id="find_subscription", summary="Fetch a subscription", responses={200: dict})
+    @extend_schema(
+        operation_id="find_subscription",
+        summary="Fetch a subscription: of `status` if given, else the live one, else the one that ended last",
+        parameters=[OpenApiParameter("status", str, enum=SubscriptionStatus.values)],
+        responses={200: dict},
+    )
     def get(self, request: Request, external_id: str) -> Response:
-        subscription = subscriptions_for_json().filter(external_id=external_id).first()
+        status, errors = _status_param(request.query_params)
+        if errors:
+            return validation_error(errors)
+        subscription = _one(external_id, status)
         if subscription is None:
             return not_found("subscription")
         return subscription_answer(subscription)
@@ -333,12 +452,10 @@ class SubscriptionDetailView(ApiView):
         ],
     )
     def put(self, request: Request, external_id: str) -> Response:
-        subscription = (
-            subscriptions_for_json()
-            .filter(external_id=external_id)
-            .order_by(Case(When(status=SubscriptionStatus.TERMINATED, then=1), default=0), "-subscription_at", "-id")
-            .first()
-        )
+        status, errors = _status_param(request.query_params)
+        if errors:
+            return validation_error(errors)
+        subscription = _one(external_id, status)
         if subscription is None:
             return not_found("subscription")
         envelope = SubscriptionUpdateEnvelope(data=request.data)
@@ -350,16 +467,115 @@ class SubscriptionDetailView(ApiView):
             return validation_error(changed)
         try:
             subscription_update(
-                subscription=subscription, name=data.get("name"), plan_overrides=data.get("plan_overrides")
+                subscription=subscription,
+                name=data.get("name"),
+                plan_overrides=data.get("plan_overrides"),
+                ending_at=data.get("ending_at"),
+                subscription_at=data.get("subscription_at"),
+                on_termination_invoice=data.get("on_termination_invoice"),
+                on_termination_credit_note=data.get("on_termination_credit_note"),
             )
+        except SubscriptionError as exc:
+            return validation_error({exc.field: [exc.message]})
         except PlanOverrideError as exc:
             return validation_error(exc.errors)
         return subscription_answer(subscription)
 
-    @extend_schema(operation_id="destroy_subscription", summary="Terminate a subscription now", responses={200: dict})
+    @extend_schema(
+        operation_id="destroy_subscription",
+        summary="Terminate a subscription now (a pending one is canceled)",
+        parameters=[
+            OpenApiParameter("status", str, enum=SubscriptionStatus.values, description="Which one (Lago's)."),
+            OpenApiParameter(
+                "on_termination_invoice",
+                str,
+                enum=OnTerminationInvoice.values,
+                description="skip: no closing invoice for the final part of the period.",
+            ),
+            OpenApiParameter("on_termination_credit_note", str, enum=["skip"], description="Only skip."),
+        ],
+        responses={200: dict},
+    )
     def delete(self, request: Request, external_id: str) -> Response:
-        subscription = subscriptions_for_json().filter(external_id=external_id).first()
+        params = request.query_params
+        errors = unknown_filters(params, DELETE_PARAMETERS) | {
+            name: errors for name, errors in _status_param(params)[1].items()
+        }
+        invoice = params.get("on_termination_invoice") or None
+        credit_note = params.get("on_termination_credit_note") or None
+        for check in ({"invoice": invoice, "credit_note": None}, {"invoice": None, "credit_note": credit_note}):
+            try:
+                check_on_termination(**check)
+            except SubscriptionError as exc:
+                errors[exc.field] = [exc.message]
+        if errors:
+            return validation_error(errors)
+        subscription = _one(external_id, params.get("status") or None)
         if subscription is None:
             return not_found("subscription")
-        subscription_terminate(subscription=subscription, at=timezone.now())
+        subscription_terminate(
+            subscription=subscription,
+            at=timezone.now(),
+            on_termination_invoice=invoice,
+            on_termination_credit_note=credit_note,
+        )
         return subscription_answer(subscription)
+
+
+DELETE_PARAMETERS = ("status", "on_termination_invoice", "on_termination_credit_note")
+
+
+class LifetimeUsageInput(StrictSerializer):
+    external_historical_usage_amount_cents = StrictIntegerField(min_value=0, max_value=2**63 - 1)
+
+
+class LifetimeUsageEnvelope(serializers.Serializer[Any]):
+    lifetime_usage = LifetimeUsageInput()
+
+
+def lifetime_usage_answer(subscription: Subscription) -> Response:
+    usage = lifetime_usage(subscription=subscription, now=timezone.now())
+    return Response(
+        {
+            "lifetime_usage": {
+                "lago_id": str(subscription.pk),
+                "lago_subscription_id": str(subscription.pk),
+                "external_subscription_id": subscription.external_id,
+                "external_historical_usage_amount_cents": usage.historical_amount_cents,
+                "invoiced_usage_amount_cents": usage.invoiced_amount_cents,
+                "current_usage_amount_cents": usage.current_amount_cents,
+                "from_datetime": iso_datetime(usage.from_datetime),
+                "to_datetime": iso_datetime(timezone.now()),
+            }
+        }
+    )
+
+
+class LifetimeUsageView(ApiView):
+    @extend_schema(
+        operation_id="find_subscription_lifetime_usage",
+        summary="A subscription's usage since it started (across plan changes): invoiced, current, historical",
+        responses={200: dict},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        subscription = _one(external_id, None)
+        if subscription is None:
+            return not_found("subscription")
+        return lifetime_usage_answer(subscription)
+
+    @extend_schema(
+        operation_id="update_subscription_lifetime_usage",
+        summary="Set the usage billed elsewhere before (external_historical_usage_amount_cents)",
+        request=LifetimeUsageEnvelope,
+        responses={200: dict},
+    )
+    def put(self, request: Request, external_id: str) -> Response:
+        subscription = _one(external_id, None)
+        if subscription is None:
+            return not_found("subscription")
+        envelope = LifetimeUsageEnvelope(data=request.data)
+        if not envelope.is_valid():
+            return validation_error(flat_errors(envelope_errors(envelope.errors, "lifetime_usage")))
+        amount = envelope.validated_data["lifetime_usage"]["external_historical_usage_amount_cents"]
+        subscription = lifetime_usage_update(subscription=subscription, historical_amount_cents=amount)
+        return lifetime_usage_answer(subscription)

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.api.invoices import PageMeta
+from billing.api.list_params import pages_only
 from billing.api.numbers import DecimalNumberField
 from billing.api.tax_json import TaxOutput, tax_json
 from billing.models import Tax
@@ -26,7 +27,6 @@ from config.api import (
     StrictSerializer,
     envelope_errors,
     not_found,
-    page_numbers,
     paginated,
     validation_error,
 )
@@ -104,7 +104,7 @@ class TaxesView(ApiView):
         responses={200: TaxListEnvelope},
     )
     def get(self, request: Request) -> Response:
-        paging = page_numbers(request.query_params)
+        paging = pages_only(request.query_params)
         if isinstance(paging, dict):
             return validation_error(paging)
         page, per_page = paging

@@ -12,17 +12,23 @@ from billing.api import (
     events,
     invoices,
     payments,
+    subscription_charges,
     subscriptions,
     taxes,
     usage,
     wallets,
     webhook_endpoints,
 )
+from billing.api import billable_metrics as billable_metric_views
+from billing.api import fees as fee_views
+from billing.api import invoice_preview as invoice_preview_views
+from billing.api import plans as plan_views
 from config.api import route_not_found
 
 urlpatterns = [
     path("events", events.EventCreateView.as_view(), name="events"),
     path("events/batch", events.EventBatchView.as_view(), name="events-batch"),
+    path("events/estimate_fees", events.EventEstimateFeesView.as_view(), name="events-estimate-fees"),
     path("events/<str:transaction_id>", events.EventDetailView.as_view(), name="event-detail"),
     path("customers", customers.CustomersView.as_view(), name="customers"),
     path("customers/<str:external_id>", customers.CustomerDetailView.as_view(), name="customer-detail"),
@@ -51,6 +57,8 @@ urlpatterns = [
         name="subscription-alert",
     ),
     path("invoices", invoices.InvoicesView.as_view(), name="invoices"),
+    # Above invoices/<lago_id>: "preview" is not an invoice id.
+    path("invoices/preview", invoice_preview_views.InvoicePreviewView.as_view(), name="invoice-preview"),
     path("invoices/<str:lago_id>", invoices.InvoiceDetailView.as_view(), name="invoice-detail"),
     path("invoices/<str:lago_id>/finalize", invoices.InvoiceFinalizeView.as_view(), name="invoice-finalize"),
     path("invoices/<str:lago_id>/refresh", invoices.InvoiceRefreshView.as_view(), name="invoice-refresh"),
@@ -130,6 +138,54 @@ urlpatterns = [
         coupons.CustomerAppliedCouponView.as_view(),
         name="customer-applied-coupon",
     ),
+    path("customers/<str:external_id>/past_usage", usage.PastUsageView.as_view(), name="customer-past-usage"),
+    path(
+        "customers/<str:external_id>/projected_usage",
+        usage.ProjectedUsageView.as_view(),
+        name="customer-projected-usage",
+    ),
+    path("fees", fee_views.FeesView.as_view(), name="fees"),
+    path("fees/<str:lago_id>", fee_views.FeeDetailView.as_view(), name="fee-detail"),
+    path(
+        "wallet_transactions/<str:lago_id>/consumptions",
+        wallets.WalletTransactionConsumptionsView.as_view(),
+        name="wallet-transaction-consumptions",
+    ),
+    path(
+        "wallet_transactions/<str:lago_id>/fundings",
+        wallets.WalletTransactionFundingsView.as_view(),
+        name="wallet-transaction-fundings",
+    ),
+    path(
+        "customers/<str:external_id>/subscriptions",
+        subscriptions.CustomerSubscriptionsView.as_view(),
+        name="customer-subscriptions",
+    ),
+    path(
+        "subscriptions/<str:external_id>/lifetime_usage",
+        subscriptions.LifetimeUsageView.as_view(),
+        name="subscription-lifetime-usage",
+    ),
+    path(
+        "subscriptions/<str:external_id>/charges",
+        subscription_charges.SubscriptionChargesView.as_view(),
+        name="subscription-charges",
+    ),
+    path(
+        "subscriptions/<str:external_id>/charges/<str:code>",
+        subscription_charges.SubscriptionChargeView.as_view(),
+        name="subscription-charge",
+    ),
+    path("billable_metrics", billable_metric_views.BillableMetricsView.as_view(), name="billable-metrics"),
+    path(
+        "billable_metrics/<str:code>",
+        billable_metric_views.BillableMetricDetailView.as_view(),
+        name="billable-metric-detail",
+    ),
+    path("plans", plan_views.PlansView.as_view(), name="plans"),
+    path("plans/<str:code>", plan_views.PlanDetailView.as_view(), name="plan-detail"),
+    path("plans/<str:code>/charges", plan_views.PlanChargesView.as_view(), name="plan-charges"),
+    path("plans/<str:code>/charges/<str:charge_code>", plan_views.PlanChargeView.as_view(), name="plan-charge"),
     # Last: any other path under /api/v1/ is Lago's JSON 404, never an HTML page.
     re_path(r"^(?P<path>.*)$", route_not_found, name="not-found"),
 ]

@@ -4,6 +4,14 @@ Lago's `customer_usage` envelope (amounts in cents, `amount_cents` = the usage c
 own fields beside it: decimal amounts as strings, the tier breakdown, `limit_exceeded`, and
 `invoice_preview`, the period's invoice so far (base fee, promotions, usage) from the same code
 that invoices.
+
+Also Lago's two other views of a subscription's usage:
+- `…/projected_usage?external_subscription_id=` (`customer_projected_usage`): the current usage,
+  and per charge `projected_units` / `projected_amount_cents`, the usage at the pace so far
+  through the end of the period, priced (billing.selectors.usage.projected_charges);
+- `…/past_usage?external_subscription_id=&billable_metric_code=&periods_count=` (`usage_periods`,
+  paginated, newest first): each past period as invoiced, from its invoice's fees: `amount_cents`
+  is the invoice's fees (base fee too, as Lago's), `charges_usage` its usage fees.
 """
 
 from __future__ import annotations
@@ -16,13 +24,27 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from billing.api.list_params import BAD_CHOICE, BOOLEANS
 from billing.engine.lines import Line, tier_line_dict
-from billing.engine.money import format_decimal, money_str, quantity_str, to_cents
-from billing.models import Subscription, SubscriptionStatus
+from billing.engine.money import ZERO, format_decimal, money_str, quantity_str, to_cents
+from billing.engine.vocabulary import FEE_KINDS, LineKind
+from billing.models import Invoice, InvoiceLine, Subscription, SubscriptionStatus
+from billing.selectors.invoices import issuing_date
 from billing.selectors.plans import plans_with_charges
-from billing.selectors.usage import PeriodUsage, current_usage
-from config.api import ApiView, iso_datetime, not_found, validation_error
+from billing.selectors.usage import PeriodUsage, current_usage, past_usage_invoices, projected_charges
+from config.api import (
+    ApiView,
+    ascii_int,
+    iso_datetime,
+    not_found,
+    page_numbers,
+    paginated,
+    unknown_filters,
+    validation_error,
+)
 from customers.models import Customer
+from metering.models import BillableMetric
+from metering.selectors import events_count
 
 SUBSCRIPTION_REQUIRED = "the customer has {n} active subscriptions; pass external_subscription_id"
 NO_ACTIVE_SUBSCRIPTION = "the customer has no active subscription"
@@ -145,3 +167,166 @@ class CurrentUsageView(ApiView):
         if isinstance(found, dict):
             return validation_error(found)
         return Response({"customer_usage": usage_json(current_usage(subscription=found, at=timezone.now()))})
+
+
+# --- projected usage -------------------------------------------------------------------------
+
+PROJECTED_PARAMS = ("external_subscription_id", "apply_taxes")
+
+
+def projected_usage_json(usage: PeriodUsage, *, at: Any, apply_taxes: bool = True) -> dict[str, Any]:
+    """Lago's customer_projected_usage: usage_json's current usage with each charge's projection
+    (no invoice preview: that is the period so far, not projected)."""
+    out = usage_json(usage)
+    del out["invoice_preview"]
+    cur = usage.currency
+    total_projected = 0
+    for item, projection in zip(out["charges_usage"], projected_charges(usage, at=at), strict=True):
+        cents = to_cents(projection.amount, cur)
+        item["projected_units"] = format_decimal(projection.units)
+        item["projected_amount_cents"] = cents
+        item["projected_amount"] = money_str(projection.amount, cur)
+        total_projected += cents
+    if not apply_taxes:
+        out["taxes_amount_cents"] = 0
+        out["total_amount_cents"] = out["amount_cents"]
+    return {**out, "projected_amount_cents": total_projected, "invoice_id": None}
+
+
+class ProjectedUsageView(ApiView):
+    @extend_schema(
+        operation_id="find_customer_projected_usage",
+        summary="Usage of the open period so far, and projected to its end at the pace so far",
+        parameters=[
+            OpenApiParameter("external_subscription_id", str, description="Optional when only one is active."),
+            OpenApiParameter("apply_taxes", str, enum=["true", "false"], description="Default true."),
+        ],
+        responses={200: dict},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        params = request.query_params
+        errors = unknown_filters(params, PROJECTED_PARAMS)
+        apply_taxes = params.get("apply_taxes") or "true"
+        if apply_taxes not in BOOLEANS:
+            errors["apply_taxes"] = [BAD_CHOICE.format(choices="true, false")]
+        if errors:
+            return validation_error(errors)
+        customer = Customer.objects.filter(external_id=external_id).first()
+        if customer is None:
+            return not_found("customer")
+        found = subscription_for_usage(customer, params.get("external_subscription_id"))
+        if isinstance(found, dict):
+            return validation_error(found)
+        now = timezone.now()
+        usage = current_usage(subscription=found, at=now)
+        body = projected_usage_json(usage, at=now, apply_taxes=BOOLEANS[apply_taxes])
+        return Response({"customer_projected_usage": body})
+
+
+# --- past usage --------------------------------------------------------------------------------
+
+PAST_PARAMS = ("external_subscription_id", "billable_metric_code", "periods_count")
+REQUIRED = "is required"
+BAD_PERIODS_COUNT = "must be a whole number from 1 to 1000"
+
+
+def past_period_json(invoice: Invoice, metric: BillableMetric | None) -> dict[str, Any]:
+    """One past period as Lago's usage_periods item: the invoice's fees, its usage fees by charge."""
+    cur = invoice.currency
+    lines = list(invoice.lines.all())  # prefetched, with their metrics
+    fees = [line for line in lines if line.kind in FEE_KINDS]
+    amount = sum((line.amount for line in fees), ZERO)
+    taxes = sum((line.tax_amount for line in fees), ZERO)
+    usage = [
+        line
+        for line in fees
+        if line.kind == LineKind.USAGE and line.metric is not None and (metric is None or line.metric_id == metric.pk)
+    ]
+    return {
+        "from_datetime": iso_datetime(invoice.period_start),
+        "to_datetime": iso_datetime(invoice.period_end),
+        "issuing_date": issuing_date(invoice).isoformat(),
+        "lago_invoice_id": str(invoice.pk),
+        "currency": cur,
+        "amount_cents": to_cents(amount, cur),
+        "taxes_amount_cents": to_cents(taxes, cur),
+        "total_amount_cents": to_cents(amount, cur) + to_cents(taxes, cur),
+        "charges_usage": [_past_charge_json(line, invoice) for line in usage],
+        # our own
+        "external_subscription_id": invoice.subscription.external_id if invoice.subscription else None,
+        "plan_code": invoice.subscription.plan.code if invoice.subscription else None,
+        "invoice_status": invoice.status,
+    }
+
+
+def _past_charge_json(line: InvoiceLine, invoice: Invoice) -> dict[str, Any]:
+    cur, metric = invoice.currency, line.metric
+    assert metric is not None and invoice.subscription is not None
+    charge = next((c for c in invoice.subscription.plan.charges.all() if c.metric_id == metric.pk), None)
+    details = line.details or {}
+    return {
+        "units": format_decimal(line.quantity),
+        "total_aggregated_units": format_decimal(line.quantity),
+        "events_count": events_count(
+            customer=invoice.customer, metric=metric, start=line.period_start, end=line.period_end
+        ),
+        "amount_cents": to_cents(line.amount, cur),
+        "amount_currency": cur,
+        "charge": {
+            "lago_id": str(charge.pk) if charge is not None else "",
+            "charge_model": charge.model if charge is not None else "",
+            "invoice_display_name": line.description,
+        },
+        "billable_metric": {
+            "lago_id": str(metric.pk),
+            "name": metric.name,
+            "code": metric.code,
+            "aggregation_type": LAGO_AGGREGATIONS[metric.aggregation],
+        },
+        "filters": [],
+        "grouped_usage": [],
+        # our own
+        "lago_fee_id": str(line.pk),
+        "amount": money_str(line.amount, cur),
+        "billed_units": details.get("billed_units"),
+        "tiers": details.get("tiers", []),
+    }
+
+
+class PastUsageView(ApiView):
+    @extend_schema(
+        operation_id="find_all_customer_past_usage",
+        summary="Usage of the subscription's past periods as invoiced, newest first (paginated)",
+        parameters=[
+            OpenApiParameter("external_subscription_id", str, required=True),
+            OpenApiParameter("billable_metric_code", str, description="Only this metric's usage."),
+            OpenApiParameter("periods_count", int, description="Only the newest n periods."),
+        ],
+        responses={200: dict},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        params = request.query_params
+        paging = page_numbers(params)
+        errors = (paging if isinstance(paging, dict) else {}) | unknown_filters(params, PAST_PARAMS)
+        if not params.get("external_subscription_id"):
+            errors["external_subscription_id"] = [REQUIRED]
+        periods = None
+        if params.get("periods_count"):
+            periods = ascii_int(params["periods_count"], minimum=1, maximum=1000)
+            if periods is None:
+                errors["periods_count"] = [BAD_PERIODS_COUNT]
+        if errors or isinstance(paging, dict):
+            return validation_error(errors)
+        customer = Customer.objects.filter(external_id=external_id).first()
+        if customer is None:
+            return not_found("customer")
+        metric = None
+        if params.get("billable_metric_code"):
+            metric = BillableMetric.objects.filter(code=params["billable_metric_code"]).first()
+            if metric is None:
+                return not_found("billable_metric")
+        rows = past_usage_invoices(customer=customer, external_subscription_id=params["external_subscription_id"])
+        if periods is not None:
+            rows = rows[:periods]
+        page, per_page = paging
+        return Response(paginated("usage_periods", rows, page, per_page, lambda inv: past_period_json(inv, metric)))

@@ -23,9 +23,11 @@ from django.db.models import QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from billing.api.list_params import NO_BILLING_ENTITIES, list_params_errors, metadata_pairs, values_of, with_metadata
 from billing.api.wallet_inputs import (
     CREATE_ONLY,
     WalletEnvelope,
@@ -46,7 +48,7 @@ from billing.api.wallet_json import (
 )
 from billing.engine.money import ZERO
 from billing.engine.vocabulary import WalletTransactionKind, WalletTransactionStatus, WalletTransactionType
-from billing.models import Wallet
+from billing.models import Wallet, WalletTransaction
 from billing.services.wallets import (
     WalletError,
     wallet_create,
@@ -55,7 +57,16 @@ from billing.services.wallets import (
     wallet_transaction_create,
     wallet_update,
 )
-from config.api import ApiView, envelope_errors, not_found, object_id, page_numbers, paginated, validation_error
+from config.api import (
+    ApiView,
+    envelope_errors,
+    not_found,
+    object_id,
+    page_numbers,
+    paginated,
+    unknown_filters,
+    validation_error,
+)
 from customers.models import Customer
 
 UNKNOWN_CUSTOMER = "unknown customer {ref!r}"
@@ -74,6 +85,10 @@ TRANSACTION_FILTERS = {
     "transaction_type": WalletTransactionType.values,
     "transaction_status": WalletTransactionKind.values,
 }
+# Lago's filters (WalletsController#index, WalletTransactionsQuery); `metadata[key]=value` keeps
+# the transactions with that pair (Lago skips a key given without a value).
+WALLET_FILTERS = ("external_customer_id", "currency", "billing_entity_codes")
+TRANSACTION_LIST_FILTERS = (*TRANSACTION_FILTERS, "metadata[key]")
 TRANSACTION_PARAMETERS = [OpenApiParameter(name, str, enum=values) for name, values in TRANSACTION_FILTERS.items()]
 TRANSACTION_PARAMETERS += PAGES
 
@@ -187,8 +202,11 @@ def _show(find: WalletFinder) -> Response:
 
 def wallet_list(params: QueryDict, rows: QuerySet[Wallet] | None = None) -> Response:
     paging = page_numbers(params)
-    if isinstance(paging, dict):
-        return validation_error(paging)
+    errors = (paging if isinstance(paging, dict) else {}) | unknown_filters(params, WALLET_FILTERS)
+    if values_of(params, "billing_entity_codes"):
+        errors["billing_entity_codes"] = [NO_BILLING_ENTITIES]
+    if errors or isinstance(paging, dict):
+        return validation_error(errors)
     rows = rows if rows is not None else wallets_for_json()
     ref = params.get("external_customer_id")
     if ref is not None:
@@ -369,7 +387,9 @@ class WalletTransactionListView(ApiView):
             return not_found("wallet")
         params = request.query_params
         paging = page_numbers(params)
-        errors = dict(paging) if isinstance(paging, dict) else {}
+        errors = (dict(paging) if isinstance(paging, dict) else {}) | list_params_errors(
+            params, TRANSACTION_LIST_FILTERS
+        )
         rows = transactions_for_json().filter(wallet=wallet)
         for name, values in TRANSACTION_FILTERS.items():
             value = params.get(name)
@@ -381,6 +401,7 @@ class WalletTransactionListView(ApiView):
                 rows = rows.filter(**{name: value})
         if errors or isinstance(paging, dict):
             return validation_error(errors)
+        rows = with_metadata(rows, {key: value for key, value in metadata_pairs(params).items() if value})
         page, per_page = paging
         return Response(
             paginated(
@@ -481,3 +502,44 @@ class CustomerWalletMetadataKeyView(ApiView):
     @extend_schema(operation_id="delete_customer_wallet_metadata_key", responses={200: WalletMetadataOutputEnvelope})
     def delete(self, request: Request, external_id: str, code: str, key: str) -> Response:
         return _delete_metadata_key(lambda: _by_code(external_id, code), key)
+
+
+# --- /wallet_transactions/<lago_id>/consumptions and /fundings --------------------------------
+
+NOT_TRACEABLE = (
+    "is not traceable: a wallet here has one balance, granted and paid credits alike, so no consumption "
+    "is tied to the transaction that funded it (Lago's not_traceable)"
+)
+
+
+class WalletTransactionTraceView(ApiView):
+    """Lago's consumptions (of an inbound transaction) and fundings (of an outbound one) list which
+    inbound credits paid for which consumption, on wallets Lago calls traceable. Ours keep one
+    balance (billing.models.wallets), so every wallet answers as Lago's non-traceable ones: 422 on
+    `wallet`, after the 404 of an unknown transaction."""
+
+    def trace(self, lago_id: str) -> Response:
+        pk = object_id(lago_id)
+        if pk is None or not WalletTransaction.objects.filter(pk=pk).exists():
+            return not_found("wallet_transaction")
+        return validation_error({"wallet": [ErrorDetail(NOT_TRACEABLE, code="not_traceable")]})
+
+
+class WalletTransactionConsumptionsView(WalletTransactionTraceView):
+    @extend_schema(
+        operation_id="list_wallet_transaction_consumptions",
+        summary="Consumptions of an inbound wallet transaction: 422, wallets here are not traceable",
+        responses={200: None},
+    )
+    def get(self, request: Request, lago_id: str) -> Response:
+        return self.trace(lago_id)
+
+
+class WalletTransactionFundingsView(WalletTransactionTraceView):
+    @extend_schema(
+        operation_id="list_wallet_transaction_fundings",
+        summary="Fundings of an outbound wallet transaction: 422, wallets here are not traceable",
+        responses={200: None},
+    )
+    def get(self, request: Request, lago_id: str) -> Response:
+        return self.trace(lago_id)

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.api.invoices import PageMeta
+from billing.api.list_params import pages_only
 from billing.engine.vocabulary import WebhookType
 from billing.models import WebhookEndpoint
 from billing.services.webhooks import (
@@ -29,7 +30,6 @@ from config.api import (
     iso_datetime,
     not_found,
     object_id,
-    page_numbers,
     paginated,
     validation_error,
 )
@@ -124,7 +124,7 @@ class WebhookEndpointsView(ApiView):
         responses={200: WebhookEndpointListEnvelope},
     )
     def get(self, request: Request) -> Response:
-        paging = page_numbers(request.query_params)
+        paging = pages_only(request.query_params)
         if isinstance(paging, dict):
             return validation_error(paging)
         page, per_page = paging

@@ -37,6 +37,14 @@ class SubscriptionStatus(Choices):
     PENDING = "pending", "Pending"
     ACTIVE = "active", "Active"
     TERMINATED = "terminated", "Terminated"
+    CANCELED = "canceled", "Canceled (ended before it started)"
+
+
+class OnTerminationInvoice(Choices):
+    """Lago's on_termination_invoice: whether a termination bills the final part of the period."""
+
+    GENERATE = "generate", "Generate the closing invoice"
+    SKIP = "skip", "Skip the closing invoice"
 
 
 class InvoiceKind(Choices):

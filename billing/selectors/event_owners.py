@@ -36,11 +36,16 @@ _CUSTOMER_EXTRAS = f"""
     (SELECT max(i.period_end) FROM {_INVOICE} i WHERE i.customer_id = c.id
      AND i.kind = '{InvoiceKind.PERIOD}' AND i.status <> '{InvoiceStatus.DRAFT}')
 """
-CUSTOMERS_SQL = f"SELECT c.id, c.external_id, c.timezone, {_CUSTOMER_EXTRAS} FROM {_CUSTOMER} c WHERE c.external_id IN "
+# A deleted customer owns no new events: its external_id is unknown (and may be a new customer's).
+CUSTOMERS_SQL = (
+    f"SELECT c.id, c.external_id, c.timezone, {_CUSTOMER_EXTRAS} FROM {_CUSTOMER} c "
+    "WHERE c.deleted_at IS NULL AND c.external_id IN "
+)
 # Oldest first, so after a plan change the live subscription (the newest) wins.
 SUBSCRIPTIONS_SQL = (
     f"SELECT sub.external_id, c.id, c.external_id, c.timezone, {_CUSTOMER_EXTRAS} "
-    f"FROM {_SUBSCRIPTION} sub JOIN {_CUSTOMER} c ON c.id = sub.customer_id WHERE sub.external_id IN "
+    f"FROM {_SUBSCRIPTION} sub JOIN {_CUSTOMER} c ON c.id = sub.customer_id AND c.deleted_at IS NULL "
+    "WHERE sub.external_id IN "
 )
 METRICS_SQL = f"SELECT id, code, name, aggregation, field FROM {BillableMetric._meta.db_table} WHERE code IN "
 

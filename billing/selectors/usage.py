@@ -3,22 +3,26 @@
 `measure_period` is what invoicing measures a period with (billing.selectors.invoice_inputs);
 `current_usage` is the period containing a given moment, measured and priced by the same pure
 function as invoices (billing.engine.invoice.invoice_lines), with the base fee when that period
-bills it.
+bills it; `projected_charges` projects it to the period's end (Lago's projected usage).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db.models import Prefetch, QuerySet
 
 from billing.engine.invoice import InvoiceInputs, due_fee_period, invoice_lines
 from billing.engine.lines import Line, MeasuredCharge, PlanSpec, PromotionWindow, promotion_touches, total
 from billing.engine.periods import Period, subscription_period
-from billing.engine.vocabulary import AppliesTo, Interval, LineKind
-from billing.models import Plan, Subscription
+from billing.engine.pricing import price_charge
+from billing.engine.vocabulary import AppliesTo, Interval, InvoiceKind, InvoiceStatus, LineKind
+from billing.models import Charge, Invoice, InvoiceLine, Plan, Subscription
 from billing.selectors.adjustments import PreviewAdjustments, preview_adjustments
 from billing.selectors.plans import plan_spec
+from customers.models import Customer
 from metering.days import day_start, local_date
 from metering.selectors import aggregate
 
@@ -180,3 +184,68 @@ def current_usage(
         for charge_id, m, n in measured
     ]
     return PeriodUsage(subscription=subscription, period=period, currency=plan.currency, charges=charges, lines=lines)
+
+
+# --- projected usage (Lago's projected_usage) ---------------------------------------------------
+
+PROJECTED_UNITS_PLACES = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class ChargeProjection:
+    """A charge's usage projected to the end of its period: the units at the pace so far, priced."""
+
+    units: Decimal
+    amount: Decimal  # rounded once, as every priced line
+
+
+def period_ratio(period: Period, *, at: datetime, tz: str) -> Decimal:
+    """Lago's share of the period gone by at `at`: the local days passed, today counted whole, over
+    the period's days (0 before it starts, 1 once it has ended)."""
+    if at >= period.end or period.days <= 0:
+        return Decimal(1)
+    if at < period.start:
+        return Decimal(0)
+    passed = (local_date(at, tz) - period.start_day).days + 1
+    return min(Decimal(1), Decimal(passed) / Decimal(period.days))
+
+
+def projected_charges(usage: PeriodUsage, *, at: datetime) -> list[ChargeProjection]:
+    """Each charge of `usage` (current_usage at `at`) projected as Lago does
+    (Fees::ProjectionService): units / period ratio, rounded to 2 places (half up), priced by the
+    charge's model over the whole period; nothing when no day has passed."""
+    ratio = period_ratio(usage.period, at=at, tz=usage.subscription.customer.timezone)
+    projections = []
+    for charge in usage.charges:
+        quantity = charge.measured.quantity
+        if ratio <= 0 or quantity <= 0:
+            projections.append(ChargeProjection(units=Decimal(0), amount=Decimal(0)))
+            continue
+        units = (quantity / ratio).quantize(PROJECTED_UNITS_PLACES, rounding=ROUND_HALF_UP)
+        priced = price_charge(charge.measured.charge, units, usage.currency)
+        projections.append(ChargeProjection(units=units, amount=max(priced.amount, Decimal(0))))
+    return projections
+
+
+# --- past usage (Lago's past_usage) --------------------------------------------------------------
+
+
+def past_usage_invoices(*, customer: Customer, external_subscription_id: str) -> QuerySet[Invoice]:
+    """The subscription's period invoices, newest period first: its usage as invoiced (Lago's
+    past usage, read from the invoices' fees). Voided invoices are left out (a regenerated one
+    replaces them); drafts are in, as Lago's. Across plan changes: every subscription row with
+    this external id."""
+    return (
+        Invoice.objects.filter(
+            customer=customer,
+            kind=InvoiceKind.PERIOD,
+            subscription__external_id=external_subscription_id,
+        )
+        .exclude(status=InvoiceStatus.VOIDED)
+        .select_related("customer", "subscription", "subscription__plan")
+        .prefetch_related(
+            Prefetch("lines", queryset=InvoiceLine.objects.select_related("metric").order_by("position", "id")),
+            Prefetch("subscription__plan__charges", queryset=Charge.objects.select_related("metric")),
+        )
+        .order_by("-period_start", "-id")
+    )

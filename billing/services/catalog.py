@@ -1,5 +1,7 @@
 """Catalog as code: load a catalog document into the database (DESIGN §4); its export is
-billing.selectors.catalog.
+billing.selectors.catalog. The API's /billable_metrics and /plans (billing.api.billable_metrics,
+billing.api.plans) write through the same services, `metric_save` and `plan_save`, under the
+same rules.
 
 Loading is atomic (an invalid file changes nothing) and idempotent (loading the same file twice
 changes nothing). It creates and updates; it never deletes what the file leaves out.
@@ -13,16 +15,27 @@ with a message saying so (create a new code instead).
 Override plans (a subscription's own prices, billing.services.plan_overrides) are not catalog:
 a load never reads or changes them, and they do not count as versions of their code. They are
 copies, so repricing the catalog plan they were made from leaves them as they are.
+
+Deleting (the API's destroy; Lago soft-deletes, terminates the plan's subscriptions and detaches
+a metric's charges, none of which is safe for money already sold):
+- a plan with active or pending subscriptions (on any version, its subscriptions' own prices
+  included) is refused; one whose subscriptions are all terminated is retired: no version is
+  current any more (the versions stay, the record of what was billed), so it is gone from the
+  catalog and a plan created later with its code starts at the next version; a plan never
+  subscribed is deleted with its charges and tiers;
+- a metric billed by any plan version, or with events, is refused; an unused one is deleted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Max, ProtectedError
 from simple_history.utils import bulk_create_with_history
 
 from billing.engine.catalog import (
@@ -35,15 +48,21 @@ from billing.engine.catalog import (
     PromotionDef,
     parse_catalog,
 )
+from billing.engine.vocabulary import AppliesTo, SubscriptionStatus
 from billing.models import AddOn, Charge, Plan, Promotion, Subscription, Tier
 from billing.selectors.catalog import plan_def
 from billing.selectors.plans import plans_with_charges
 from billing.services.addons import AddOnError, add_on_create, add_on_update
 from customers.validators import validate_currency
-from metering.models import BillableMetric
+from metering.models import BillableMetric, EventCount
 
 METRIC_IN_USE = "metric {code!r} is billed on subscribed plans; its aggregation and field cannot change"
 PROMOTION_IN_USE = "promotion {code!r} is attached to {count} subscription(s); its terms cannot change (use a new code)"
+ALREADY_EXISTS = "a {what} with code {code!r} already exists"
+METRIC_CODE_IN_USE = "metric {code!r} is billed by plans or has events, which name it: its code cannot change"
+METRIC_BILLED_BY = "metric {code!r} is billed by plan(s) {plans}: remove its charges first"
+METRIC_HAS_RECORDS = "metric {code!r} has events, alerts or invoice lines: it cannot be deleted"
+PLAN_SUBSCRIBED = "plan {code!r} has {count} active or pending subscription(s): terminate them first"
 
 
 @dataclass
@@ -85,15 +104,20 @@ def catalog_load(
     report = LoadReport()
     errors: list[str] = []
     for i, metric in enumerate(catalog.metrics):
-        _load_metric(metric, f"billable_metrics[{i}]", report, errors)
+        try:
+            _, done = metric_save(metric=metric, path=f"billable_metrics[{i}]")
+            report.add("metric", metric.code, done)
+        except CatalogError as exc:
+            errors += exc.errors
     for i, promotion in enumerate(catalog.promotions):
         _load_promotion(promotion, f"promotions[{i}]", report, errors)
     for i, add_on in enumerate(catalog.add_ons):
         _load_add_on(add_on, f"add_ons[{i}]", report, errors)
     if errors:
         raise CatalogError(errors)
-    for plan in catalog.plans:
-        _load_plan(plan, report)
+    for i, plan in enumerate(catalog.plans):
+        saved = plan_save(plan=plan, path=f"plans[{i}]")
+        report.add("plan", plan.code, saved.action)
     if progress:
         for action in report.actions:
             progress(*action)
@@ -134,29 +158,76 @@ def _load_add_on(add_on: AddOnDef, path: str, report: LoadReport, errors: list[s
         errors += [f"{path}.{field}: {message}" for field, messages in exc.errors.items() for message in messages]
 
 
-def _load_metric(metric: MetricDef, path: str, report: LoadReport, errors: list[str]) -> None:
-    stored = BillableMetric.objects.filter(code=metric.code).first()
-    if stored is None:
-        BillableMetric.objects.create(
-            code=metric.code,
-            name=metric.name,
-            aggregation=metric.aggregation,
-            field=metric.field,
-            description=metric.description,
-        )
-        report.add("metric", metric.code, "created")
-        return
-    changes_billing = (stored.aggregation, stored.field) != (metric.aggregation, metric.field)
-    if changes_billing and Subscription.objects.filter(plan__charges__metric=stored).exists():
-        errors.append(f"{path}.aggregation: " + METRIC_IN_USE.format(code=metric.code))
-        return
-    new = (metric.name, metric.aggregation, metric.field, metric.description)
-    if (stored.name, stored.aggregation, stored.field, stored.description) == new:
-        report.add("metric", metric.code, "unchanged")
-        return
-    stored.name, stored.aggregation, stored.field, stored.description = new
+def _at(path: str, field: str) -> str:
+    return f"{path}.{field}" if path else field
+
+
+@transaction.atomic
+def metric_save(
+    *, metric: MetricDef, stored_code: str | None = None, new: bool = False, path: str = ""
+) -> tuple[BillableMetric, str]:
+    """Create or update the metric `stored_code` (default: its own code) to `metric`; returns it and
+    what was done ("created", "updated", "unchanged"). `new`: refuse a code already taken.
+
+    A metric billed on subscribed plans cannot change how it bills (aggregation, field), and one
+    billed by any plan or with events cannot change its code (events name it): CatalogError, with
+    `path` before each field.
+    """
+    code = stored_code or metric.code
+    stored = BillableMetric.objects.select_for_update().filter(code=code).first()
+    if stored is None or (new and stored is not None):
+        if stored is not None or (code != metric.code and BillableMetric.objects.filter(code=metric.code).exists()):
+            raise CatalogError([f"{_at(path, 'code')}: " + ALREADY_EXISTS.format(what="billable metric", code=code)])
+        try:
+            with transaction.atomic():  # a concurrent create of the same code: the unique code decides
+                created = BillableMetric.objects.create(
+                    code=metric.code,
+                    name=metric.name,
+                    aggregation=metric.aggregation,
+                    field=metric.field,
+                    description=metric.description,
+                )
+        except IntegrityError:
+            raise CatalogError(
+                [f"{_at(path, 'code')}: " + ALREADY_EXISTS.format(what="billable metric", code=metric.code)]
+            ) from None
+        return created, "created"
+    errors: list[str] = []
+    if metric.code != stored.code:
+        if BillableMetric.objects.filter(code=metric.code).exists():
+            errors.append(f"{_at(path, 'code')}: " + ALREADY_EXISTS.format(what="billable metric", code=metric.code))
+        elif stored.charges.exists() or EventCount.objects.filter(metric=stored).exists():
+            errors.append(f"{_at(path, 'code')}: " + METRIC_CODE_IN_USE.format(code=stored.code))
+    if (stored.aggregation, stored.field) != (metric.aggregation, metric.field) and Subscription.objects.filter(
+        plan__charges__metric=stored
+    ).exists():
+        changed = "aggregation" if stored.aggregation != metric.aggregation else "field"
+        errors.append(f"{_at(path, changed)}: " + METRIC_IN_USE.format(code=stored.code))
+    if errors:
+        raise CatalogError(errors)
+    new_values = (metric.code, metric.name, metric.aggregation, metric.field, metric.description)
+    if (stored.code, stored.name, stored.aggregation, stored.field, stored.description) == new_values:
+        return stored, "unchanged"
+    stored.code, stored.name, stored.aggregation, stored.field, stored.description = new_values
     stored.save()
-    report.add("metric", metric.code, "updated")
+    return stored, "updated"
+
+
+@transaction.atomic
+def metric_destroy(*, metric: BillableMetric) -> None:
+    """Delete a metric nothing uses; CatalogError (field `code`) when a plan version bills it or
+    it has events, alerts or invoice lines."""
+    metric = BillableMetric.objects.select_for_update().get(pk=metric.pk)
+    plans = sorted(set(Charge.objects.filter(metric=metric).values_list("plan__code", flat=True)))
+    if plans:
+        raise CatalogError(["code: " + METRIC_BILLED_BY.format(code=metric.code, plans=", ".join(plans))])
+    if EventCount.objects.filter(metric=metric).exists():
+        raise CatalogError(["code: " + METRIC_HAS_RECORDS.format(code=metric.code)])
+    try:
+        with transaction.atomic():
+            metric.delete()
+    except (ProtectedError, IntegrityError):
+        raise CatalogError(["code: " + METRIC_HAS_RECORDS.format(code=metric.code)]) from None
 
 
 def _load_promotion(promotion: PromotionDef, path: str, report: LoadReport, errors: list[str]) -> None:
@@ -186,31 +257,120 @@ def _load_promotion(promotion: PromotionDef, path: str, report: LoadReport, erro
     report.add("promotion", promotion.code, "updated")
 
 
-def _load_plan(plan: PlanDef, report: LoadReport) -> None:
+@dataclass(frozen=True)
+class PlanSaved:
+    plan: Plan  # the current version
+    action: str  # "created", "unchanged", "updated", "new version N"
+
+
+@transaction.atomic
+def plan_save(
+    *,
+    plan: PlanDef,
+    trial_days: int | None = None,
+    invoice_display_name: str | None = None,
+    charge_display_names: Mapping[str, str] | None = None,
+    new: bool = False,
+    path: str = "",
+) -> PlanSaved:
+    """Create or update the plan `plan.code` (see the module: a subscribed plan is versioned).
+
+    `trial_days` (Lago's trial_period): the plan's promotion is N days 100 % off the base fee
+    (`trial_promotion`), 0 none; None keeps `plan.promotion`. `invoice_display_name` and
+    `charge_display_names` (by metric code): None keeps the stored ones (a catalog file has none).
+    `new`: refuse a code that has a current version (CatalogError naming `code`).
+    """
+    if trial_days is not None:
+        trial = trial_promotion(trial_days)
+        plan = replace(plan, promotion=trial.code if trial is not None else None)
     stored = plans_with_charges().select_for_update(of=("self",)).filter(code=plan.code, is_current=True).first()
+    if stored is not None and new:
+        raise CatalogError([f"{_at(path, 'code')}: " + ALREADY_EXISTS.format(what="plan", code=plan.code)])
     if stored is None:
-        _create_plan(plan, version=1)
-        report.add("plan", plan.code, "created")
-        return
+        try:
+            with transaction.atomic():  # a concurrent create of the same code: one current version decides
+                created = _create_plan(
+                    plan,
+                    version=_next_version(plan.code),
+                    display_name=invoice_display_name,
+                    charge_names=charge_display_names,
+                )
+        except IntegrityError:
+            raise CatalogError(
+                [f"{_at(path, 'code')}: " + ALREADY_EXISTS.format(what="plan", code=plan.code)]
+            ) from None
+        return PlanSaved(plan=created, action="created")
+    names = {c.metric.code: c.invoice_display_name for c in stored.charges.all()}
+    wanted_names = {c.metric: (charge_display_names or {}).get(c.metric, names.get(c.metric, "")) for c in plan.charges}
+    display_name = stored.invoice_display_name if invoice_display_name is None else invoice_display_name
     current = plan_def(stored)
-    if current == plan:
-        report.add("plan", plan.code, "unchanged")
-        return
+    if current == plan and display_name == stored.invoice_display_name and wanted_names == names:
+        return PlanSaved(plan=stored, action="unchanged")
     if current.pricing() != plan.pricing() and stored.subscriptions.exists():
         # Never reprice what was sold: the old version keeps its subscribers.
-        catalog_versions = Plan.objects.filter(code=plan.code, parent__isnull=True)  # not the override plans
-        latest = catalog_versions.order_by("-version").values_list("version", flat=True)[0]
+        version = _next_version(plan.code)
         stored.is_current = False
         stored.save(update_fields=["is_current", "updated_at"])  # save(), not update(): keeps its history
-        _create_plan(plan, version=latest + 1)
-        report.add("plan", plan.code, f"new version {latest + 1}")
-        return
+        created = _create_plan(plan, version=version, display_name=display_name, charge_names=wanted_names)
+        return PlanSaved(plan=created, action=f"new version {version}")
     write_plan_fields(stored, plan)
+    stored.invoice_display_name = display_name
     stored.save()
     if current.charges != plan.charges:
         stored.charges.all().delete()
-        create_charges(stored, plan.charges)
-    report.add("plan", plan.code, "updated")
+        create_charges(stored, plan.charges, wanted_names)
+    elif wanted_names != names:
+        for charge in stored.charges.all():
+            if charge.invoice_display_name != wanted_names[charge.metric.code]:
+                charge.invoice_display_name = wanted_names[charge.metric.code]
+                charge.save(update_fields=["invoice_display_name"])
+    return PlanSaved(plan=plans_with_charges().get(pk=stored.pk), action="updated")
+
+
+def _next_version(code: str) -> int:
+    """The version a new catalog plan `code` gets: after every version it had (a retired plan's
+    versions stay), not counting the override plans, which keep their catalog plan's version."""
+    latest = Plan.objects.catalog().filter(code=code).aggregate(latest=Max("version"))["latest"]
+    return (latest or 0) + 1
+
+
+@transaction.atomic
+def plan_destroy(*, plan: Plan) -> str:
+    """Delete or retire the plan family of `plan` (see the module); returns "deleted" or
+    "retired". CatalogError (field `code`) when it has active or pending subscriptions."""
+    code = plan.code
+    versions = list(Plan.objects.select_for_update().filter(code=code).order_by("pk"))
+    subscriptions = Subscription.objects.filter(plan__code=code)
+    live = subscriptions.exclude(status=SubscriptionStatus.TERMINATED).count()
+    if live:
+        raise CatalogError(["code: " + PLAN_SUBSCRIBED.format(code=code, count=live)])
+    if subscriptions.exists():
+        for version in versions:
+            if version.is_current:
+                version.is_current = False
+                version.save(update_fields=["is_current", "updated_at"])
+        return "retired"
+    # Never subscribed: no override plans either (each is one subscription's), nothing billed.
+    for version in versions:
+        version.delete()
+    return "deleted"
+
+
+def trial_promotion(days: int) -> Promotion | None:
+    """The promotion of a `days`-day trial (100 % off the base fee; Lago's trial_period): one
+    with those terms if there is one, else a new `trial-<days>d-base`; None for 0 days. Its terms
+    never change here, so a plan that takes it never changes another plan's trial."""
+    if not days:
+        return None
+    terms = {"percent_off": Decimal(100), "duration_days": days, "applies_to": AppliesTo.BASE_FEE}
+    found = Promotion.objects.filter(**terms).order_by("id").first()
+    if found is not None:
+        return found
+    code, n = f"trial-{days}d-base", 1
+    while Promotion.objects.filter(code=code).exists():  # taken by a promotion with other terms
+        n += 1
+        code = f"trial-{days}d-base-{n}"
+    return Promotion.objects.create(code=code, name=f"{days}-day free trial", **terms)
 
 
 def write_plan_fields(stored: Plan, plan: PlanDef) -> None:
@@ -229,12 +389,14 @@ def write_plan_fields(stored: Plan, plan: PlanDef) -> None:
     stored.commitment_auto_renew = c.auto_renew if c else True
 
 
-def _create_plan(plan: PlanDef, *, version: int) -> Plan:
-    stored = Plan(code=plan.code, version=version, is_current=True)
+def _create_plan(
+    plan: PlanDef, *, version: int, display_name: str | None = None, charge_names: Mapping[str, str] | None = None
+) -> Plan:
+    stored = Plan(code=plan.code, version=version, is_current=True, invoice_display_name=display_name or "")
     write_plan_fields(stored, plan)
     stored.save()
-    create_charges(stored, plan.charges)
-    return stored
+    create_charges(stored, plan.charges, charge_names)
+    return plans_with_charges().get(pk=stored.pk)
 
 
 def create_charges(plan: Plan, charges: tuple[ChargeDef, ...], display_names: Mapping[str, str] | None = None) -> None:

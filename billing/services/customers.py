@@ -1,5 +1,5 @@
 """Customer writes that depend on billing: create or update a customer, with the rule for when its
-currency and time zone may no longer change.
+currency and time zone may no longer change; delete one.
 
 One rule, for the API and the admin alike:
 - the time zone is locked once the customer has usage events or subscriptions: its local days
@@ -11,12 +11,16 @@ so a form opened before the first event arrived cannot change the zone after it.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 
-from billing.models import Subscription
+from billing.engine.vocabulary import CouponStatus, InvoiceStatus, PaymentStatus, SubscriptionStatus, WalletStatus
+from billing.models import AppliedCoupon, Invoice, Subscription, Wallet
+from billing.services.applied_coupons import applied_coupon_terminate
 from billing.services.errors import FieldErrors
+from billing.services.wallets import wallet_terminate
 from customers.models import Customer
 from metering.models import Event
 
@@ -24,6 +28,10 @@ TIMEZONE_LOCKED = (
     "cannot change once the customer has usage events or subscriptions (their days and periods are counted in it)"
 )
 CURRENCY_LOCKED = "cannot change once the customer has subscriptions"
+HAS_LIVE_SUBSCRIPTIONS = "the customer has live (active or pending) subscriptions: {ids}; terminate them first"
+HAS_UNPAID_INVOICES = "the customer has unpaid invoices: {numbers}; record their payment or void them first"
+HAS_DRAFT_INVOICES = "the customer has draft invoices (ids {ids}); they are finalized when their grace period ends"
+LISTED = 10  # ids named in a refusal
 # The text fields a create or update may set (besides external_id); None means "not given".
 TEXT_FIELDS = (
     "name",
@@ -110,3 +118,64 @@ def customer_update(*, customer: Customer, changes: dict[str, Any]) -> Customer:
     _apply(stored, changes)
     stored.save()
     return stored
+
+
+def _listed(values: list[str]) -> str:
+    more = f" and {len(values) - LISTED} more" if len(values) > LISTED else ""
+    return ", ".join(values[:LISTED]) + more
+
+
+def destroy_blockers(customer: Customer) -> dict[str, list[str]]:
+    """Why the customer cannot be deleted now, by field (empty: it can)."""
+    errors: dict[str, list[str]] = {}
+    live = list(
+        Subscription.objects.filter(
+            customer=customer, status__in=[SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING]
+        )
+        .order_by("id")
+        .values_list("external_id", flat=True)
+    )
+    if live:
+        errors["subscriptions"] = [HAS_LIVE_SUBSCRIPTIONS.format(ids=_listed(live))]
+    invoices = Invoice.objects.filter(customer=customer).order_by("id")
+    unpaid = list(
+        invoices.filter(status=InvoiceStatus.FINALIZED)
+        .exclude(payment_status=PaymentStatus.SUCCEEDED)
+        .values_list("number", flat=True)
+    )
+    if unpaid:
+        errors["invoices"] = [HAS_UNPAID_INVOICES.format(numbers=_listed([str(n) for n in unpaid]))]
+    drafts = [str(pk) for pk in invoices.filter(status=InvoiceStatus.DRAFT).values_list("pk", flat=True)]
+    if drafts:
+        errors.setdefault("invoices", []).append(HAS_DRAFT_INVOICES.format(ids=_listed(drafts)))
+    return errors
+
+
+@transaction.atomic
+def customer_destroy(*, customer: Customer, now: datetime) -> Customer:
+    """Delete the customer as Lago does: a soft delete (`deleted_at`), after which every lookup
+    treats it as absent and its external_id may be used again; its invoices, events and
+    terminated subscriptions keep pointing at the row. As Lago's, its applied coupons and
+    wallets are terminated (a wallet's balance is voided).
+
+    Refused (CustomerError) while it has live subscriptions or invoices not settled (unpaid,
+    or drafts that will be finalized): deleting it would leave money nobody can bill or collect
+    through the API (Lago terminates and finalizes them instead). Customer.DoesNotExist when it
+    is already deleted.
+
+    Under the customer's row lock, which subscription_create takes too: a subscription created
+    at the same moment is either seen here (refused) or finds the customer gone.
+    """
+    locked = Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    if locked is None:
+        raise Customer.DoesNotExist
+    errors = destroy_blockers(locked)
+    if errors:
+        raise CustomerError(errors)
+    for applied in AppliedCoupon.objects.filter(customer=locked, status=CouponStatus.ACTIVE).order_by("id"):
+        applied_coupon_terminate(applied_coupon=applied, now=now)
+    for wallet in Wallet.objects.filter(customer=locked, status=WalletStatus.ACTIVE).order_by("id"):
+        wallet_terminate(wallet=wallet, now=now)
+    locked.deleted_at = now
+    locked.save(update_fields=["deleted_at", "updated_at"])
+    return locked

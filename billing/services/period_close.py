@@ -21,6 +21,7 @@ from billing.engine.adjustments import TaxRate
 from billing.engine.invoice import invoice_lines
 from billing.engine.lines import Line, total
 from billing.engine.periods import Period
+from billing.engine.vocabulary import OnTerminationInvoice
 from billing.models import (
     AppliedCoupon,
     Commitment,
@@ -412,6 +413,10 @@ def close_subscription(
         # still need their invoices. (Walking a subscription's periods is cheap, pure date math.)
         for period in _ended_periods(subscription, None, now):
             if known.done(InvoiceKind.PERIOD, period.start):
+                continue
+            if period.end < period.full_end and subscription.on_termination_invoice == OnTerminationInvoice.SKIP:
+                # Cut short by a termination that skips its closing invoice (Lago's
+                # on_termination_invoice=skip): the final part of the period is not billed.
                 continue
             if not _in_month(period, month) and not known.draft(InvoiceKind.PERIOD, period.start):
                 continue

@@ -4,6 +4,10 @@
 2. In one transaction, create what is new and update what changed. A plan with subscriptions
    gets a new version instead of being repriced. Nothing the file omits is deleted.
 3. Print one line per metric, promotion and plan, and a summary.
+
+The API's /billable_metrics and /plans write through the same services
+(billing.services.catalog.metric_save, plan_save), so a plan changed by either one follows the
+same rules and a file that matches what the API made loads as "unchanged".
 """
 
 from __future__ import annotations

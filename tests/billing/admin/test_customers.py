@@ -203,8 +203,9 @@ def test_customer_page_renders_in_a_bounded_number_of_queries(
     # + 1 for the commitments panel (one query however many subscriptions), + 9 at most for the
     # account panel (billing.selectors.receivables.customer_account, however many invoices), + 6
     # for coupons, taxes and wallets: the preview's coupons and taxes read once for all panels (3),
-    # the applied coupons and wallets panels (2) and the tax codes field (1); + 1 for the recent events.
-    with django_assert_max_num_queries(10 + 2 * 5 + 1 + 9 + 6 + 1):
+    # the applied coupons and wallets panels (2) and the tax codes field (1); + 1 for the recent events;
+    # + 2 for whether it may be deleted (live subscriptions, unsettled invoices: customer_destroy's rules).
+    with django_assert_max_num_queries(10 + 2 * 5 + 1 + 9 + 6 + 1 + 2):
         response = admin_client.get(customer_url(customer))
 
     assert response.status_code == 200

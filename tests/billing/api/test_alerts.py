@@ -312,5 +312,5 @@ def test_the_subscription_is_found_in_the_status_asked_for(api: APIClient, subsc
     assert api.get(BASE).status_code == 404
     assert get(api, BASE, subscription_status="terminated")["alerts"] == []
     assert errors(api.get(BASE, {"subscription_status": "gone"})) == {
-        "subscription_status": ["must be one of: pending, active, terminated"]
+        "subscription_status": ["must be one of: pending, active, terminated, canceled"]
     }

@@ -33,7 +33,7 @@ from config.api import NOT_AN_INTEGER, NOT_SUPPORTED
 from customers.models import Customer
 from customers.services import api_key_create
 from tests.factories import CustomerFactory, scaled_team_plan, store_users
-from tests.helpers import delete, errors, get, post
+from tests.helpers import delete, errors, get, messages, post
 
 FIXED: dict[str, Any] = {
     "name": "Welcome",
@@ -65,7 +65,7 @@ def refused(call: Any) -> dict[str, Any]:
     assert caught.value.status_code == 422, caught.value.response
     body = caught.value.response
     assert body["code"] == "validation_errors"
-    return dict(body["error_details"])
+    return dict(messages(body["error_details"]))
 
 
 def stored() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -287,9 +287,9 @@ def test_a_coupon_refused_names_the_field_and_stores_nothing(
     response = api.post("/api/v1/coupons", {"coupon": body}, format="json")
     found = errors(response)
     assert list(found) == list(expected)
-    for field, messages in expected.items():
-        if messages is not None:
-            assert found[field] == messages
+    for field, wanted in expected.items():
+        if wanted is not None:
+            assert found[field] == wanted
     assert stored() == ([], [])
 
 
@@ -392,9 +392,9 @@ def test_an_application_refused_names_the_field_and_stores_nothing(
     before = stored()
     found = errors(api.post("/api/v1/applied_coupons", {"applied_coupon": body}, format="json"))
     assert list(found) == list(expected)
-    for field, messages in expected.items():
-        if messages is not None:
-            assert found[field] == messages
+    for field, wanted in expected.items():
+        if wanted is not None:
+            assert found[field] == wanted
     assert stored() == before
 
 

@@ -32,6 +32,7 @@ from billing.services.period_close import close_periods
 from customers.models import Customer
 from customers.services import api_key_create
 from tests.factories import scaled_team_plan, store_users
+from tests.helpers import messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,7 +55,7 @@ def refused(call: Any) -> dict[str, Any]:
     assert caught.value.status_code == 422, caught.value.response
     body = caught.value.response
     assert body["code"] == "validation_errors"
-    return dict(body["error_details"])
+    return dict(messages(body["error_details"]))
 
 
 def invoice_of(lago: Client, start: date) -> InvoiceResponse:

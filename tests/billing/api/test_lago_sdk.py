@@ -29,6 +29,7 @@ from billing.selectors.plans import charge_spec, current_plan, plan_spec
 from customers.services import api_key_create
 from metering.models import DistinctValue, Event
 from metering.validation import UNKNOWN_METRIC
+from tests.helpers import messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -178,7 +179,7 @@ def test_lago_sdk_unknown_metric_code_is_a_422(lago: Client) -> None:
 
     assert caught.value.status_code == 422
     assert caught.value.response["code"] == "validation_errors"
-    assert caught.value.response["error_details"] == {"code": [UNKNOWN_METRIC.format(code="no-such-metric")]}
+    assert messages(caught.value.response["error_details"]) == {"code": [UNKNOWN_METRIC.format(code="no-such-metric")]}
     assert not Event.objects.exists()
 
 

@@ -19,6 +19,7 @@ from billing.api.usage import NO_ACTIVE_SUBSCRIPTION, SUBSCRIPTION_REQUIRED
 from customers.models import Customer
 from metering.models import Event
 from tests.factories import CustomerFactory
+from tests.helpers import messages
 
 NOW = datetime(2026, 10, 20, 12, 0, tzinfo=UTC)
 OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
@@ -206,7 +207,7 @@ def test_current_usage_in_the_customer_time_zone(api: APIClient) -> None:
 def test_current_usage_needs_an_active_subscription(api: APIClient, customer: Customer) -> None:
     response = api.get("/api/v1/customers/acme/current_usage")
     assert response.status_code == 422
-    assert response.json()["error_details"] == {"external_subscription_id": [NO_ACTIVE_SUBSCRIPTION]}
+    assert messages(response.json()["error_details"]) == {"external_subscription_id": [NO_ACTIVE_SUBSCRIPTION]}
     assert api.get("/api/v1/customers/nobody/current_usage").status_code == 404
 
 
@@ -215,5 +216,6 @@ def test_current_usage_names_the_subscription_when_several_are_active(api: APICl
     subscribe(api, "free", datetime(2026, 8, 1, tzinfo=UTC), external_id="two")
     response = api.get("/api/v1/customers/acme/current_usage")
     assert response.status_code == 422
-    assert response.json()["error_details"] == {"external_subscription_id": [SUBSCRIPTION_REQUIRED.format(n=2)]}
+    expected = {"external_subscription_id": [SUBSCRIPTION_REQUIRED.format(n=2)]}
+    assert messages(response.json()["error_details"]) == expected
     assert current_usage(api, external_subscription_id="two")["plan_code"] == "free"

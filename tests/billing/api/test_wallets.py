@@ -34,7 +34,7 @@ from customers.models import Customer
 from customers.services import api_key_create
 from tests.billing.services.wallet_world import vat
 from tests.factories import CustomerFactory, scaled_team_plan, store_users
-from tests.helpers import at, errors, get, post
+from tests.helpers import at, errors, get, messages, post
 
 D = Decimal
 
@@ -59,7 +59,7 @@ def refused(call: Any) -> dict[str, Any]:
     body = caught.value.response
     assert body["code"] == "validation_errors"
     assert stored() == before
-    return dict(body["error_details"])
+    return dict(messages(body["error_details"]))
 
 
 def stored() -> tuple[Any, ...]:

@@ -1,0 +1,167 @@
+"""GET /api/v1/subscriptions/<external_id>/charges, GET and PUT …/charges/<code>: the charges of a
+subscription's plan, and a change of one charge's prices for that subscription alone
+(lago-python-client's SubscriptionChargesClient).
+
+A change is Lago's plan_overrides with that one charge (billing.services.plan_overrides): the
+subscription moves to (or keeps) its own override plan; the catalog plan never changes. The
+subscription is the active one with this external id unless `subscription_status` (or `status`)
+names another, as Lago's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from billing.api.plan_json import plan_json
+from billing.models import Subscription, SubscriptionStatus
+from billing.selectors.plans import plans_with_charges
+from billing.services.plan_overrides import FIELD, PlanOverrideError
+from billing.services.subscriptions import SubscriptionError, subscription_update
+from config.api import (
+    ApiView,
+    StrictCharField,
+    StrictSerializer,
+    UnsupportedField,
+    envelope_errors,
+    flat_errors,
+    not_found,
+    page_numbers,
+    unknown_filters,
+    validation_error,
+)
+
+BAD_STATUS = "must be one of: {choices}"
+NOT_YET = "not supported yet"
+OUT_OF_SCOPE = "out of scope for now (DESIGN §6)"
+TAXES_NOT_YET = "not part of this wave: a customer's tax_codes (or the organization's taxes) apply"
+STATUS_PARAMETERS = [
+    OpenApiParameter("subscription_status", str, enum=SubscriptionStatus.values, description="Default active."),
+    OpenApiParameter("status", str, enum=SubscriptionStatus.values, description="Same as subscription_status."),
+]
+
+
+class ChargeUpdateInput(StrictSerializer):
+    """What Lago's update of a subscription's charge takes."""
+
+    invoice_display_name = StrictCharField(max_length=255, required=False, allow_null=True, allow_blank=True)
+    properties = serializers.DictField(
+        required=False,
+        allow_null=True,
+        help_text="Lago's properties of the charge's model, replacing its pricing for this subscription.",
+    )
+    min_amount_cents = UnsupportedField(NOT_YET)
+    filters = UnsupportedField(OUT_OF_SCOPE)
+    tax_codes = UnsupportedField(TAXES_NOT_YET)
+    applied_pricing_unit = UnsupportedField(OUT_OF_SCOPE)
+
+
+class ChargeUpdateEnvelope(serializers.Serializer[Any]):
+    charge = ChargeUpdateInput()
+
+
+def _subscription(params: Any, external_id: str) -> tuple[Subscription | None, dict[str, list[str]]]:
+    status = params.get("subscription_status") or params.get("status") or SubscriptionStatus.ACTIVE
+    if status not in SubscriptionStatus.values:
+        name = "subscription_status" if params.get("subscription_status") else "status"
+        return None, {name: [BAD_STATUS.format(choices=", ".join(SubscriptionStatus.values))]}
+    found: Subscription | None = (
+        Subscription.objects.filter(external_id=external_id, status=status).order_by("-subscription_at", "-id").first()
+    )
+    return found, {}
+
+
+def _charges(subscription: Subscription) -> list[dict[str, Any]]:
+    charges: list[dict[str, Any]] = plan_json(plans_with_charges().get(pk=subscription.plan_id))["charges"]
+    return charges
+
+
+class SubscriptionChargesView(ApiView):
+    @extend_schema(
+        operation_id="list_subscription_charges",
+        summary="The charges of the subscription's plan (its own prices, if it has them)",
+        parameters=[*STATUS_PARAMETERS, OpenApiParameter("page", int), OpenApiParameter("per_page", int)],
+        responses={200: dict},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        params = request.query_params
+        paging = page_numbers(params)
+        subscription, errors = _subscription(params, external_id)
+        errors |= unknown_filters(params, ("subscription_status", "status"))
+        if isinstance(paging, dict):
+            errors |= paging
+        if errors or isinstance(paging, dict):
+            return validation_error(errors)
+        if subscription is None:
+            return not_found("subscription")
+        page, per_page = paging
+        charges = _charges(subscription)
+        pages = max(1, -(-len(charges) // per_page))
+        return Response(
+            {
+                "charges": charges[(page - 1) * per_page : page * per_page],
+                "meta": {
+                    "current_page": page,
+                    "next_page": page + 1 if page < pages else None,
+                    "prev_page": page - 1 if page > 1 else None,
+                    "total_pages": pages,
+                    "total_count": len(charges),
+                },
+            }
+        )
+
+
+class SubscriptionChargeView(ApiView):
+    @extend_schema(
+        operation_id="find_subscription_charge",
+        summary="One charge of the subscription's plan, by its code (its metric's)",
+        parameters=STATUS_PARAMETERS,
+        responses={200: dict},
+    )
+    def get(self, request: Request, external_id: str, code: str) -> Response:
+        subscription, errors = _subscription(request.query_params, external_id)
+        if errors:
+            return validation_error(errors)
+        if subscription is None:
+            return not_found("subscription")
+        charge = next((c for c in _charges(subscription) if c["code"] == code), None)
+        if charge is None:
+            return not_found("charge")
+        return Response({"charge": charge})
+
+    @extend_schema(
+        operation_id="update_subscription_charge",
+        summary="Change one charge's prices for this subscription alone (Lago's plan_overrides of that charge)",
+        parameters=STATUS_PARAMETERS,
+        request=ChargeUpdateEnvelope,
+        responses={200: dict},
+    )
+    def put(self, request: Request, external_id: str, code: str) -> Response:
+        subscription, errors = _subscription(request.query_params, external_id)
+        if errors:
+            return validation_error(errors)
+        if subscription is None:
+            return not_found("subscription")
+        charge = next((c for c in _charges(subscription) if c["code"] == code), None)
+        if charge is None:
+            return not_found("charge")
+        envelope = ChargeUpdateEnvelope(data=request.data)
+        if not envelope.is_valid():
+            return validation_error(flat_errors(envelope_errors(envelope.errors, "charge")))
+        data = {key: value for key, value in envelope.validated_data["charge"].items() if value is not None}
+        try:
+            subscription = subscription_update(
+                subscription=subscription, plan_overrides={"charges": [{"id": charge["lago_id"], **data}]}
+            )
+        except SubscriptionError as exc:
+            return validation_error({exc.field: [exc.message]})
+        except PlanOverrideError as exc:
+            prefix = f"{FIELD}.charges.0."
+            return validation_error({key.removeprefix(prefix): value for key, value in exc.errors.items()})
+        # The charge of the subscription's (maybe new) own plan on the same metric.
+        updated = next(c for c in _charges(subscription) if c["code"] == code)
+        return Response({"charge": updated})
