@@ -518,7 +518,7 @@ class WalletTransactionTraceView(ApiView):
     balance (billing.models.wallets), so every wallet answers as Lago's non-traceable ones: 422 on
     `wallet`, after the 404 of an unknown transaction."""
 
-    def trace(self, lago_id: str) -> Response:
+    def untraceable(self, lago_id: str) -> Response:
         pk = object_id(lago_id)
         if pk is None or not WalletTransaction.objects.filter(pk=pk).exists():
             return not_found("wallet_transaction")
@@ -532,7 +532,7 @@ class WalletTransactionConsumptionsView(WalletTransactionTraceView):
         responses={200: None},
     )
     def get(self, request: Request, lago_id: str) -> Response:
-        return self.trace(lago_id)
+        return self.untraceable(lago_id)
 
 
 class WalletTransactionFundingsView(WalletTransactionTraceView):
@@ -542,4 +542,4 @@ class WalletTransactionFundingsView(WalletTransactionTraceView):
         responses={200: None},
     )
     def get(self, request: Request, lago_id: str) -> Response:
-        return self.trace(lago_id)
+        return self.untraceable(lago_id)
