@@ -46,9 +46,17 @@ def send_invoice_emails() -> str:
 
 
 def watch_subscriptions() -> str:
-    """Start pending subscriptions whose start has come; announce ended trials (every minute)."""
+    """Start pending subscriptions whose start has come, apply due downgrades, end those whose
+    ending_at has come, announce ended trials (every minute); a failed one fails the task (after
+    the others were done), so it shows."""
     report = subscriptions_watch(now=timezone.now())
-    return f"{len(report.started)} started, {len(report.trials_ended)} trials ended"
+    summary = (
+        f"{len(report.started)} started, {len(report.downgraded)} downgraded, {len(report.ended)} ended, "
+        f"{len(report.trials_ended)} trials ended"
+    )
+    if report.errors:
+        raise RuntimeError(f"{summary}: " + "; ".join(report.errors[:10]))
+    return summary
 
 
 def check_alerts() -> str:

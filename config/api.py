@@ -105,6 +105,9 @@ LAGO_ERROR_CODES = frozenset(
 )
 
 
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
 def lago_code(message: Any) -> str:
     """Lago's machine code for one of our error messages: the DRF code it carries when Lago has
     an equivalent, else read from its words, else `value_is_invalid` (Lago's `invalid`)."""
@@ -113,7 +116,8 @@ def lago_code(message: Any) -> str:
         return str(code)
     if code in _LAGO_CODE_OF_DRF:
         return _LAGO_CODE_OF_DRF[code]
-    text = str(message).lower()
+    # Quoted parts are the values sent (`unknown metric 'timezone_x'`): only our own words count.
+    text = _QUOTED.sub("''", str(message)).lower()
     for pattern, lago in _LAGO_CODE_OF_TEXT:
         if pattern.search(text):
             return lago

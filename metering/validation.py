@@ -47,6 +47,9 @@ OUT_OF_RANGE = "must be between 2000-01-01 and 2100-01-01 (UTC), got {value!r}"
 IN_FUTURE = "is more than 5 minutes in the future"
 TOO_OLD = "is older than {days} days (BILLING_EVENT_MAX_AGE_DAYS)"
 NOT_AN_OBJECT = "must be an object"
+# Lago reads it for its `dynamic` charge model only, which this app does not have: refused
+# rather than accepted and dropped (null, which the SDK sends for it, is absent).
+NO_DYNAMIC_PRICE = "is not supported: no dynamic charge model here (charges price the event's properties)"
 PROPERTY_REQUIRED = "is required by metric {code!r}"
 PROPERTY_NOT_NUMERIC = "must be a number (metric {code!r} aggregates it), got {value!r}"
 PROPERTY_NOT_DISTINCT = "must be a string or an integer (metric {code!r} counts its distinct values)"
@@ -254,6 +257,9 @@ def validate_event(
                 err("timestamp", TOO_OLD.format(days=max_age_days))
     else:
         raw_timestamp = None
+
+    if payload.get("precise_total_amount_cents") not in (None, ""):
+        err("precise_total_amount_cents", NO_DYNAMIC_PRICE)
 
     properties = payload.get("properties")
     if properties is None:

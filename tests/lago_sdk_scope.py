@@ -24,7 +24,6 @@ PAY_IN_ADVANCE_FEES = "editing pay-in-advance fees: this app has no pay-in-advan
 JWT = "JWT webhook signatures: webhooks are signed with HMAC (X-Lago-Signature, hmac)"
 WALLET_ALERTS = "wallet balance alerts: alerts are usage alerts on subscriptions here (DESIGN §6)"
 RETRY = "retrying a failed invoice generation: a close that fails is retried by the scheduler as a whole"
-PLAN_METADATA = "plan metadata: not stored on plans here (`metadata` on a plan is refused with 422, never dropped)"
 EXPRESSIONS = "metric expressions: metrics aggregate a field of the event; `expression` is refused with 422"
 PAYMENT_RECEIPTS = "payment receipts and payment requests: documents of payment providers, not in this wave"
 
@@ -102,10 +101,6 @@ LEFT_OUT: dict[str, str] = {
     "subscriptions.find_charge_filter": CHARGE_FILTERS,
     "subscriptions.update_charge_filter": CHARGE_FILTERS,
     "webhooks.public_key": JWT,
-    "plans.replace_metadata": PLAN_METADATA,
-    "plans.merge_metadata": PLAN_METADATA,
-    "plans.delete_metadata_key": PLAN_METADATA,
-    "plans.delete_all_metadata": PLAN_METADATA,
     "billable_metrics.evaluate_expression": EXPRESSIONS,
 }
 

@@ -184,6 +184,10 @@ def test_the_sdk_calls_every_in_scope_method(world: tuple[Any, set[str], date]) 
     assert lago.plans.find("starter").lago_id == plan.lago_id
     assert lago.plans.update(Plan(description="For starters"), "starter").description == "For starters"
     assert "starter" in [p.code for p in lago.plans.find_all({"per_page": 100})["plans"]]
+    assert lago.plans.replace_metadata("starter", {"crm": "1", "tier": "a"}) == {"crm": "1", "tier": "a"}
+    assert lago.plans.merge_metadata("starter", {"tier": None}) == {"crm": "1", "tier": None}
+    assert lago.plans.delete_metadata_key("starter", "crm") == {"tier": None}
+    assert lago.plans.delete_all_metadata("starter") == {}
     charges = lago.plan_charges.find_all("starter")["charges"]
     assert [c.billable_metric_code for c in charges] == ["api_calls"]
     code = charges[0].code or charges[0].lago_id
@@ -439,3 +443,73 @@ def test_the_sdk_calls_every_in_scope_method(world: tuple[Any, set[str], date]) 
 
     missing = sorted(in_scope() - called)
     assert not missing, f"in scope but not called: {missing}"
+
+
+def every_page(find_all: Callable[[dict[str, Any]], Any], key: str, **options: Any) -> list[str]:
+    """The SDK's usual pagination loop (page 1, 2, … until next_page is null): every lago_id seen."""
+    seen: list[str] = []
+    page: int | None = 1
+    while page is not None:
+        answer = find_all({**options, "page": page, "per_page": 2})
+        seen += [row.lago_id for row in answer[key]]
+        assert answer["meta"]["current_page"] == page
+        page = answer["meta"]["next_page"]
+    return seen
+
+
+def test_the_sdk_pagination_loop_returns_every_row_exactly_once(world: tuple[Any, set[str], date]) -> None:
+    lago, _, _ = world
+    now = timezone.now()
+    lago.add_ons.create(AddOn(name="Set-up", code="setup", amount_cents=1000, amount_currency="USD"))
+    made: dict[str, list[str]] = {key: [] for key in ("customers", "subscriptions", "invoices", "credit_notes")}
+    made |= {"coupons": [], "wallets": []}
+    for i in range(5):
+        customer = lago.customers.create(Customer(external_id=f"c{i}", name=f"C{i}", currency="USD"))
+        made["customers"].append(customer.lago_id)
+        subscription = lago.subscriptions.create(
+            Subscription(
+                external_customer_id=f"c{i}",
+                plan_code="team",
+                external_id=f"c{i}-team",
+                subscription_at=iso(now - timedelta(minutes=1)),
+            )
+        )
+        made["subscriptions"].append(subscription.lago_id)
+        fees = InvoiceFeesList(__root__=[InvoiceFee(add_on_code="setup", units=1)])
+        invoice = lago.invoices.create(OneOffInvoice(external_customer_id=f"c{i}", currency="USD", fees=fees))
+        made["invoices"].append(invoice.lago_id)
+        items = Items(__root__=[Item(fee_id=invoice.fees.__root__[0].lago_id, amount_cents=100)])
+        note = lago.credit_notes.create(
+            CreditNote(invoice_id=invoice.lago_id, reason="other", credit_amount_cents=100, items=items)
+        )
+        made["credit_notes"].append(note.lago_id)
+        coupon = lago.coupons.create(
+            Coupon(
+                name=f"Coupon {i}",
+                code=f"coupon-{i}",
+                coupon_type="percentage",
+                percentage_rate=5.0,
+                frequency="forever",
+                expiration="no_expiration",
+            )
+        )
+        made["coupons"].append(coupon.lago_id)
+        wallet = lago.wallets.create(
+            Wallet(external_customer_id=f"c{i}", name="Credits", rate_amount="1", currency="USD", granted_credits="1")
+        )
+        made["wallets"].append(wallet.lago_id)
+
+    acme = [c.lago_id for c in lago.customers.find_all({"external_id": "acme"})["customers"]]
+    assert sorted(every_page(lago.customers.find_all, "customers")) == sorted(made["customers"] + acme)
+    acme_team = lago.subscriptions.find("acme-team").lago_id
+    assert sorted(every_page(lago.subscriptions.find_all, "subscriptions")) == sorted(
+        made["subscriptions"] + [acme_team]
+    )
+    for key in ("invoices", "credit_notes", "wallets"):
+        client = getattr(lago, key)
+        seen = [lago_id for i in range(5) for lago_id in every_page(client.find_all, key, external_customer_id=f"c{i}")]
+        assert sorted(seen) == sorted(made[key]), key
+    assert sorted(every_page(lago.coupons.find_all, "coupons")) == sorted(made["coupons"])
+    # The whole invoice list too: acme's closed months beside the one-offs, each once.
+    everything = every_page(lago.invoices.find_all, "invoices")
+    assert len(everything) == len(set(everything)) and set(made["invoices"]) <= set(everything)

@@ -32,10 +32,12 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Model, Prefetch, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils import timezone
 
 from billing.admin.audit import customer_usage_charts
@@ -463,14 +465,26 @@ class BilledCustomerAdmin(CustomerAdmin):
         )
 
     # Deleting is the API's soft delete (billing.services.customers.customer_destroy), with its
-    # rules: never Django's row delete, and one customer at a time (no bulk action).
-    def has_delete_permission(self, request: HttpRequest, obj: Customer | None = None) -> bool:
-        return super().has_delete_permission(request, obj) and (obj is None or not destroy_blockers(obj))
-
+    # rules: never Django's row delete, and one customer at a time (no bulk action). A customer
+    # that may not be deleted yet is sent back to its page with the reasons.
     def get_actions(self, request: HttpRequest) -> Any:
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
+        customer = self.get_object(request, unquote(object_id))
+        blockers = destroy_blockers(customer) if customer is not None else {}
+        if customer is not None and blockers:
+            for reasons in blockers.values():
+                for reason in reasons:
+                    self.message_user(request, f"{customer} cannot be deleted yet: {reason}.", level=messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:customers_customer_change", args=[customer.pk]))
+        return super().delete_view(request, object_id, extra_context)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        # A soft delete removes no row: nothing cascades, and no protected row stands in the way.
+        return [str(obj) for obj in objs], {}, set(), []
 
     def delete_model(self, request: HttpRequest, obj: Customer) -> None:
         customer_destroy(customer=obj, now=timezone.now())

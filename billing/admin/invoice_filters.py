@@ -90,7 +90,7 @@ class PeriodMonthFilter(admin.SimpleListFilter):
         if month is None:
             return queryset
         following = add_months(month, 1)
-        zones = Customer.objects.order_by().values_list("timezone", flat=True).distinct()
+        zones = Customer.all_objects.order_by().values_list("timezone", flat=True).distinct()
         condition = Q(pk__in=[])
         for tz in zones:
             condition |= Q(

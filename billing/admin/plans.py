@@ -389,7 +389,14 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
     search_fields = ("code", "name")
     list_select_related = ("promotion",)
     ordering = ("code", "-version")
-    readonly_fields = ("subscriptions_link", "override_of", "invoice_display_name", "created_at", "updated_at")
+    readonly_fields = (
+        "subscriptions_link",
+        "override_of",
+        "invoice_display_name",
+        "metadata",
+        "created_at",
+        "updated_at",
+    )
 
     base_fee_locked_display = _decimal_display("base_fee", "base fee")
     commitment_amount_locked_display = _decimal_display("commitment_amount", "commitment amount")
@@ -477,6 +484,8 @@ class PlanAdmin(nested_admin.NestedModelAdmin):
             fieldsets[0] = (None, {"fields": names})  # the page's note says what they are
             fieldsets[1] = ("Pricing", {"fields": pricing})
         if obj is not None:
+            # Lago's metadata, set through the API (not pricing: no version).
+            fieldsets.append(("Metadata", {"fields": ("metadata",), "classes": ("collapse",)}))
             fieldsets.append(("History", {"fields": ("subscriptions_link", "created_at", "updated_at")}))
         return fieldsets
 

@@ -293,7 +293,7 @@ def applied_coupon_list(params: QueryDict) -> Response:
     errors |= unknown_filters(params, APPLIED_COUPON_FILTERS)
     rows = applied_coupons_for_json()
     if params.get("external_customer_id"):
-        rows = rows.filter(customer__external_id=params["external_customer_id"])
+        rows = rows.filter(customer__external_id=params["external_customer_id"], customer__deleted_at__isnull=True)
     status = params.get("status")
     if status and status not in CouponStatus.values:
         errors["status"] = [BAD_CHOICE.format(choices=", ".join(CouponStatus.values))]

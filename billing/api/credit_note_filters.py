@@ -69,7 +69,7 @@ def filter_credit_notes(qs: QuerySet[CreditNote], params: Any) -> QuerySet[Credi
     if values_of(params, "billing_entity_codes"):
         errors["billing_entity_codes"] = [NO_BILLING_ENTITIES]
     if params.get("external_customer_id"):
-        qs = qs.filter(customer__external_id=params["external_customer_id"])
+        qs = qs.filter(customer__external_id=params["external_customer_id"], customer__deleted_at__isnull=True)
     if params.get("invoice_id"):
         pk = object_id(params["invoice_id"])
         if pk is None:

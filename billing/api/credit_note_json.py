@@ -1,6 +1,7 @@
 """A credit note as the API renders it: Lago's CreditNoteResponse (lago-python-client 1.55) with our
 own `description` and `total` beside it; Lago's CreditNoteEstimatedResponse for an estimate; and the
-output serializers that describe both (and the metadata routes' answer) in the OpenAPI schema.
+output serializers that describe both in the OpenAPI schema
+(the metadata routes' answer is billing.api.metadata).
 
 Amounts are Lago's integers in the currency's minor unit; each item's `fee` is the fee credited,
 as the invoice's `fees[]` shows it (billing.api.invoice_json.fee_json).
@@ -95,7 +96,7 @@ def estimate_json(invoice: Invoice, amounts: NoteAmounts) -> dict[str, Any]:
     }
 
 
-# --- schema: what they answer, and what the metadata routes answer ---------------------------
+# --- schema: what they answer ---------------------------------------------------------------
 
 
 class CreditNoteItemOutput(serializers.Serializer[Any]):
@@ -178,7 +179,3 @@ class EstimatedCreditNoteOutput(serializers.Serializer[Any]):
 
 class EstimateOutputEnvelope(serializers.Serializer[Any]):
     estimated_credit_note = EstimatedCreditNoteOutput()
-
-
-class MetadataOutputEnvelope(serializers.Serializer[Any]):
-    metadata = _metadata_output(help_text="The note's metadata after the change.")

@@ -24,10 +24,19 @@ from billing.api.credit_note_json import (
     CreditNoteListEnvelope,
     CreditNoteOutputEnvelope,
     EstimateOutputEnvelope,
-    MetadataOutputEnvelope,
     credit_note_json,
     credit_notes_for_json,
     estimate_json,
+)
+from billing.api.metadata import (
+    MetadataEnvelope,
+    MetadataField,
+    MetadataOutputEnvelope,
+    change_metadata,
+    clear,
+    delete_metadata_key,
+    merge,
+    replace,
 )
 from billing.engine.money import from_cents
 from billing.engine.vocabulary import CreditNoteReason, CreditStatus, RefundStatus
@@ -80,13 +89,6 @@ class ItemInput(StrictSerializer):
     amount_cents = StrictIntegerField(min_value=0, max_value=10**15)
 
 
-class Metadata(serializers.DictField):
-    """Lago's credit-note metadata: string keys to string (or null) values."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(child=StrictCharField(max_length=1000, allow_null=True, allow_blank=True), **kwargs)
-
-
 class CreditNoteInput(StrictSerializer):
     invoice_id = StrictCharField(max_length=32)
     reason = serializers.ChoiceField(choices=CreditNoteReason.values, required=False, default=CreditNoteReason.OTHER)
@@ -95,7 +97,7 @@ class CreditNoteInput(StrictSerializer):
     refund_amount_cents = StrictIntegerField(min_value=0, max_value=10**15, required=False, default=0)
     offset_amount_cents = StrictIntegerField(min_value=0, max_value=10**15, required=False, default=0)
     items = ItemInput(many=True)
-    metadata = Metadata(required=False, allow_null=True)
+    metadata = MetadataField(required=False, allow_null=True)
 
 
 class CreditNoteEnvelope(StrictSerializer):
@@ -113,15 +115,11 @@ class EstimateEnvelope(StrictSerializer):
 
 class CreditNoteUpdateInput(StrictSerializer):
     refund_status = serializers.ChoiceField(choices=RefundStatus.values, required=False, allow_null=True)
-    metadata = Metadata(required=False, allow_null=True)
+    metadata = MetadataField(required=False, allow_null=True)
 
 
 class CreditNoteUpdateEnvelope(StrictSerializer):
     credit_note = CreditNoteUpdateInput()
-
-
-class MetadataEnvelope(StrictSerializer):
-    metadata = Metadata(required=False, allow_null=True)
 
 
 # --- views ----------------------------------------------------------------------------------
@@ -316,41 +314,25 @@ def _locked_note(lago_id: str) -> CreditNote | None:
     return CreditNote.objects.select_for_update().filter(pk=pk).first() if pk is not None else None
 
 
-def _change_metadata(request: Request, lago_id: str, change: Any, *, body: bool = True) -> Response:
-    """Lago's metadata routes: the note first (404), then the body (422), then the change."""
-    note = _locked_note(lago_id)
-    if note is None:
-        return not_found("credit_note")
-    given: dict[str, Any] | None = None
-    if body:
-        envelope = MetadataEnvelope(data=request.data)
-        if not envelope.is_valid():
-            return validation_error(envelope.errors)
-        given = envelope.validated_data.get("metadata")
-    note.metadata = change(dict(note.metadata), given)
-    note.save(update_fields=["metadata", "updated_at"])
-    return Response({"metadata": note.metadata})
-
-
 class CreditNoteMetadataView(ApiView):
-    """Lago's metadata routes: POST replaces (no metadata sent: empties it), PATCH merges (no
-    metadata sent: no change), DELETE removes all of it."""
+    """Lago's metadata routes (billing.api.metadata): POST replaces (no metadata sent: empties
+    it), PATCH merges (no metadata sent: no change), DELETE removes all of it."""
 
     @extend_schema(
         operation_id="replace_credit_note_metadata", request=MetadataEnvelope, responses={200: MetadataOutputEnvelope}
     )
     def post(self, request: Request, lago_id: str) -> Response:
-        return _change_metadata(request, lago_id, lambda _old, new: new or {})
+        return change_metadata(request, _locked_note(lago_id), "credit_note", replace)
 
     @extend_schema(
         operation_id="merge_credit_note_metadata", request=MetadataEnvelope, responses={200: MetadataOutputEnvelope}
     )
     def patch(self, request: Request, lago_id: str) -> Response:
-        return _change_metadata(request, lago_id, lambda old, new: old | (new or {}))
+        return change_metadata(request, _locked_note(lago_id), "credit_note", merge)
 
     @extend_schema(operation_id="delete_credit_note_metadata", responses={200: MetadataOutputEnvelope})
     def delete(self, request: Request, lago_id: str) -> Response:
-        return _change_metadata(request, lago_id, lambda _old, _new: {}, body=False)
+        return change_metadata(request, _locked_note(lago_id), "credit_note", clear)
 
 
 class CreditNoteMetadataKeyView(ApiView):
@@ -359,12 +341,4 @@ class CreditNoteMetadataKeyView(ApiView):
 
     @extend_schema(operation_id="delete_credit_note_metadata_key", responses={200: MetadataOutputEnvelope})
     def delete(self, request: Request, lago_id: str, key: str) -> Response:
-        note = _locked_note(lago_id)
-        if note is None:
-            return not_found("credit_note")
-        if not note.metadata:
-            return not_found("metadata")
-        if key in note.metadata:
-            note.metadata = {k: v for k, v in note.metadata.items() if k != key}
-            note.save(update_fields=["metadata", "updated_at"])
-        return Response({"metadata": note.metadata})
+        return delete_metadata_key(_locked_note(lago_id), "credit_note", key)

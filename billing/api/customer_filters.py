@@ -81,7 +81,7 @@ def customer_list_filter(qs: QuerySet[Customer], params: Any) -> QuerySet[Custom
 
     if params.get("external_id"):
         qs = qs.filter(external_id=params["external_id"])
-    elif params.get("search_term"):
+    elif params.get("search_term"):  # as Lago's CustomersQuery: external_id wins over search_term
         term = params["search_term"]
         condition = Q(pk__in=[])
         for field in SEARCHED:

@@ -227,7 +227,7 @@ class EventDetailView(ApiView):
         keys = EventKey.objects.filter(transaction_id=transaction_id)
         customer_ref = request.query_params.get("external_customer_id")
         if customer_ref:
-            keys = keys.filter(customer__external_id=customer_ref)
+            keys = keys.filter(customer__external_id=customer_ref, customer__deleted_at__isnull=True)
         found_keys = list(keys[:2])
         if not found_keys:
             return not_found("event")

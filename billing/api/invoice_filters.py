@@ -128,7 +128,7 @@ def parse_date(value: str) -> date | None:
 
 def _per_zone(qs: QuerySet[Invoice], build: Any) -> Q:
     """OR over the customers' time zones in play of build(tz): day bounds are local midnights."""
-    zones = Customer.objects.filter(pk__in=qs.values("customer_id")).values_list("timezone", flat=True).distinct()
+    zones = Customer.all_objects.filter(pk__in=qs.values("customer_id")).values_list("timezone", flat=True).distinct()
     condition = Q(pk__in=[])
     for tz in zones:
         condition |= Q(customer__timezone=tz) & build(tz)
@@ -194,7 +194,7 @@ def filter_invoices(qs: QuerySet[Invoice], params: Any) -> QuerySet[Invoice] | d
         errors["billing_entity_codes"] = [NO_BILLING_ENTITIES]
     customer = params.get("external_customer_id") or params.get("customer_external_id")
     if customer:
-        qs = qs.filter(customer__external_id=customer)
+        qs = qs.filter(customer__external_id=customer, customer__deleted_at__isnull=True)
     if params.get("currency"):
         qs = qs.filter(currency=params["currency"].upper())
     for names, choices in (

@@ -137,7 +137,8 @@ def fee_json(line: InvoiceLine, invoice: Invoice) -> dict[str, Any]:
         "total_amount_currency": cur,
         "precise_coupons_amount_cents": format_decimal(line.discount_amount.scaleb(currency_minor_digits(cur))),
         "units": format_decimal(line.quantity),
-        "description": line.description,
+        # A one-off fee's own description (Lago's fee `description`), else what names the line.
+        "description": (line.details or {}).get("description") or line.description,
         "pay_in_advance": invoice.kind == InvoiceKind.ADVANCE,
         "invoiceable": True,
         "payment_status": invoice.payment_status,

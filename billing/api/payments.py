@@ -131,7 +131,9 @@ def payment_list(request: Request, params: QueryDict) -> Response:
         else:
             rows = rows.filter(invoice_id=pk)
     if params.get("external_customer_id"):
-        rows = rows.filter(invoice__customer__external_id=params["external_customer_id"])
+        rows = rows.filter(
+            invoice__customer__external_id=params["external_customer_id"], invoice__customer__deleted_at__isnull=True
+        )
     if errors or isinstance(paging, dict):
         return validation_error(errors)
     page, per_page = paging

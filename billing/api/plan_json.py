@@ -92,4 +92,5 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "usage_thresholds": [],
         "taxes": [],
         "parent_id": None if plan.parent_id is None else str(plan.parent_id),
+        "metadata": plan.metadata or {},
     }

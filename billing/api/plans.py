@@ -28,11 +28,17 @@ Lago → ours:
 - not supported, accepted only absent, null, false, 0 or empty, otherwise 422 naming them:
   `tax_codes` (invoices are taxed with the customer's taxes), `minimum_commitment`,
   `usage_thresholds`, `fixed_charges`, `bill_fixed_charges_monthly`, `cascade_updates` (the
-  subscriptions' own prices are copies that a catalog change never reprices), `metadata`, and
-  on charges `pay_in_advance`, `prorated`, `invoiceable` false, `regroup_paid_fees`,
-  `min_amount_cents`, `filters`, `tax_codes`, `applied_pricing_unit`, `accepts_target_wallet`,
-  `cascade_updates`.
+  subscriptions' own prices are copies that a catalog change never reprices), and on charges
+  `pay_in_advance`, `prorated`, `invoiceable` false, `regroup_paid_fees`, `min_amount_cents`,
+  `filters`, `tax_codes`, `applied_pricing_unit`, `accepts_target_wallet`, `cascade_updates`.
 On an update, absent (or null) fields keep their values; `code` cannot change.
+
+`metadata` (Lago's: string keys to string or null values) is stored and shown; it is not
+pricing, so changing it never makes a new version (a new version keeps it). On an update it
+replaces the plan's (null empties it, as Lago; absent keeps it). Lago's metadata routes,
+`POST`/`PATCH`/`DELETE /plans/<code>/metadata` and `DELETE …/metadata/<key>`, are
+billing.api.metadata's, on the current version (as for credit notes and wallets, except that a
+POST without `metadata` changes nothing, as Lago's plans).
 
 Destroy (billing.services.catalog.plan_destroy): a plan with active or pending subscriptions is
 refused (422; Lago terminates them); one whose subscriptions all ended is retired (no current
@@ -54,6 +60,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.api.invoices import PageMeta
+from billing.api.metadata import (
+    MetadataEnvelope,
+    MetadataField,
+    MetadataOutputEnvelope,
+    change_metadata,
+    clear,
+    delete_metadata_key,
+    merge,
+    replace_if_sent,
+)
 from billing.api.plan_json import plan_json
 from billing.engine.catalog import CatalogError, ChargeDef
 from billing.engine.charge_properties import PRICING_FIELDS, CatalogFields, catalog_fields, lago_properties
@@ -195,7 +211,7 @@ class PlanInput(StrictSerializer):
     usage_thresholds = UnsupportedField("progressive billing is not supported")
     tax_codes = UnsupportedField(NOT_TAXED)
     cascade_updates = UnsupportedField("the subscriptions' own prices are copies a catalog change never reprices")
-    metadata = UnsupportedField("plan metadata is not supported")
+    metadata = MetadataField(required=False, allow_null=True, help_text="Replaces the plan's; null empties it.")
 
     def validate_interval(self, value: str | None) -> str | None:
         if value is None:
@@ -266,6 +282,7 @@ class PlanOutput(serializers.Serializer[Any]):
     bill_fixed_charges_monthly = serializers.BooleanField(allow_null=True)
     charges = ChargeOutput(many=True)
     fixed_charges = serializers.ListField(child=serializers.DictField(), help_text="Always empty.")
+    metadata = serializers.DictField(child=serializers.CharField(allow_null=True))
     minimum_commitment = serializers.DictField(allow_null=True, help_text="Always null.")
     usage_thresholds = serializers.ListField(child=serializers.DictField(), help_text="Always empty.")
     taxes = serializers.ListField(child=serializers.DictField(), help_text="Always empty: no per-plan taxes.")
@@ -372,6 +389,8 @@ def plan_request(data: Mapping[str, Any], stored: Plan | None) -> PlanRequest:
     if data.get("bill_charges_monthly") is False and doc.get("interval") == Interval.YEAR:
         req.error("bill_charges_monthly", CHARGES_MONTHLY)
     req.invoice_display_name = data.get("invoice_display_name")
+    if "metadata" in data:
+        doc["metadata"] = dict(data["metadata"] or {})
 
     trial, promotion = data.get("trial_period"), data.get("promotion")
     if trial is not None and promotion is not None:
@@ -615,6 +634,41 @@ class PlanDetailView(ApiView):
         except CatalogError as exc:
             return validation_error({"code": [line.partition(": ")[2] for line in exc.errors]})
         return Response({"plan": answer})
+
+
+# --- /plans/<code>/metadata: Lago's metadata routes (billing.api.metadata) ----------------------
+
+
+def _current_row(code: str) -> Plan | None:
+    """The current version, under its row lock (plan_save takes it too: no version made meanwhile)."""
+    return Plan.objects.select_for_update().filter(code=code, is_current=True).first()
+
+
+class PlanMetadataView(ApiView):
+    """POST replaces (no metadata sent: no change, as Lago's plans), PATCH merges, DELETE
+    removes all of it; on the current version, never a new one (metadata is not pricing)."""
+
+    @extend_schema(
+        operation_id="replace_plan_metadata", request=MetadataEnvelope, responses={200: MetadataOutputEnvelope}
+    )
+    def post(self, request: Request, code: str) -> Response:
+        return change_metadata(request, _current_row(code), "plan", replace_if_sent)
+
+    @extend_schema(
+        operation_id="merge_plan_metadata", request=MetadataEnvelope, responses={200: MetadataOutputEnvelope}
+    )
+    def patch(self, request: Request, code: str) -> Response:
+        return change_metadata(request, _current_row(code), "plan", merge)
+
+    @extend_schema(operation_id="delete_plan_metadata", responses={200: MetadataOutputEnvelope})
+    def delete(self, request: Request, code: str) -> Response:
+        return change_metadata(request, _current_row(code), "plan", clear)
+
+
+class PlanMetadataKeyView(ApiView):
+    @extend_schema(operation_id="delete_plan_metadata_key", responses={200: MetadataOutputEnvelope})
+    def delete(self, request: Request, code: str, key: str) -> Response:
+        return delete_metadata_key(_current_row(code), "plan", key)
 
 
 # --- /plans/<code>/charges: a change of the plan's charges list --------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from billing.api.metadata import MetadataField
 from billing.api.numbers import DecimalNumberField
 from config.api import StrictCharField, StrictIntegerField, StrictSerializer, UnsupportedField
 from metering.validation import parse_timestamp
@@ -35,13 +36,6 @@ def parse_moment(value: str | None) -> Any:
         return parse_timestamp(value)
     except ValueError as exc:
         raise serializers.ValidationError(str(exc)) from None
-
-
-class WalletMetadata(serializers.DictField):
-    """Lago's wallet metadata: string keys to string (or null) values."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(child=StrictCharField(max_length=1000, allow_null=True, allow_blank=True), **kwargs)
 
 
 class KeyValue(StrictSerializer):
@@ -124,7 +118,7 @@ class WalletInput(StrictSerializer):
     expiration_at = StrictCharField(required=False, allow_null=True, allow_blank=True, help_text="ISO 8601.")
     transaction_name = StrictCharField(max_length=255, required=False, allow_blank=True, allow_null=True)
     transaction_metadata = transaction_metadata(5)
-    metadata = WalletMetadata(required=False, allow_null=True)
+    metadata = MetadataField(required=False, allow_null=True)
     applies_to = AppliesToField()
     invoice_requires_successful_payment = AfterPaymentField(required=False, allow_null=True)
     ignore_paid_top_up_limits_on_creation = serializers.BooleanField(
@@ -151,7 +145,7 @@ class WalletUpdateInput(StrictSerializer):
     expiration_at = StrictCharField(
         required=False, allow_null=True, allow_blank=True, help_text="ISO 8601; null: no expiry."
     )
-    metadata = WalletMetadata(required=False, allow_null=True, help_text="Replaces the wallet's.")
+    metadata = MetadataField(required=False, allow_null=True, help_text="Replaces the wallet's.")
     applies_to = AppliesToField()
     invoice_requires_successful_payment = AfterPaymentField(required=False, allow_null=True)
 
@@ -201,7 +195,3 @@ class WalletTransactionInput(StrictSerializer):
 
 class WalletTransactionEnvelope(StrictSerializer):
     wallet_transaction = WalletTransactionInput()
-
-
-class WalletMetadataEnvelope(StrictSerializer):
-    metadata = WalletMetadata(required=False, allow_null=True)

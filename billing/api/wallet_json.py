@@ -252,9 +252,3 @@ class WalletTransactionListOutput(serializers.Serializer[Any]):
 class WalletTransactionListEnvelope(serializers.Serializer[Any]):
     wallet_transactions = WalletTransactionOutput(many=True)
     meta = PageMeta()
-
-
-class WalletMetadataOutputEnvelope(serializers.Serializer[Any]):
-    metadata = serializers.DictField(
-        child=serializers.CharField(allow_null=True), help_text="The wallet's metadata after the change."
-    )

@@ -28,16 +28,23 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.api.list_params import NO_BILLING_ENTITIES, list_params_errors, metadata_pairs, values_of, with_metadata
+from billing.api.metadata import (
+    MetadataEnvelope,
+    MetadataOutputEnvelope,
+    change_metadata,
+    clear,
+    delete_metadata_key,
+    merge,
+    replace,
+)
 from billing.api.wallet_inputs import (
     CREATE_ONLY,
     WalletEnvelope,
-    WalletMetadataEnvelope,
     WalletTransactionEnvelope,
     WalletUpdateEnvelope,
 )
 from billing.api.wallet_json import (
     WalletListEnvelope,
-    WalletMetadataOutputEnvelope,
     WalletOutputEnvelope,
     WalletTransactionListEnvelope,
     WalletTransactionListOutput,
@@ -52,7 +59,6 @@ from billing.models import Wallet, WalletTransaction
 from billing.services.wallets import (
     WalletError,
     wallet_create,
-    wallet_metadata_change,
     wallet_terminate,
     wallet_transaction_create,
     wallet_update,
@@ -103,7 +109,7 @@ def _by_id(lago_id: str) -> Wallet | None:
 def _by_code(external_id: str, code: str) -> Wallet | None:
     """The customer's wallet with that code: the active one, else the latest terminated one."""
     return (
-        Wallet.objects.filter(customer__external_id=external_id, code=code)
+        Wallet.objects.filter(customer__external_id=external_id, customer__deleted_at__isnull=True, code=code)
         .order_by("status", "-created_at", "-id")  # "active" sorts before "terminated"
         .first()
     )
@@ -223,48 +229,6 @@ def wallet_list(params: QueryDict, rows: QuerySet[Wallet] | None = None) -> Resp
     )
 
 
-def _change_metadata(
-    request: Request, find: WalletFinder, change: Callable[[dict[str, Any], dict[str, Any] | None], dict[str, Any]]
-) -> Response:
-    """The wallet first (404), then the body (422), then the change."""
-    wallet = find()
-    if wallet is None:
-        return not_found("wallet")
-    given: dict[str, Any] | None = None
-    if request.method != "DELETE":
-        envelope = WalletMetadataEnvelope(data=request.data)
-        if not envelope.is_valid():
-            return validation_error(envelope.errors)
-        given = envelope.validated_data.get("metadata")
-    wallet = wallet_metadata_change(wallet=wallet, change=lambda current: change(current, given))
-    return Response({"metadata": wallet.metadata})
-
-
-def _delete_metadata_key(find: WalletFinder, key: str) -> Response:
-    """As Lago: a key the wallet does not have is no change; a wallet without metadata is 404."""
-    wallet = find()
-    if wallet is None:
-        return not_found("wallet")
-    if not wallet.metadata:
-        return not_found("metadata")
-    wallet = wallet_metadata_change(
-        wallet=wallet, change=lambda current: {k: v for k, v in current.items() if k != key}
-    )
-    return Response({"metadata": wallet.metadata})
-
-
-def _replace(_current: dict[str, Any], given: dict[str, Any] | None) -> dict[str, Any]:
-    return given or {}
-
-
-def _merge(current: dict[str, Any], given: dict[str, Any] | None) -> dict[str, Any]:
-    return current | (given or {})
-
-
-def _clear(_current: dict[str, Any], _given: dict[str, Any] | None) -> dict[str, Any]:
-    return {}
-
-
 # --- /wallets ---------------------------------------------------------------------------------
 
 
@@ -316,29 +280,29 @@ class WalletMetadataView(ApiView):
 
     @extend_schema(
         operation_id="replace_wallet_metadata",
-        request=WalletMetadataEnvelope,
-        responses={200: WalletMetadataOutputEnvelope},
+        request=MetadataEnvelope,
+        responses={200: MetadataOutputEnvelope},
     )
     def post(self, request: Request, lago_id: str) -> Response:
-        return _change_metadata(request, lambda: _by_id(lago_id), _replace)
+        return change_metadata(request, _by_id(lago_id), "wallet", replace)
 
     @extend_schema(
         operation_id="merge_wallet_metadata",
-        request=WalletMetadataEnvelope,
-        responses={200: WalletMetadataOutputEnvelope},
+        request=MetadataEnvelope,
+        responses={200: MetadataOutputEnvelope},
     )
     def patch(self, request: Request, lago_id: str) -> Response:
-        return _change_metadata(request, lambda: _by_id(lago_id), _merge)
+        return change_metadata(request, _by_id(lago_id), "wallet", merge)
 
-    @extend_schema(operation_id="delete_wallet_metadata", responses={200: WalletMetadataOutputEnvelope})
+    @extend_schema(operation_id="delete_wallet_metadata", responses={200: MetadataOutputEnvelope})
     def delete(self, request: Request, lago_id: str) -> Response:
-        return _change_metadata(request, lambda: _by_id(lago_id), _clear)
+        return change_metadata(request, _by_id(lago_id), "wallet", clear)
 
 
 class WalletMetadataKeyView(ApiView):
-    @extend_schema(operation_id="delete_wallet_metadata_key", responses={200: WalletMetadataOutputEnvelope})
+    @extend_schema(operation_id="delete_wallet_metadata_key", responses={200: MetadataOutputEnvelope})
     def delete(self, request: Request, lago_id: str, key: str) -> Response:
-        return _delete_metadata_key(lambda: _by_id(lago_id), key)
+        return delete_metadata_key(_by_id(lago_id), "wallet", key)
 
 
 # --- /wallet_transactions ---------------------------------------------------------------------
@@ -479,29 +443,29 @@ class CustomerWalletView(ApiView):
 class CustomerWalletMetadataView(ApiView):
     @extend_schema(
         operation_id="replace_customer_wallet_metadata",
-        request=WalletMetadataEnvelope,
-        responses={200: WalletMetadataOutputEnvelope},
+        request=MetadataEnvelope,
+        responses={200: MetadataOutputEnvelope},
     )
     def post(self, request: Request, external_id: str, code: str) -> Response:
-        return _change_metadata(request, lambda: _by_code(external_id, code), _replace)
+        return change_metadata(request, _by_code(external_id, code), "wallet", replace)
 
     @extend_schema(
         operation_id="merge_customer_wallet_metadata",
-        request=WalletMetadataEnvelope,
-        responses={200: WalletMetadataOutputEnvelope},
+        request=MetadataEnvelope,
+        responses={200: MetadataOutputEnvelope},
     )
     def patch(self, request: Request, external_id: str, code: str) -> Response:
-        return _change_metadata(request, lambda: _by_code(external_id, code), _merge)
+        return change_metadata(request, _by_code(external_id, code), "wallet", merge)
 
-    @extend_schema(operation_id="delete_customer_wallet_metadata", responses={200: WalletMetadataOutputEnvelope})
+    @extend_schema(operation_id="delete_customer_wallet_metadata", responses={200: MetadataOutputEnvelope})
     def delete(self, request: Request, external_id: str, code: str) -> Response:
-        return _change_metadata(request, lambda: _by_code(external_id, code), _clear)
+        return change_metadata(request, _by_code(external_id, code), "wallet", clear)
 
 
 class CustomerWalletMetadataKeyView(ApiView):
-    @extend_schema(operation_id="delete_customer_wallet_metadata_key", responses={200: WalletMetadataOutputEnvelope})
+    @extend_schema(operation_id="delete_customer_wallet_metadata_key", responses={200: MetadataOutputEnvelope})
     def delete(self, request: Request, external_id: str, code: str, key: str) -> Response:
-        return _delete_metadata_key(lambda: _by_code(external_id, code), key)
+        return delete_metadata_key(_by_code(external_id, code), "wallet", key)
 
 
 # --- /wallet_transactions/<lago_id>/consumptions and /fundings --------------------------------

@@ -3,7 +3,9 @@
 A catalog is one JSON document with `billable_metrics`, `promotions` and `plans` (DESIGN §4),
 and optionally `add_ons` (DESIGN §6: `code`, `name`, `amount` in the currency's major unit with
 at most its minor unit's decimals, `currency`, and optionally `invoice_display_name` and
-`description`); a file without `add_ons` loads as before.
+`description`); a file without `add_ons` loads as before. A plan may have `metadata` (Lago's:
+an object of string keys to string or null values; not pricing, see PlanDef); a plan without it
+keeps the metadata it has.
 Parsing collects every problem, each named by its JSON path
 (`plans[1].charges[0].tiers[2].up_to: must be greater than 25000`), so one run shows them all.
 Amounts may be JSON strings or numbers; numbers are read as Decimal, never as float.
@@ -13,8 +15,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -84,6 +86,8 @@ class PlanDef:
     pay_in_advance: bool = False
     promotion: str | None = None
     commitment: CommitmentDef | None = None
+    # Lago's metadata: None when not stated (a load or an update keeps the stored metadata).
+    metadata: Mapping[str, str | None] | None = field(default=None, hash=False)
 
     def pricing(self) -> tuple[Any, ...]:
         """Everything that changes what a subscriber pays (not the name or description)."""
@@ -349,6 +353,7 @@ def parse_catalog(
                 "promotion",
                 "commitment",
                 "charges",
+                "metadata",
             ),
         )
         if p is None:
@@ -390,6 +395,7 @@ def parse_catalog(
                 promotion=promotion,
                 commitment=commitment,
                 charges=tuple(c for c in charges if c is not None),
+                metadata=_metadata(r, p.get("metadata"), f"{path}.metadata"),
             )
         )
     r.unique([(f"plans[{i}].code", p.code) for i, p in enumerate(plans)], "plan")
@@ -425,6 +431,19 @@ def _add_on(r: _Reader, raw: Any, path: str, valid_currency: Callable[[str], boo
         invoice_display_name=r.text(a, "invoice_display_name", path, required=False),
         description=r.text(a, "description", path, required=False, max_length=10_000),
     )
+
+
+def _metadata(r: _Reader, value: Any, path: str) -> dict[str, str | None] | None:
+    """A plan's metadata: string keys to string or null values (absent or null: not stated)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        r.error(path, "must be an object of string values")
+        return None
+    for key, item in value.items():
+        if item is not None and not isinstance(item, str):
+            r.error(f"{path}.{key}", "must be a string or null")
+    return dict(value)
 
 
 def _charge(

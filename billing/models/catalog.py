@@ -108,6 +108,12 @@ class Plan(models.Model):
         related_name="overrides",
         help_text="A subscription's own prices (Lago's plan_overrides): the catalog plan it overrides.",
     )
+    metadata = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Lago's plan metadata: string keys to string (or null) values. Not pricing: "
+        "a change never makes a new version, and a new version keeps it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords(get_user=history_user)  # shown in the admin's History view

@@ -49,6 +49,7 @@ def plan_def(plan: Plan) -> PlanDef:
         promotion=plan.promotion.code if plan.promotion else None,
         commitment=commitment,
         charges=charges,
+        metadata=dict(plan.metadata) or None,
     )
 
 
@@ -149,4 +150,6 @@ def plan_dict(p: PlanDef) -> dict[str, Any]:
             "auto_renew": p.commitment.auto_renew,
         }
     plan["charges"] = [charge_dict(c) for c in p.charges]
+    if p.metadata:
+        plan["metadata"] = dict(p.metadata)
     return plan

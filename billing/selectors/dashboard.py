@@ -79,7 +79,7 @@ def month_condition(now: datetime) -> Q:
     Customers' zones are few; when they all are in the same month (all but a few hours a
     month) the condition is a plain `month = yyyymm`, without a join to customers.
     """
-    zones = Customer.objects.order_by().values_list("timezone", flat=True).distinct()
+    zones = Customer.all_objects.order_by().values_list("timezone", flat=True).distinct()
     by_month: dict[int, list[str]] = defaultdict(list)
     for tz in zones:
         by_month[month_key(local_date(now, tz))].append(tz)
@@ -225,7 +225,7 @@ def top_customers(
 ) -> list[CustomerCount]:
     """The customers with the most distinct values this month, per unique_count metric."""
     top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
-    customers = Customer.objects.in_bulk([customer_id for (customer_id, _), _ in top])
+    customers = Customer.all_objects.in_bulk([customer_id for (customer_id, _), _ in top])
     return [CustomerCount(customers[customer_id], metrics[metric_id], n) for (customer_id, metric_id), n in top]
 
 

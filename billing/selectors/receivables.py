@@ -71,7 +71,7 @@ def unsettled_invoices(invoices: QuerySet[Invoice] | None = None) -> QuerySet[In
 def overdue_condition(now: datetime) -> Q:
     """Unsettled invoices past their due date in their customer's time zone (one query for the
     zones in use, which are few; the condition has one branch per zone)."""
-    zones = Customer.objects.order_by().values_list("timezone", flat=True).distinct()
+    zones = Customer.all_objects.order_by().values_list("timezone", flat=True).distinct()
     late = Q(pk__in=[])
     for tz in zones:
         late |= Q(customer__timezone=tz, payment_due_date__lt=local_date(now, tz))

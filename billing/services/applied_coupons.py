@@ -190,7 +190,7 @@ def applied_coupon_create(
 def applied_coupon_terminate(*, applied_coupon: AppliedCoupon, now: datetime | None = None) -> AppliedCoupon:
     """Stop the customer's coupon: no invoice finalized from now on uses it. The customer's lock
     first, as finalizing an invoice takes it before the applied coupons'."""
-    Customer.objects.select_for_update().filter(pk=applied_coupon.customer_id).first()
+    Customer.all_objects.select_for_update().filter(pk=applied_coupon.customer_id).first()
     applied = AppliedCoupon.objects.select_for_update().get(pk=applied_coupon.pk)
     if applied.status != CouponStatus.TERMINATED:
         applied.status, applied.terminated_at = CouponStatus.TERMINATED, now or timezone.now()

@@ -9,6 +9,8 @@ changes nothing). It creates and updates; it never deletes what the file leaves 
 A plan that has subscriptions is never repriced in place: when the file changes anything a
 subscriber pays (fee, interval, currency, charges, tiers, promotion, commitment), a new version
 of the plan is created and becomes current; existing subscriptions keep the version they bought.
+A plan's metadata (Lago's) is not pricing: changing it never makes a version, and a new version
+keeps it; a plan saved without it (`PlanDef.metadata` None) keeps the metadata it has.
 A metric or promotion in use by subscriptions cannot change how it bills; the load is refused
 with a message saying so (create a new code instead).
 
@@ -279,6 +281,7 @@ def plan_save(
     (`trial_promotion`), 0 none; None keeps `plan.promotion`. `invoice_display_name` and
     `charge_display_names` (by metric code): None keeps the stored ones (a catalog file has none).
     `new`: refuse a code that has a current version (CatalogError naming `code`).
+    `plan.metadata` None keeps the stored metadata.
     """
     if trial_days is not None:
         trial = trial_promotion(trial_days)
@@ -286,6 +289,8 @@ def plan_save(
     stored = plans_with_charges().select_for_update(of=("self",)).filter(code=plan.code, is_current=True).first()
     if stored is not None and new:
         raise CatalogError([f"{_at(path, 'code')}: " + ALREADY_EXISTS.format(what="plan", code=plan.code)])
+    metadata = plan.metadata if plan.metadata is not None or stored is None else stored.metadata
+    plan = replace(plan, metadata=dict(metadata or {}) or None)  # as plan_def shows it: none is None
     if stored is None:
         try:
             with transaction.atomic():  # a concurrent create of the same code: one current version decides
@@ -306,7 +311,9 @@ def plan_save(
     current = plan_def(stored)
     if current == plan and display_name == stored.invoice_display_name and wanted_names == names:
         return PlanSaved(plan=stored, action="unchanged")
-    if current.pricing() != plan.pricing() and stored.subscriptions.exists():
+    # A staged downgrade (Subscription.next_plan) has sold this version too: it starts on it later.
+    sold = stored.subscriptions.exists() or Subscription.objects.filter(next_plan=stored).exists()
+    if current.pricing() != plan.pricing() and sold:
         # Never reprice what was sold: the old version keeps its subscribers.
         version = _next_version(plan.code)
         stored.is_current = False
@@ -341,7 +348,10 @@ def plan_destroy(*, plan: Plan) -> str:
     code = plan.code
     versions = list(Plan.objects.select_for_update().filter(code=code).order_by("pk"))
     subscriptions = Subscription.objects.filter(plan__code=code)
-    live = subscriptions.exclude(status=SubscriptionStatus.TERMINATED).count()
+    ended = [SubscriptionStatus.TERMINATED, SubscriptionStatus.CANCELED]
+    # Live ones, and staged downgrades to it (they start on it at their period's end).
+    live = subscriptions.exclude(status__in=ended).count()
+    live += Subscription.objects.filter(next_plan__code=code).exclude(status__in=ended).count()
     if live:
         raise CatalogError(["code: " + PLAN_SUBSCRIBED.format(code=code, count=live)])
     if subscriptions.exists():
@@ -387,6 +397,7 @@ def write_plan_fields(stored: Plan, plan: PlanDef) -> None:
     stored.commitment_months = c.months if c else None
     stored.commitment_covers = c.covers if c else "base_fee"
     stored.commitment_auto_renew = c.auto_renew if c else True
+    stored.metadata = dict(plan.metadata or {})
 
 
 def _create_plan(

@@ -20,6 +20,7 @@ from billing.engine.vocabulary import CouponStatus, InvoiceStatus, PaymentStatus
 from billing.models import AppliedCoupon, Invoice, Subscription, Wallet
 from billing.services.applied_coupons import applied_coupon_terminate
 from billing.services.errors import FieldErrors
+from billing.services.period_close import subscriptions_to_close
 from billing.services.wallets import wallet_terminate
 from customers.models import Customer
 from metering.models import Event
@@ -31,6 +32,9 @@ CURRENCY_LOCKED = "cannot change once the customer has subscriptions"
 HAS_LIVE_SUBSCRIPTIONS = "the customer has live (active or pending) subscriptions: {ids}; terminate them first"
 HAS_UNPAID_INVOICES = "the customer has unpaid invoices: {numbers}; record their payment or void them first"
 HAS_DRAFT_INVOICES = "the customer has draft invoices (ids {ids}); they are finalized when their grace period ends"
+HAS_UNBILLED_SUBSCRIPTIONS = (
+    "the customer has ended subscriptions whose last period is not invoiced yet: {ids}; the next close bills them"
+)
 LISTED = 10  # ids named in a refusal
 # The text fields a create or update may set (besides external_id); None means "not given".
 TEXT_FIELDS = (
@@ -137,6 +141,15 @@ def destroy_blockers(customer: Customer) -> dict[str, list[str]]:
     )
     if live:
         errors["subscriptions"] = [HAS_LIVE_SUBSCRIPTIONS.format(ids=_listed(live))]
+    # Ended, but a period of theirs is still to be invoiced (the next close bills it).
+    unbilled = list(
+        Subscription.objects.filter(pk__in=subscriptions_to_close(customer_id=customer.pk))
+        .exclude(status__in=[SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING])
+        .order_by("id")
+        .values_list("external_id", flat=True)
+    )
+    if unbilled:
+        errors.setdefault("subscriptions", []).append(HAS_UNBILLED_SUBSCRIPTIONS.format(ids=_listed(unbilled)))
     invoices = Invoice.objects.filter(customer=customer).order_by("id")
     unpaid = list(
         invoices.filter(status=InvoiceStatus.FINALIZED)

@@ -255,7 +255,7 @@ def invoice_void(
     `credit_amount` (the customer's credit) and `refund_amount` (money to pay back) over its fees."""
     # The customer first, as finalization and regeneration lock it: the applied coupons and the
     # wallet this gives back are then locked in the same order as a close would lock them.
-    Customer.objects.select_for_update().filter(pk=invoice.customer_id).first()
+    Customer.all_objects.select_for_update().filter(pk=invoice.customer_id).first()
     invoice = _lock(invoice)
     if invoice.status != InvoiceStatus.FINALIZED:
         raise InvoiceError(CANNOT_VOID.format(invoice=invoice, status=invoice.status), field="status")

@@ -147,7 +147,7 @@ def one_off_invoice_create(
 ) -> Invoice:
     """Bill add-ons to the customer now: a finalized, numbered `one_off` invoice (see the module
     docstring); OneOffInvoiceError with every field at fault, nothing stored."""
-    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    customer = Customer.all_objects.select_for_update().get(pk=customer.pk)
     currency = currency or customer.currency
     errors: dict[str, list[str]] = {}
     if currency != customer.currency:

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from billing.engine.adjustments import TaxRate
@@ -35,6 +35,7 @@ from billing.models import (
     InvoiceStatus,
     Plan,
     Subscription,
+    SubscriptionStatus,
     Wallet,
     WalletStatus,
 )
@@ -114,6 +115,13 @@ def _advance_periods(subscription: Subscription, after: datetime | None, now: da
             break
         cursor = period.end
     return periods
+
+
+def _skipped(subscription: Subscription, period: Period) -> bool:
+    """Cut short by a termination that skips its closing invoice (Lago's
+    on_termination_invoice=skip): the final part of the period is not billed. (A plan change
+    always bills it: it resets the choice, billing.services.subscriptions._switch_plan.)"""
+    return period.end < period.full_end and subscription.on_termination_invoice == OnTerminationInvoice.SKIP
 
 
 def _in_month(period: Period, month: tuple[int, int] | None) -> bool:
@@ -414,11 +422,11 @@ def close_subscription(
         for period in _ended_periods(subscription, None, now):
             if known.done(InvoiceKind.PERIOD, period.start):
                 continue
-            if period.end < period.full_end and subscription.on_termination_invoice == OnTerminationInvoice.SKIP:
-                # Cut short by a termination that skips its closing invoice (Lago's
-                # on_termination_invoice=skip): the final part of the period is not billed.
-                continue
-            if not _in_month(period, month) and not known.draft(InvoiceKind.PERIOD, period.start):
+            # A draft is always taken to its end (recomputed, finalized after its grace period),
+            # whatever the month asked or the termination's choice: it is never left behind.
+            if not known.draft(InvoiceKind.PERIOD, period.start) and (
+                _skipped(subscription, period) or not _in_month(period, month)
+            ):
                 continue
 
             def period_compute(invoice_id: int | None, finalizing: bool, p: Period = period) -> list[Line]:
@@ -462,9 +470,17 @@ def close_subscription(
     return report
 
 
-def subscriptions_to_close(*, customer_external_id: str | None = None) -> Iterable[int]:
-    """Ids of subscriptions that may have periods to invoice: all but terminated ones whose
-    final period has a finalized invoice."""
+def subscriptions_to_close(
+    *, customer_external_id: str | None = None, customer_id: int | None = None, now: datetime | None = None
+) -> Iterable[int]:
+    """Ids of subscriptions that may have periods to invoice: all but those with none left.
+
+    Left out (unless they have a draft invoice, which is always taken to its end): canceled
+    ones (ended before they started: their life is empty, no period of theirs is ever billed),
+    terminated ones whose final period has a finalized invoice, and terminated ones that skip
+    their closing invoice (on_termination_invoice=skip) once every period but that skipped final
+    one is invoiced (checked period by period, as close_subscription walks them)."""
+    now = now or timezone.now()
     # The last period ends at the local start of the termination day: within a day (26 hours,
     # with a DST change) before terminated_at, and no earlier period ends that close to it.
     final_invoiced = Invoice.objects.filter(
@@ -472,11 +488,51 @@ def subscriptions_to_close(*, customer_external_id: str | None = None) -> Iterab
         kind=InvoiceKind.PERIOD,
         period_end__gt=OuterRef("terminated_at") - timedelta(hours=26),
     ).exclude(status=InvoiceStatus.DRAFT)
+    has_draft = Invoice.objects.filter(subscription=OuterRef("pk"), status=InvoiceStatus.DRAFT)
     # Live subscriptions have no terminated_at, so the comparison is never true for them.
-    qs = Subscription.objects.exclude(Exists(final_invoiced))
+    qs = Subscription.objects.exclude(Exists(final_invoiced)).exclude(
+        Q(status=SubscriptionStatus.CANCELED) & ~Exists(has_draft)
+    )
     if customer_external_id:
         qs = qs.filter(customer__external_id=customer_external_id)
-    return qs.order_by("id").values_list("id", flat=True)
+    if customer_id is not None:
+        qs = qs.filter(customer_id=customer_id)
+    skipping = qs.filter(
+        status=SubscriptionStatus.TERMINATED,
+        on_termination_invoice=OnTerminationInvoice.SKIP,
+        terminated_at__lte=now,
+    ).exclude(Exists(has_draft))
+    done = set(_all_billed(skipping, now))
+    return [pk for pk in qs.order_by("id").values_list("id", flat=True) if pk not in done]
+
+
+def _all_billed(subscriptions: QuerySet[Subscription], now: datetime) -> Iterable[int]:
+    """The subscriptions (terminated, by now) each of whose periods is invoiced (not a draft) or
+    skipped, as close_subscription sees them: read a chunk at a time with their invoices."""
+    ids = list(subscriptions.order_by("id").values_list("id", flat=True))
+    for first in range(0, len(ids), CHUNK_SIZE):
+        chunk = Subscription.objects.select_related("customer", "plan").in_bulk(ids[first : first + CHUNK_SIZE])
+        billed: dict[int, set[tuple[str, datetime]]] = {pk: set() for pk in chunk}
+        rows = Invoice.objects.filter(subscription_id__in=chunk, kind__in=[InvoiceKind.PERIOD, InvoiceKind.ADVANCE])
+        for subscription_id, kind, start in rows.exclude(status=InvoiceStatus.DRAFT).values_list(
+            "subscription_id", "kind", "period_start"
+        ):
+            billed[subscription_id].add((kind, start))
+        for pk, subscription in chunk.items():
+            # Every period of its life, ended by `now` or not (its last ends the day after its
+            # termination day starts, at the latest): one not over yet keeps it in.
+            after_life = max(now, (subscription.terminated_at or now) + timedelta(days=2))
+            periods = [
+                (InvoiceKind.PERIOD, period)
+                for period in _ended_periods(subscription, None, after_life)
+                if not _skipped(subscription, period)
+            ]
+            if subscription.plan.pay_in_advance:
+                periods += [
+                    (InvoiceKind.ADVANCE, period) for period in _advance_periods(subscription, None, after_life)
+                ]
+            if all((kind, period.start) in billed[pk] for kind, period in periods):
+                yield pk
 
 
 def close_periods(
@@ -495,7 +551,7 @@ def close_periods(
     """
     report = CloseReport()
     cache = RunCache()
-    ids = list(subscriptions_to_close(customer_external_id=customer_external_id))
+    ids = list(subscriptions_to_close(customer_external_id=customer_external_id, now=now))
     done = 0
     for first in range(0, len(ids), CHUNK_SIZE):
         chunk = ids[first : first + CHUNK_SIZE]

@@ -8,7 +8,7 @@ announce ended trials); each change is announced (subscription.started, .termina
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -30,6 +30,7 @@ from customers.models import Customer
 from metering.days import day_start, local_date
 
 CUSTOMER_DELETED = "unknown customer {ref!r} (deleted)"
+PLAN_RETIRED = "plan {code!r} was deleted or retired"
 CURRENCY_MISMATCH = "plan {plan!r} is priced in {plan_currency}, customer {customer!r} is billed in {currency}"
 EXTERNAL_ID_TAKEN = "already used by subscription of customer {customer!r} on plan {plan!r}"
 PLAN_CHANGE_BEFORE_START = "a plan change cannot take effect before the current subscription started"
@@ -57,6 +58,10 @@ ENDS_BEFORE_SWITCH = "must be after {at}, when the new plan starts"
 ONLY_WHILE_PENDING = "can only change while the subscription is pending (it has started)"
 START_HAS_COMMITMENT = "cannot change: the subscription's commitment starts on its start day"
 NOT_LIVE = "the subscription is {status}: it can no longer change"
+STARTS_WITH_PLAN_CHANGE = (
+    "cannot change: this subscription is a plan change, it starts when the previous plan ends ({at}); "
+    "change the plan again instead (POST /api/v1/subscriptions)"
+)
 BAD_CHOICE = "must be one of: {choices}"
 CREDIT_NOTE_SKIP_ONLY = (
     "only 'skip' is supported: no credit note is issued on termination (an advance base fee is not refunded)"
@@ -157,6 +162,13 @@ def subscription_create(
     # subscription (and is refused) or has committed, and then the customer is gone here.
     if Customer.objects.select_for_update().filter(pk=customer.pk).first() is None:
         raise SubscriptionError("external_customer_id", CUSTOMER_DELETED.format(ref=customer.external_id))
+    # Then the plan's, as plan_destroy takes it: a plan deleted or retired meanwhile sells nothing.
+    # (An older version of a plan still sold, e.g. a staged downgrade's, is fine.)
+    if (
+        Plan.objects.select_for_update().filter(pk=plan.pk).first() is None
+        or not Plan.objects.catalog().filter(code=plan.code, is_current=True).exists()
+    ):
+        raise SubscriptionError("plan_code", PLAN_RETIRED.format(code=plan.code))
     existing = (
         # of=self: the promotion join is nullable, and PostgreSQL cannot lock an outer join's side.
         Subscription.objects.select_for_update(of=("self",))
@@ -283,7 +295,11 @@ def _switch_plan(
     """A plan change now (the existing subscription locked): it ends at `switch` (canceled if it
     never started) and a new one on `plan` starts at `subscription_at`, the first one's promotion
     window and ending_at carried on."""
-    previous = subscription_terminate(subscription=existing, at=switch)
+    # A plan change always bills the old plan's part period: its on_termination_invoice (skip)
+    # is for a termination, not for a change of plan (as Lago bills an upgraded subscription).
+    previous = subscription_terminate(
+        subscription=existing, at=switch, on_termination_invoice=OnTerminationInvoice.GENERATE
+    )
     attached, promotion_start = existing.promotion, existing.promotion_start or existing.subscription_at
     if promotion is not PLAN_PROMOTION:
         attached, promotion_start = promotion, subscription_at
@@ -370,6 +386,13 @@ def subscription_update(
                 raise SubscriptionError(name_, NOT_LIVE.format(status=subscription.status))
         if plan_overrides is not None and subscription.status == SubscriptionStatus.CANCELED:
             raise SubscriptionError("plan_overrides", NOT_LIVE.format(status=subscription.status))
+        # What its termination bills was decided when it ended (the closer may have billed it).
+        for choice, chosen, stored in (
+            ("on_termination_invoice", on_termination_invoice, subscription.on_termination_invoice),
+            ("on_termination_credit_note", on_termination_credit_note, _credit_note_shown(subscription)),
+        ):
+            if chosen is not None and chosen != stored:
+                raise SubscriptionError(choice, NOT_LIVE.format(status=subscription.status))
     if plan_overrides is not None:
         plan_override_create(subscription=subscription, overrides=plan_overrides)
         subscription.refresh_from_db()
@@ -378,6 +401,10 @@ def subscription_update(
     if subscription_at is not None and subscription_at != subscription.subscription_at:
         if subscription.status != SubscriptionStatus.PENDING:
             raise SubscriptionError("subscription_at", ONLY_WHILE_PENDING)
+        if subscription.previous_id is not None:  # moving it would leave a gap, or an overlap
+            raise SubscriptionError(
+                "subscription_at", STARTS_WITH_PLAN_CHANGE.format(at=subscription.subscription_at.isoformat())
+            )
         if Commitment.objects.filter(subscription=subscription).exists():
             raise SubscriptionError("subscription_at", START_HAS_COMMITMENT)
         check_subscription_at(subscription_at, now=now)
@@ -410,6 +437,11 @@ def subscription_update(
     if started:
         _announce(subscription, WebhookType.SUBSCRIPTION_STARTED)
     return subscription
+
+
+def _credit_note_shown(subscription: Subscription) -> str | None:
+    """on_termination_credit_note as the API shows it: as set, else `skip` for an advance fee."""
+    return subscription.on_termination_credit_note or ("skip" if subscription.plan.pay_in_advance else None)
 
 
 @transaction.atomic
@@ -478,64 +510,107 @@ class WatchReport:
     trials_ended: list[int] = field(default_factory=list)
     ended: list[int] = field(default_factory=list)
     downgraded: list[int] = field(default_factory=list)  # the new subscriptions
+    errors: list[str] = field(default_factory=list)  # one per subscription that failed (the others go on)
 
 
 def subscriptions_watch(*, now: datetime) -> WatchReport:
-    """What happens to subscriptions by the clock (run every minute), each once, under the
-    subscription's row lock: pending subscriptions whose start has come become active
-    (subscription.started); those whose ending_at has come are terminated at that moment; staged
-    downgrades whose date has come are applied (the old plan ends there, the new one starts
-    there); ended trials are announced (subscription.trial_ended)."""
+    """What happens to subscriptions by the clock (run every minute), each once, in its own
+    transaction: pending subscriptions whose start has come become active (subscription.started);
+    staged downgrades whose date has come are applied (the old plan ends there, the new one starts
+    there); those whose ending_at has come are terminated at that moment; ended trials are
+    announced (subscription.trial_ended). After an outage, what was due first happens first: a
+    downgrade due before the subscription's ending_at is applied, and the new subscription (which
+    carries that ending_at, or the one staged with the downgrade) then ends; an ending_at due
+    before (or at) the downgrade terminates the subscription, and the staged downgrade is dropped.
+    A subscription that fails (e.g. a staged plan no longer in the customer's currency) is
+    reported in `errors` and retried at the next run; it does not stop the others. The customer's
+    row is locked before the subscription's, as subscription_create does."""
     report = WatchReport()
     due = Subscription.objects.filter(status=SubscriptionStatus.PENDING, subscription_at__lte=now)
     for pk in due.order_by("subscription_at", "id").values_list("pk", flat=True):
-        with transaction.atomic():
-            subscription = Subscription.objects.select_for_update().get(pk=pk)
-            if subscription.status == SubscriptionStatus.PENDING and subscription.subscription_at <= now:
-                subscription.status = SubscriptionStatus.ACTIVE
-                subscription.save(update_fields=["status", "updated_at"])
-                _announce(subscription, WebhookType.SUBSCRIPTION_STARTED)
-                report.started.append(pk)
+        _watch_one(pk, now, report, report.started, _start)
+    downgrades = Subscription.objects.filter(status=SubscriptionStatus.ACTIVE, downgrade_at__lte=now)
+    for pk in downgrades.order_by("downgrade_at", "id").values_list("pk", flat=True):
+        _watch_one(pk, now, report, report.downgraded, _apply_downgrade)
     ending = Subscription.objects.filter(status=SubscriptionStatus.ACTIVE, ending_at__lte=now)
     for pk in ending.order_by("ending_at", "id").values_list("pk", flat=True):
-        with transaction.atomic():
-            subscription = Subscription.objects.select_for_update().get(pk=pk)
-            ends = subscription.ending_at
-            if subscription.status == SubscriptionStatus.ACTIVE and ends is not None and ends <= now:
-                subscription_terminate(subscription=subscription, at=ends)
-                report.ended.append(pk)
-    report.downgraded += _apply_downgrades(now)
+        _watch_one(pk, now, report, report.ended, _end)
     _announce_trial_ends(now, report)
     return report
 
 
-def _apply_downgrades(now: datetime) -> list[int]:
-    """Apply each staged downgrade whose date has come, once: under the subscription's lock a
-    second clock finds it terminated; the one-to-one `previous` link and the one live
-    subscription per external_id back that up."""
-    applied: list[int] = []
-    due = Subscription.objects.filter(status=SubscriptionStatus.ACTIVE, downgrade_at__lte=now)
-    for pk in due.order_by("downgrade_at", "id").values_list("pk", flat=True):
+def _watch_one(
+    pk: int, now: datetime, report: WatchReport, done: list[int], apply: Callable[[int, datetime], int | None]
+) -> None:
+    """Apply one subscription's due change in its own transaction: the id it reports (None:
+    nothing was due any more) goes to `done`; a failure is reported and rolled back."""
+    try:
         with transaction.atomic():
-            existing = (
-                Subscription.objects.select_for_update(of=("self",))
-                .select_related("customer", "plan", "promotion", "next_plan")
-                .get(pk=pk)
-            )
-            at, plan = existing.downgrade_at, existing.next_plan
-            if existing.status != SubscriptionStatus.ACTIVE or at is None or plan is None or at > now:
-                continue
-            new = _switch_plan(
-                existing,
-                plan=plan,
-                switch=at,
-                subscription_at=at,
-                now=now,
-                name=existing.next_name,
-                ending_at=existing.next_ending_at,
-            )
-            applied.append(new.pk)
-    return applied
+            result = apply(pk, now)
+    except Exception as exc:  # report and go on: one bad row must not stop the clock every minute
+        report.errors.append(f"subscription {pk}: {exc}")
+        return
+    if result is not None:
+        done.append(result)
+
+
+def _lock(pk: int) -> Subscription | None:
+    """The subscription locked after its customer (subscription_create's order: no deadlock with
+    a concurrent create or plan change); None if it is gone."""
+    customer_id = Subscription.objects.filter(pk=pk).values_list("customer_id", flat=True).first()
+    if customer_id is None:
+        return None
+    Customer.objects.select_for_update().filter(pk=customer_id).first()
+    return (
+        # of=self: the promotion join is nullable, and PostgreSQL cannot lock an outer join's side.
+        Subscription.objects.select_for_update(of=("self",))
+        .select_related("customer", "plan", "promotion", "next_plan")
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def _start(pk: int, now: datetime) -> int | None:
+    subscription = Subscription.objects.select_for_update().filter(pk=pk).first()
+    if subscription is None or subscription.status != SubscriptionStatus.PENDING or subscription.subscription_at > now:
+        return None
+    subscription.status = SubscriptionStatus.ACTIVE
+    subscription.save(update_fields=["status", "updated_at"])
+    _announce(subscription, WebhookType.SUBSCRIPTION_STARTED)
+    return pk
+
+
+def _end(pk: int, now: datetime) -> int | None:
+    subscription = _lock(pk)
+    if subscription is None or subscription.status != SubscriptionStatus.ACTIVE:
+        return None
+    ends = subscription.ending_at
+    if ends is None or ends > now:
+        return None
+    subscription_terminate(subscription=subscription, at=ends)
+    return pk
+
+
+def _apply_downgrade(pk: int, now: datetime) -> int | None:
+    """Apply a staged downgrade whose date has come, once: under the subscription's lock a
+    second clock finds it terminated; the one-to-one `previous` link and the one live
+    subscription per external_id back that up. The new subscription's id, or None."""
+    existing = _lock(pk)
+    if existing is None or existing.status != SubscriptionStatus.ACTIVE:
+        return None
+    at, plan = existing.downgrade_at, existing.next_plan
+    if at is None or plan is None or at > now:
+        return None
+    if existing.ending_at is not None and existing.ending_at <= at:
+        return None  # it ends first (the endings below): the downgrade is dropped then
+    # The ending_at staged with it, else the subscription's own (a later one set since).
+    ending_at = (
+        existing.next_ending_at if existing.next_ending_at is not None and existing.next_ending_at > at else None
+    )
+    new = _switch_plan(
+        existing, plan=plan, switch=at, subscription_at=at, now=now, name=existing.next_name, ending_at=ending_at
+    )
+    return new.pk
 
 
 def _announce_trial_ends(now: datetime, report: WatchReport) -> None:
@@ -546,19 +621,23 @@ def _announce_trial_ends(now: datetime, report: WatchReport) -> None:
         subscription_at__lte=now,
     )
     for pk in in_trial.order_by("id").values_list("pk", flat=True):
-        with transaction.atomic():
-            subscription = (
-                Subscription.objects.select_for_update(of=("self",)).select_related("customer", "promotion").get(pk=pk)
-            )
-            ended = trial_end(subscription)
-            if subscription.trial_end_announced_at is not None or ended is None or ended > now:
-                continue
-            # Terminated during its trial: the subscription ended, not its trial.
-            ended_early = subscription.terminated_at is not None and subscription.terminated_at <= ended
-            subscription.trial_end_announced_at = now
-            subscription.save(update_fields=["trial_end_announced_at", "updated_at"])
-            # A trial that ended long ago (the schedule was off, or a back-dated subscription) is
-            # marked without a webhook: announcing it now would be news of old times.
-            if not ended_early and now - ended <= TRIAL_END_ANNOUNCE_WINDOW:
-                _announce(subscription, WebhookType.SUBSCRIPTION_TRIAL_ENDED)
-                report.trials_ended.append(pk)
+        _watch_one(pk, now, report, report.trials_ended, _announce_trial_end)
+
+
+def _announce_trial_end(pk: int, now: datetime) -> int | None:
+    subscription = (
+        Subscription.objects.select_for_update(of=("self",)).select_related("customer", "promotion").get(pk=pk)
+    )
+    ended = trial_end(subscription)
+    if subscription.trial_end_announced_at is not None or ended is None or ended > now:
+        return None
+    # Terminated during its trial: the subscription ended, not its trial.
+    ended_early = subscription.terminated_at is not None and subscription.terminated_at <= ended
+    subscription.trial_end_announced_at = now
+    subscription.save(update_fields=["trial_end_announced_at", "updated_at"])
+    # A trial that ended long ago (the schedule was off, or a back-dated subscription) is
+    # marked without a webhook: announcing it now would be news of old times.
+    if not ended_early and now - ended <= TRIAL_END_ANNOUNCE_WINDOW:
+        _announce(subscription, WebhookType.SUBSCRIPTION_TRIAL_ENDED)
+        return pk
+    return None

@@ -167,7 +167,7 @@ def taxes_by_code(codes: Sequence[str]) -> list[Tax]:
 def customer_taxes_set(*, customer: Customer, tax_codes: Sequence[str]) -> list[Tax]:
     """Replace the customer's tax codes with `tax_codes` (empty: none; the organization's taxes
     apply again). Returns the customer's taxes."""
-    Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    Customer.all_objects.select_for_update().filter(pk=customer.pk).first()
     taxes = taxes_by_code(tax_codes)
     keep = {tax.pk for tax in taxes}
     CustomerTax.objects.filter(customer=customer).exclude(tax_id__in=keep).delete()

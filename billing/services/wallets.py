@@ -23,7 +23,6 @@ then takes the wallet's, after which nothing else is locked.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -268,7 +267,7 @@ def _check_name(name: str, field_name: str, errors: dict[str, list[str]]) -> Non
 
 def _lock(wallet: Wallet) -> Wallet:
     """The wallet under its row lock, its customer's row locked first (see the module docstring)."""
-    Customer.objects.select_for_update().filter(pk=wallet.customer_id).first()
+    Customer.all_objects.select_for_update().filter(pk=wallet.customer_id).first()
     return Wallet.objects.select_for_update(of=("self",)).select_related("customer").get(pk=wallet.pk)
 
 
@@ -305,7 +304,7 @@ def wallet_create(
 ) -> Wallet:
     """A new active wallet in the customer's currency, with its first top-up (paid credits
     invoiced, granted credits settled) if credits are given."""
-    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    customer = Customer.all_objects.select_for_update().get(pk=customer.pk)
     wallet_currency = customer.currency
     errors: dict[str, list[str]] = {}
     if currency is not None and currency != wallet_currency:
@@ -399,17 +398,6 @@ def wallet_update(
     if metadata is not None:
         wallet.metadata = metadata
     wallet.save()
-    return wallet
-
-
-@transaction.atomic
-def wallet_metadata_change(
-    *, wallet: Wallet, change: Callable[[dict[str, str | None]], dict[str, str | None]]
-) -> Wallet:
-    """Lago's metadata routes: the wallet's metadata replaced by `change(current)`, under its lock."""
-    wallet = Wallet.objects.select_for_update().get(pk=wallet.pk)
-    wallet.metadata = change(dict(wallet.metadata or {}))
-    wallet.save(update_fields=["metadata", "updated_at"])
     return wallet
 
 

@@ -203,9 +203,8 @@ def test_customer_page_renders_in_a_bounded_number_of_queries(
     # + 1 for the commitments panel (one query however many subscriptions), + 9 at most for the
     # account panel (billing.selectors.receivables.customer_account, however many invoices), + 6
     # for coupons, taxes and wallets: the preview's coupons and taxes read once for all panels (3),
-    # the applied coupons and wallets panels (2) and the tax codes field (1); + 1 for the recent events;
-    # + 2 for whether it may be deleted (live subscriptions, unsettled invoices: customer_destroy's rules).
-    with django_assert_max_num_queries(10 + 2 * 5 + 1 + 9 + 6 + 1 + 2):
+    # the applied coupons and wallets panels (2) and the tax codes field (1); + 1 for the recent events.
+    with django_assert_max_num_queries(10 + 2 * 5 + 1 + 9 + 6 + 1):
         response = admin_client.get(customer_url(customer))
 
     assert response.status_code == 200
@@ -274,3 +273,19 @@ def test_the_customer_page_shows_its_recent_events_in_its_time_zone(admin_client
     assert rows[0]["when"] == "June 11, 2025, 00:30"  # 22:30 UTC is past midnight in Paris
     content = response.content.decode()
     assert 'id="customer-recent-events"' in content and "When (Europe/Paris)" in content
+
+
+def test_deleting_a_customer_in_the_admin_follows_the_apis_rules(admin_client: Client) -> None:
+    """Delete is customer_destroy's soft delete: refused with the reasons while a subscription is
+    live; once allowed, the row stays (deleted_at) and the list no longer shows it."""
+    customer = CustomerFactory(external_id="acme")
+    subscription = SubscriptionFactory(customer=customer, external_id="acme-sub", subscription_at=NOW)
+    delete_url = reverse("admin:customers_customer_delete", args=[customer.pk])
+    refused = admin_client.get(delete_url, follow=True)
+    assert refused.redirect_chain[-1][0] == customer_url(customer)
+    assert "cannot be deleted yet" in refused.content.decode() and "acme-sub" in refused.content.decode()
+    Subscription.objects.filter(pk=subscription.pk).update(status=SubscriptionStatus.CANCELED, terminated_at=NOW)
+    assert admin_client.post(delete_url, {"post": "yes"}).status_code == 302
+    assert Customer.all_objects.get(pk=customer.pk).deleted_at is not None
+    assert not Customer.objects.filter(pk=customer.pk).exists()
+    assert "delete_selected" not in admin_client.get(reverse("admin:customers_customer_changelist")).content.decode()

@@ -18,15 +18,17 @@ from lago_python_client.models.charge import Charges as LagoCharges
 from lago_python_client.models.plan import Plan as LagoPlan
 from rest_framework.test import APIClient
 
+from billing.engine.catalog import CatalogError
 from billing.engine.vocabulary import SubscriptionStatus
 from billing.management.commands.load_catalog import SEGMENT_CATALOG
 from billing.models import Charge, Plan, Promotion, Subscription, Tier
-from billing.selectors.catalog import plan_def
+from billing.selectors.catalog import catalog_export, plan_def
 from billing.selectors.plans import current_plan, plans_with_charges
-from billing.services.catalog import METRIC_IN_USE, PLAN_SUBSCRIBED
+from billing.services.catalog import METRIC_IN_USE, PLAN_SUBSCRIBED, parse_stored_catalog, plan_destroy
+from billing.services.subscriptions import PLAN_RETIRED, SubscriptionError, subscription_create
 from customers.services import api_key_create
 from metering.models import BillableMetric
-from tests.factories import SubscriptionFactory
+from tests.factories import CustomerFactory, SubscriptionFactory
 from tests.helpers import errors, get, load_catalog, post
 from tests.test_openapi import Answers
 
@@ -287,8 +289,8 @@ def test_plan_input_that_cannot_be_honoured_is_refused_by_name(api: APIClient) -
     )
     details = errors(api.post("/api/v1/plans", body, format="json"))
     assert set(details) == {"bill_charges_monthly", "promotion"}
-    body = team_body(metric["lago_id"], code="x", metadata={"crm": "1"}, cascade_updates=True)
-    assert set(errors(api.post("/api/v1/plans", body, format="json"))) == {"metadata", "cascade_updates"}
+    body = team_body(metric["lago_id"], code="x", metadata={"crm": 1}, cascade_updates=True)
+    assert set(errors(api.post("/api/v1/plans", body, format="json"))) == {"metadata.crm", "cascade_updates"}
     assert set(errors(api.post("/api/v1/plans", team_body(metric["lago_id"], trial_period=1.5), format="json"))) == {
         "trial_period"
     }
@@ -310,6 +312,24 @@ def test_destroying_a_plan_refuses_subscribers_retires_ended_ones_and_deletes_un
     # the retired code can be created again: its next version
     assert post(api, "/api/v1/plans", team_body(metric["lago_id"], code="b"))["plan"]["version"] == 2
     assert Subscription.objects.get(pk=subscribed.pk).plan.is_current
+
+
+def test_a_plan_a_downgrade_is_staged_to_counts_as_sold(api: APIClient) -> None:
+    """A staged downgrade (Subscription.next_plan) starts on its plan at the period's end: that
+    plan is sold, so a repricing makes a new version and deleting it is refused."""
+    metric = mtu(api)
+    for code in ("big", "small"):
+        post(api, "/api/v1/plans", team_body(metric["lago_id"], code=code))
+    small = current_plan("small")
+    staged = SubscriptionFactory(plan=current_plan("big"))
+    Subscription.objects.filter(pk=staged.pk).update(next_plan=small, downgrade_at=staged.subscription_at)
+    response = put(api, "/api/v1/plans/small", {"plan": {"amount_cents": 100}})
+    assert response.json()["plan"]["version"] == 2
+    assert plans_with_charges().get(pk=small.pk).base_fee == Decimal(120)  # what the downgrade bought
+    assert errors(api.delete("/api/v1/plans/small")) == {"code": [PLAN_SUBSCRIBED.format(code="small", count=1)]}
+    Subscription.objects.filter(pk=staged.pk).update(status=SubscriptionStatus.CANCELED)
+    Subscription.objects.filter(plan__code="big").update(status=SubscriptionStatus.CANCELED)
+    assert api.delete("/api/v1/plans/big").status_code == 200  # canceled ones are not live
 
 
 def test_plan_charges_are_added_found_changed_and_removed(api: APIClient) -> None:
@@ -378,6 +398,10 @@ def test_lago_sdk_manages_metrics_and_plans(live_server: Any) -> None:
     assert lago.plans.find("team").lago_id == plan.lago_id
     assert [p.code for p in lago.plans.find_all({"per_page": 10})["plans"]] == ["team"]
     assert lago.plans.update(LagoPlan(amount_cents=15000), "team").amount_cents == 15000
+    assert lago.plans.replace_metadata("team", {"crm": "42", "tier": "gold"}) == {"crm": "42", "tier": "gold"}
+    assert lago.plans.merge_metadata("team", {"tier": None}) == {"crm": "42", "tier": None}
+    assert lago.plans.delete_metadata_key("team", "crm") == {"tier": None}
+    assert lago.plans.delete_all_metadata("team") == {}
     with pytest.raises(LagoApiError) as refused:
         lago.plans.update(LagoPlan(tax_codes=["vat"]), "team")
     assert refused.value.status_code == 422
@@ -414,6 +438,10 @@ def test_catalog_answers_match_the_schema_field_for_field(api: APIClient) -> Non
     )
     answer("delete", "/api/v1/plans/{code}/charges/{charge_code}", code="team", charge_code="calls")
     answer("delete", "/api/v1/billable_metrics/{code}", code="calls")
+    answer("post", "/api/v1/plans/{code}/metadata", {"metadata": {"a": "1", "b": None}}, code="team")
+    answer("patch", "/api/v1/plans/{code}/metadata", {"metadata": {"c": "3"}}, code="team")
+    answer("delete", "/api/v1/plans/{code}/metadata/{key}", code="team", key="a")
+    answer("delete", "/api/v1/plans/{code}/metadata", code="team")
     answer("delete", "/api/v1/plans/{code}", code="team")
     documented = {
         operation["operationId"]
@@ -422,3 +450,73 @@ def test_catalog_answers_match_the_schema_field_for_field(api: APIClient) -> Non
         for operation in operations.values()
     }
     assert documented - answer.checked == set()
+
+
+# --- plan metadata (Lago's; billing.api.metadata, shared with credit notes and wallets) ---------
+
+
+def test_plan_metadata_is_stored_changed_and_never_makes_a_version(api: APIClient) -> None:
+    metric = mtu(api)
+    plan = post(api, "/api/v1/plans", team_body(metric["lago_id"], metadata={"crm": "7", "note": None}))["plan"]
+    assert plan["metadata"] == {"crm": "7", "note": None}
+    SubscriptionFactory(plan=current_plan("team"))
+    # not pricing: a subscribed plan's metadata changes in place (update replaces, null empties)
+    changed = put(api, "/api/v1/plans/team", {"plan": {"metadata": {"crm": "8"}}}).json()["plan"]
+    assert (changed["version"], changed["metadata"]) == (1, {"crm": "8"})
+    assert put(api, "/api/v1/plans/team", {"plan": {"name": "Team 2"}}).json()["plan"]["metadata"] == {"crm": "8"}
+    url = "/api/v1/plans/team/metadata"
+    assert post(api, url, {"metadata": {"a": "1", "b": "2"}}) == {"metadata": {"a": "1", "b": "2"}}
+    assert post(api, url, {}) == {"metadata": {"a": "1", "b": "2"}}  # as Lago's plans: none sent, no change
+    assert api.patch(url, {"metadata": {"b": None, "c": "3"}}, format="json").json() == {
+        "metadata": {"a": "1", "b": None, "c": "3"}
+    }
+    assert api.delete(f"{url}/a").json() == {"metadata": {"b": None, "c": "3"}}
+    assert api.delete(f"{url}/zzz").json() == {"metadata": {"b": None, "c": "3"}}  # no such key: no change
+    assert errors(api.post(url, {"metadata": {"a": 1}}, format="json"))["metadata"]["a"] == ["Not a valid string."]
+    assert set(errors(api.post(url, {"metadata": {}, "other": 1}, format="json"))) == {"other"}
+    assert current_plan("team").version == 1 and Plan.objects.filter(code="team").count() == 1
+    # a repricing makes a version, which keeps the plan's metadata
+    repriced = put(api, "/api/v1/plans/team", {"plan": {"amount_cents": 15000}}).json()["plan"]
+    assert (repriced["version"], repriced["metadata"]) == (2, {"b": None, "c": "3"})
+    assert api.delete(url).json() == {"metadata": {}}
+    assert api.delete(f"{url}/c").json()["code"] == "metadata_not_found"
+    assert api.post("/api/v1/plans/nope/metadata", {"metadata": {}}, format="json").json()["code"] == "plan_not_found"
+    assert api.delete("/api/v1/plans/nope/metadata/a").status_code == 404
+
+
+def test_plan_metadata_round_trips_through_the_catalog_file(tmp_path: Path) -> None:
+    catalog = segment()
+    catalog["plans"][1]["metadata"] = {"crm": "team-1", "owner": None}
+    load_catalog(tmp_path, catalog)
+    assert current_plan("team").metadata == {"crm": "team-1", "owner": None}
+    exported = {plan["code"]: plan for plan in catalog_export()["plans"]}
+    assert exported["team"]["metadata"] == {"crm": "team-1", "owner": None} and "metadata" not in exported["free"]
+    del catalog["plans"][1]["metadata"]  # a file without it keeps the plan's metadata
+    assert "0 changed" in load_catalog(tmp_path, catalog)
+    assert current_plan("team").metadata == {"crm": "team-1", "owner": None}
+    catalog["plans"][1]["metadata"] = {"crm": 1}
+    with pytest.raises(CatalogError) as refused:
+        parse_stored_catalog(catalog)
+    assert refused.value.errors == ["plans[1].metadata.crm: must be a string or null"]
+
+
+def test_a_plan_deleted_or_retired_meanwhile_sells_nothing(api: APIClient) -> None:
+    """subscription_create takes the plan's row lock after the customer's, as plan_destroy takes
+    it: a caller that read the plan before it was deleted (or retired) is refused, never given a
+    subscription on a plan that is gone."""
+    metric = mtu(api)
+    post(api, "/api/v1/plans", team_body(metric["lago_id"], code="gone"))
+    stale = current_plan("gone")
+    plan_destroy(plan=stale)
+    customer = CustomerFactory(external_id="late")
+    with pytest.raises(SubscriptionError) as refused:
+        subscription_create(
+            customer=customer,
+            plan=stale,
+            external_id="late-sub",
+            subscription_at=customer.created_at,
+            billing_time="calendar",
+            now=customer.created_at,
+        )
+    assert (refused.value.field, refused.value.message) == ("plan_code", PLAN_RETIRED.format(code="gone"))
+    assert not Subscription.objects.exists()

@@ -16,7 +16,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from billing.models import Invoice, InvoiceStatus, Plan, Subscription, SubscriptionStatus
-from billing.services.customers import customer_destroy
+from billing.services.customers import HAS_UNBILLED_SUBSCRIPTIONS, customer_destroy
 from billing.services.payments import invoice_mark_paid
 from billing.services.period_close import close_periods
 from billing.services.subscriptions import SubscriptionError, subscription_create
@@ -56,7 +56,12 @@ def test_delete_is_refused_while_subscriptions_live_or_invoices_unpaid(api: APIC
     details = errors(response)
     assert "acme-team" in details["subscriptions"][0]
     assert "invoices" in details  # August and September are not paid
+    # Terminated today: October's days are not invoiced yet, so it still holds the customer.
     Subscription.objects.filter(customer=acme).update(status=SubscriptionStatus.TERMINATED, terminated_at=NOW)
+    details = errors(api.delete("/api/v1/customers/acme"))
+    assert details["subscriptions"] == [HAS_UNBILLED_SUBSCRIPTIONS.format(ids="acme-team")]
+    # Terminated when September ended: every period of it is invoiced.
+    Subscription.objects.filter(customer=acme).update(terminated_at=datetime(2026, 10, 1, tzinfo=UTC))
     details = errors(api.delete("/api/v1/customers/acme"))
     assert set(details) == {"invoices"}
     for invoice in Invoice.objects.filter(customer=acme, status=InvoiceStatus.FINALIZED):
@@ -91,6 +96,27 @@ def test_a_deleted_customer_is_absent_and_its_external_id_free(api: APIClient, p
     assert again.status_code == 200, again.content
     assert again.json()["customer"]["lago_id"] != str(gone.pk)
     assert get(api, "/api/v1/customers/gone")["customer"]["name"] == "New"
+
+
+def test_a_reused_external_id_sees_only_the_new_customers_records(
+    api: APIClient, acme: Customer, admin_client: Any
+) -> None:
+    Subscription.objects.filter(customer=acme).update(
+        status=SubscriptionStatus.TERMINATED, terminated_at=datetime(2026, 10, 1, tzinfo=UTC)
+    )
+    for invoice in Invoice.objects.filter(customer=acme, status=InvoiceStatus.FINALIZED):
+        invoice_mark_paid(invoice=invoice, now=NOW)
+    delete(api, "/api/v1/customers/acme")
+    assert post_customer(api, external_id="acme", name="Acme again").status_code == 200
+    for path, key in (
+        ("/api/v1/invoices", "invoices"),
+        ("/api/v1/payments", "payments"),
+        ("/api/v1/credit_notes", "credit_notes"),
+        ("/api/v1/customers/acme/invoices", "invoices"),
+    ):
+        assert get(api, path, external_customer_id="acme")[key] == [], path
+    # The deleted customer's usage this month still shows on the home page, under its old row.
+    assert admin_client.get("/admin/").status_code == 200
 
 
 @pytest.mark.skipif(not using_postgres(), reason="row locks are tested on PostgreSQL")

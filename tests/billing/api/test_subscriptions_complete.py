@@ -202,3 +202,17 @@ def test_a_subscriptions_charges_are_listed_and_repriced_for_it_alone(api: APICl
         "min_amount_cents"
     }
     assert api.get(f"{base}/nope").json()["code"] == "charge_not_found"
+
+
+def test_a_plan_changes_start_cannot_move_and_an_ended_ones_termination_is_fixed(api: APIClient, team: Plan) -> None:
+    PlanFactory(code="business", base_fee=500)
+    subscribe(api, subscription_at="2026-10-01T00:00:00Z")
+    successor = subscribe(api, plan_code="business", subscription_at="2026-11-15T00:00:00Z")
+    assert (successor["status"], successor["previous_plan_code"]) == ("pending", "team")
+
+    # The old plan ends where the new one starts: moving the start would leave a gap or an overlap.
+    assert set(errors(put(api, "s", subscription_at="2026-12-01T00:00:00Z"))) == {"subscription_at"}
+    path = "/api/v1/subscriptions/s?status=terminated"
+    refused = api.put(path, {"subscription": {"on_termination_invoice": "skip"}}, format="json")
+    assert set(errors(refused)) == {"on_termination_invoice"}
+    assert Subscription.objects.get(status=SubscriptionStatus.TERMINATED).on_termination_invoice == "generate"
