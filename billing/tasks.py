@@ -8,7 +8,7 @@ from billing.services.alerts import check_alerts as check_usage_alerts
 from billing.services.commitments import process_commitments
 from billing.services.invoice_emails import send_due
 from billing.services.period_close import close_periods
-from billing.services.subscriptions import subscriptions_watch
+from billing.services.subscription_clock import subscriptions_watch
 from billing.services.wallets import wallets_expire
 from billing.services.webhooks import deliver_due
 from metering.days import local_date

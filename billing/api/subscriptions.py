@@ -10,8 +10,8 @@ shows `next_plan_code` and `downgrade_plan_date` (billing.services.subscriptions
 A subscription may have its own prices: Lago's `plan_overrides`, on create and on update
 (billing.services.plan_overrides). Its answer then shows the catalog plan's `plan_code` (as
 Lago), `plan_amount_cents` of its own base fee, and `plan` (as Lago includes it in the answer of
-one subscription) with its own prices. Lago's fields this app does not support are refused
-(422 naming the field), never accepted and dropped (DESIGN §6).
+one subscription) with its own prices. What the requests may send (bodies and query parameters)
+is billing.api.subscription_inputs'.
 """
 
 from __future__ import annotations
@@ -20,12 +20,22 @@ from typing import Any
 
 from django.db.models import Case, When
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.api.plan_json import plan_json
+from billing.api.subscription_inputs import (
+    BAD_STATUS,
+    DELETE_PARAMETERS,
+    LIST_FILTERS,
+    LIST_PARAMETERS,
+    NOT_BOOLEAN,
+    LifetimeUsageEnvelope,
+    SubscriptionEnvelope,
+    SubscriptionUpdateEnvelope,
+    status_param,
+)
 from billing.engine.money import to_cents
 from billing.engine.vocabulary import OnTerminationInvoice
 from billing.models import BillingTime, Plan, Subscription, SubscriptionStatus
@@ -43,12 +53,7 @@ from billing.services.subscriptions import (
     subscription_update,
 )
 from config.api import (
-    DEFAULT_PER_PAGE,
     ApiView,
-    StrictCharField,
-    StrictIntegerField,
-    StrictSerializer,
-    UnsupportedField,
     envelope_errors,
     flat_errors,
     iso_datetime,
@@ -60,18 +65,10 @@ from config.api import (
 )
 from customers.models import Customer
 from metering.days import local_date
-from metering.validation import parse_timestamp
 
 NOT_STARTED = (SubscriptionStatus.PENDING, SubscriptionStatus.CANCELED)
-LIST_FILTERS = ("external_customer_id", "plan_code", "status", "external_id", "currency", "overridden", "overriden")
-NOT_BOOLEAN = "must be true or false"
 UNKNOWN_CUSTOMER = "unknown customer {ref!r}"
 UNKNOWN_PLAN = "unknown plan {ref!r}"
-BAD_STATUS = "must be one of: {choices}"
-NOT_YET = "not supported yet"
-TAXES_NOT_YET = "not part of this wave: a customer's tax_codes (or the organization's taxes) apply"
-OUT_OF_SCOPE = "out of scope for now (DESIGN §6)"
-NOT_A_NUMBER = "must be a number of days"
 CANNOT_CHANGE = (
     "cannot change here; a plan change is POST /api/v1/subscriptions with the same external_id and another plan_code"
 )
@@ -126,139 +123,6 @@ def subscription_answer(sub: Subscription) -> Response:
     return Response({"subscription": subscription_json(subscription, plan=plan)})
 
 
-# --- input -----------------------------------------------------------------------------------------
-
-
-@extend_schema_field({"type": "number", "nullable": True})
-class JsonNumberField(serializers.Field[Any, Any, Any, Any]):
-    """A JSON number, as sent (Lago's trial_period is a float of days); the service checks it."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, bool) or not isinstance(data, int | float):
-            raise serializers.ValidationError(NOT_A_NUMBER)
-        return data
-
-    def to_representation(self, value: Any) -> Any:
-        return value
-
-
-class ChargeOverrideInput(StrictSerializer):
-    """One charge's own prices (lago-python-client's ChargeOverrides)."""
-
-    id = StrictCharField(
-        max_length=64, help_text="The charge's lago_id: of the subscription's plan, or of the catalog plan it copies."
-    )
-    invoice_display_name = StrictCharField(max_length=255, required=False, allow_null=True, allow_blank=True)
-    properties = serializers.DictField(
-        required=False,
-        allow_null=True,
-        help_text="Lago's properties of the charge's model, replacing its pricing: standard {amount}, graduated "
-        "{graduated_ranges}, volume {volume_ranges}, package {amount, package_size, free_units}.",
-    )
-    min_amount_cents = UnsupportedField(NOT_YET)
-    filters = UnsupportedField(OUT_OF_SCOPE)
-    tax_codes = UnsupportedField(TAXES_NOT_YET)
-
-
-class PlanOverridesInput(StrictSerializer):
-    """The subscription's own prices (lago-python-client's PlanOverrides); the values are checked
-    by the catalog's rules (billing.services.plan_overrides)."""
-
-    name = StrictCharField(required=False, allow_null=True, allow_blank=True)
-    invoice_display_name = StrictCharField(max_length=255, required=False, allow_null=True, allow_blank=True)
-    description = StrictCharField(required=False, allow_null=True, allow_blank=True)
-    amount_cents = StrictIntegerField(required=False, allow_null=True, help_text="The base fee.")
-    amount_currency = StrictCharField(required=False, allow_null=True, help_text="Only the plan's own currency.")
-    trial_period = JsonNumberField(
-        required=False, allow_null=True, help_text="Days, whole: 100 % off the base fee from the start; 0: none."
-    )
-    charges = ChargeOverrideInput(many=True, required=False, allow_null=True)
-    tax_codes = UnsupportedField(TAXES_NOT_YET)
-    fixed_charges = UnsupportedField(OUT_OF_SCOPE)
-    minimum_commitment = UnsupportedField(NOT_YET)
-    usage_thresholds = UnsupportedField(NOT_YET)
-    metadata = UnsupportedField(NOT_YET)
-
-
-class SubscriptionInput(StrictSerializer):
-    external_customer_id = StrictCharField(max_length=255)
-    plan_code = StrictCharField(max_length=64)
-    external_id = StrictCharField(max_length=255)
-    name = StrictCharField(max_length=255, required=False, allow_null=True, allow_blank=True)
-    subscription_at = StrictCharField(required=False, allow_null=True, help_text="ISO 8601; default now.")
-    billing_time = serializers.ChoiceField(choices=BillingTime.values, required=False, allow_null=True)
-    plan_overrides = PlanOverridesInput(required=False, allow_null=True)
-    ending_at = StrictCharField(
-        required=False, allow_null=True, help_text="ISO 8601: the subscription terminates then (a later day)."
-    )
-    payment_method = UnsupportedField(OUT_OF_SCOPE)
-    invoice_custom_section = UnsupportedField(NOT_YET)
-    consolidate_invoice = UnsupportedField(NOT_YET)
-    billing_entity_code = UnsupportedField(OUT_OF_SCOPE)
-    purchase_order_number = UnsupportedField(NOT_YET)
-    activation_rules = UnsupportedField(NOT_YET)
-
-    def validate_subscription_at(self, value: str | None) -> Any:
-        return _moment(value)
-
-    def validate_ending_at(self, value: str | None) -> Any:
-        return _moment(value)
-
-
-def _moment(value: str | None) -> Any:
-    if not value:
-        return None
-    try:
-        return parse_timestamp(value)
-    except ValueError as exc:
-        raise serializers.ValidationError(str(exc)) from None
-
-
-class SubscriptionEnvelope(serializers.Serializer[Any]):
-    subscription = SubscriptionInput()
-
-
-class SubscriptionUpdateInput(StrictSerializer):
-    """What Lago's update takes; the fields of the create input that say which subscription it
-    is are accepted when they do not change."""
-
-    name = StrictCharField(max_length=255, required=False, allow_null=True, allow_blank=True)
-    plan_overrides = PlanOverridesInput(required=False, allow_null=True)
-    external_customer_id = StrictCharField(required=False, allow_null=True)
-    external_id = StrictCharField(required=False, allow_null=True)
-    plan_code = StrictCharField(required=False, allow_null=True)
-    billing_time = StrictCharField(required=False, allow_null=True)
-    subscription_at = StrictCharField(
-        required=False, allow_null=True, help_text="ISO 8601; only a pending subscription's start changes."
-    )
-    ending_at = StrictCharField(required=False, allow_null=True, help_text="ISO 8601: it terminates then.")
-    on_termination_credit_note = StrictCharField(
-        required=False, allow_null=True, help_text="Only `skip`: no credit note is issued on termination."
-    )
-    on_termination_invoice = StrictCharField(
-        required=False, allow_null=True, help_text="`generate` (default) or `skip`: no closing invoice."
-    )
-    progressive_billing_disabled = UnsupportedField(NOT_YET)
-    billing_entity_id = UnsupportedField(OUT_OF_SCOPE)
-    billing_entity_code = UnsupportedField(OUT_OF_SCOPE)
-    consolidate_invoice = UnsupportedField(NOT_YET)
-    purchase_order_number = UnsupportedField(NOT_YET)
-    activation_rules = UnsupportedField(NOT_YET)
-    invoice_custom_section = UnsupportedField(NOT_YET)
-    payment_method = UnsupportedField(OUT_OF_SCOPE)
-    usage_thresholds = UnsupportedField(NOT_YET)
-
-    def validate_subscription_at(self, value: str | None) -> Any:
-        return _moment(value)
-
-    def validate_ending_at(self, value: str | None) -> Any:
-        return _moment(value)
-
-
-class SubscriptionUpdateEnvelope(serializers.Serializer[Any]):
-    subscription = SubscriptionUpdateInput()
-
-
 def _identity_changes(subscription: Subscription, data: dict[str, Any]) -> dict[str, list[str]]:
     # (the SDK sends back what it read: the same values are accepted)
     """The update's identity fields (external id, customer, plan code, billing time) that differ."""
@@ -286,31 +150,6 @@ def _one(external_id: str, status: str | None) -> Subscription | None:
     ended_last = Case(When(status__in=LIVE, then=0), default=1)
     found: Subscription | None = rows.order_by(ended_last, "-subscription_at", "-id").first()
     return found
-
-
-def _status_param(params: Any) -> tuple[str | None, dict[str, list[str]]]:
-    status = params.get("status") or None
-    if status is not None and status not in SubscriptionStatus.values:
-        return None, {"status": [BAD_STATUS.format(choices=", ".join(SubscriptionStatus.values))]}
-    return status, {}
-
-
-LIST_PARAMETERS = [
-    OpenApiParameter("external_customer_id", str, description="Only this customer's subscriptions."),
-    OpenApiParameter(
-        "status[]",
-        str,
-        many=True,
-        enum=SubscriptionStatus.values,
-        description="Only these statuses (default: active only, as Lago); `status` is accepted too.",
-    ),
-    OpenApiParameter("plan_code", str, description="Only subscriptions to this plan (any version, own prices too)."),
-    OpenApiParameter("external_id", str, description="Only subscriptions with this external id."),
-    OpenApiParameter("currency", str, description="Only subscriptions priced in this currency."),
-    OpenApiParameter("overridden", bool, description="true: only those with their own prices; false: without."),
-    OpenApiParameter("page", int, description="1-based page number (default 1)."),
-    OpenApiParameter("per_page", int, description=f"Per page (default {DEFAULT_PER_PAGE}, at most 100)."),
-]
 
 
 def subscription_list(params: Any) -> Response:
@@ -428,7 +267,7 @@ class SubscriptionDetailView(ApiView):
         responses={200: dict},
     )
     def get(self, request: Request, external_id: str) -> Response:
-        status, errors = _status_param(request.query_params)
+        status, errors = status_param(request.query_params)
         if errors:
             return validation_error(errors)
         subscription = _one(external_id, status)
@@ -452,7 +291,7 @@ class SubscriptionDetailView(ApiView):
         ],
     )
     def put(self, request: Request, external_id: str) -> Response:
-        status, errors = _status_param(request.query_params)
+        status, errors = status_param(request.query_params)
         if errors:
             return validation_error(errors)
         subscription = _one(external_id, status)
@@ -499,7 +338,7 @@ class SubscriptionDetailView(ApiView):
     def delete(self, request: Request, external_id: str) -> Response:
         params = request.query_params
         errors = unknown_filters(params, DELETE_PARAMETERS) | {
-            name: errors for name, errors in _status_param(params)[1].items()
+            name: errors for name, errors in status_param(params)[1].items()
         }
         invoice = params.get("on_termination_invoice") or None
         credit_note = params.get("on_termination_credit_note") or None
@@ -520,17 +359,6 @@ class SubscriptionDetailView(ApiView):
             on_termination_credit_note=credit_note,
         )
         return subscription_answer(subscription)
-
-
-DELETE_PARAMETERS = ("status", "on_termination_invoice", "on_termination_credit_note")
-
-
-class LifetimeUsageInput(StrictSerializer):
-    external_historical_usage_amount_cents = StrictIntegerField(min_value=0, max_value=2**63 - 1)
-
-
-class LifetimeUsageEnvelope(serializers.Serializer[Any]):
-    lifetime_usage = LifetimeUsageInput()
 
 
 def lifetime_usage_answer(subscription: Subscription) -> Response:

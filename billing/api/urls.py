@@ -12,6 +12,7 @@ from billing.api import (
     events,
     invoices,
     payments,
+    plan_charges,
     subscription_charges,
     subscriptions,
     taxes,
@@ -184,8 +185,8 @@ urlpatterns = [
     ),
     path("plans", plan_views.PlansView.as_view(), name="plans"),
     path("plans/<str:code>", plan_views.PlanDetailView.as_view(), name="plan-detail"),
-    path("plans/<str:code>/charges", plan_views.PlanChargesView.as_view(), name="plan-charges"),
-    path("plans/<str:code>/charges/<str:charge_code>", plan_views.PlanChargeView.as_view(), name="plan-charge"),
+    path("plans/<str:code>/charges", plan_charges.PlanChargesView.as_view(), name="plan-charges"),
+    path("plans/<str:code>/charges/<str:charge_code>", plan_charges.PlanChargeView.as_view(), name="plan-charge"),
     path("plans/<str:code>/metadata", plan_views.PlanMetadataView.as_view(), name="plan-metadata"),
     path("plans/<str:code>/metadata/<str:key>", plan_views.PlanMetadataKeyView.as_view(), name="plan-metadata-key"),
     # Last: any other path under /api/v1/ is Lago's JSON 404, never an HTML page.

@@ -120,7 +120,7 @@ def _advance_periods(subscription: Subscription, after: datetime | None, now: da
 def _skipped(subscription: Subscription, period: Period) -> bool:
     """Cut short by a termination that skips its closing invoice (Lago's
     on_termination_invoice=skip): the final part of the period is not billed. (A plan change
-    always bills it: it resets the choice, billing.services.subscriptions._switch_plan.)"""
+    always bills it: it resets the choice, billing.services.subscriptions.switch_plan.)"""
     return period.end < period.full_end and subscription.on_termination_invoice == OnTerminationInvoice.SKIP
 
 

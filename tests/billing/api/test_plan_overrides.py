@@ -18,7 +18,8 @@ from lago_python_client.models.plan import PlanOverrides
 from lago_python_client.models.subscription import Subscription as LagoSubscription
 from rest_framework.test import APIClient
 
-from billing.api.subscriptions import CANNOT_CHANGE, NOT_YET, TAXES_NOT_YET
+from billing.api.subscription_inputs import NOT_YET, TAXES_NOT_YET
+from billing.api.subscriptions import CANNOT_CHANGE
 from billing.engine.periods import add_months, month_start
 from billing.models import Charge, Invoice, Plan, Subscription, Tier
 from billing.services.period_close import close_periods

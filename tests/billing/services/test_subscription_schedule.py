@@ -1,6 +1,7 @@
-"""What Lago schedules on a subscription (billing.services.subscriptions): a downgrade staged to
-the end of the current period and applied there by the clock (once, even with two clocks at
-once), an `ending_at` honoured at its moment, and a termination that skips its closing invoice."""
+"""What Lago schedules on a subscription (billing.services.subscriptions and its clock,
+billing.services.subscription_clock): a downgrade staged to the end of the current period and
+applied there by the clock (once, even with two clocks at once), an `ending_at` honoured at its
+moment, and a termination that skips its closing invoice."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from billing.engine.vocabulary import BillingTime, Interval, OnTerminationInvoice
 from billing.models import Invoice, InvoiceKind, LineKind, Plan, Subscription, SubscriptionStatus
 from billing.services.period_close import close_periods, close_subscription, subscriptions_to_close
+from billing.services.subscription_clock import subscriptions_watch
 from billing.services.subscriptions import (
     NOT_LIVE,
     SubscriptionError,
@@ -21,7 +23,6 @@ from billing.services.subscriptions import (
     subscription_create,
     subscription_terminate,
     subscription_update,
-    subscriptions_watch,
 )
 from customers.models import Customer
 from tests.conftest import using_postgres

@@ -33,7 +33,8 @@ from billing.models import (
 from billing.services.credit_notes import credit_note_create
 from billing.services.invoices import invoice_void
 from billing.services.payments import payment_create
-from billing.services.subscriptions import subscription_terminate, subscriptions_watch
+from billing.services.subscription_clock import subscriptions_watch
+from billing.services.subscriptions import subscription_terminate
 from billing.services.webhooks import (
     ENDPOINT_DELETED,
     JWT_UNSUPPORTED,
