@@ -474,7 +474,9 @@ class BilledCustomerAdmin(CustomerAdmin):
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
         customer = self.get_object(request, unquote(object_id))
-        blockers = destroy_blockers(customer) if customer is not None else {}
+        # Django's own refusals first (no permission: 403), then the service's rules.
+        allowed = customer is not None and self.has_delete_permission(request, customer)
+        blockers = destroy_blockers(customer) if allowed and customer is not None else {}
         if customer is not None and blockers:
             for reasons in blockers.values():
                 for reason in reasons:

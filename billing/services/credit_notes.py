@@ -165,9 +165,11 @@ def credit_note_create(
     ):
         if value < 0:
             errors[field] = [NEGATIVE_PART]
-    if refund_amount > amounts.max_refund:
+    # Over what was paid: said here. Over the note's total only: the parts do not add up (below).
+    refundable = max(ZERO, left.paid - left.refunded)
+    if refund_amount > refundable:
         errors.setdefault("refund_amount_cents", []).append(
-            REFUND_TOO_LARGE.format(left=quantize_money(max(ZERO, left.paid - left.refunded), invoice.currency))
+            REFUND_TOO_LARGE.format(left=quantize_money(refundable, invoice.currency))
         )
     if offset_amount > amounts.max_offset:
         errors.setdefault("offset_amount_cents", []).append(

@@ -166,6 +166,9 @@ def test_refund_is_at_most_what_was_paid_and_not_refunded(world: World) -> None:
     note(world.september, [(world.usage_fee, "20")], refund="20")
     errors = refused(lambda: note(world.september, [(world.usage_fee, "20")], refund="20"))
     assert errors == {"refund_amount_cents": [REFUND_TOO_LARGE.format(left="10.00")]}
+    # Within what was paid but over the note's total: the parts do not add up, nothing on the refund.
+    errors = refused(lambda: note(world.september, [(world.usage_fee, "5")], refund="8"))
+    assert errors == {"credit_amount_cents": [PARTS_DO_NOT_ADD_UP.format(parts="8.00", total="5.00")]}
 
 
 def test_offset_reduces_what_is_due_and_may_settle_the_invoice(world: World) -> None:
