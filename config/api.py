@@ -30,6 +30,7 @@ from rest_framework.views import APIView, exception_handler
 
 from customers.authentication import ApiKeyAuthentication
 from customers.validators import INVALID_CURRENCY, validate_currency
+from metering.validation import parse_timestamp
 
 
 @overload
@@ -271,8 +272,8 @@ def page_numbers(params: Any) -> tuple[int, int] | dict[str, list[str]]:
 
 
 def paginated(key: str, rows: Any, page: int, per_page: int, render: Any) -> dict[str, Any]:
-    """One page of an ordered queryset in Lago's list envelope: {key: [...], "meta": {...}}."""
-    count = rows.count()
+    """One page of an ordered queryset (or list) in Lago's list envelope: {key: [...], "meta": {...}}."""
+    count = len(rows) if isinstance(rows, list) else rows.count()
     pages = max(1, -(-count // per_page))
     return {
         key: [render(row) for row in rows[(page - 1) * per_page : page * per_page]],
@@ -469,3 +470,14 @@ def currency_input(value: str | None) -> str | None:
         except Exception:
             raise serializers.ValidationError(INVALID_CURRENCY.format(value=value)) from None
     return value
+
+
+def moment_input(value: str | None) -> Any:
+    """A serializer's moment (ISO 8601 or Unix seconds, as events take them): None when empty,
+    else parsed, or a 422 naming the field."""
+    if not value:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise serializers.ValidationError(str(exc)) from None

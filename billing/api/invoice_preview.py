@@ -49,10 +49,10 @@ from config.api import (
     UnsupportedField,
     flat_errors,
     iso_datetime,
+    moment_input,
     not_found,
     validation_error,
 )
-from metering.validation import parse_timestamp
 
 ONCE_AS_GIVEN = "a preview applies the coupon once, as given"
 ONE_BILLING_ENTITY = "one billing entity only"
@@ -85,7 +85,7 @@ class PreviewSubscriptionsInput(StrictSerializer):
     terminated_at = StrictCharField(required=False, allow_null=True, help_text="ISO 8601, within the current period.")
 
     def validate_terminated_at(self, value: str | None) -> Any:
-        return _moment(value)
+        return moment_input(value)
 
 
 class InvoicePreviewInput(StrictSerializer):
@@ -100,16 +100,7 @@ class InvoicePreviewInput(StrictSerializer):
     billing_entity_code = UnsupportedField(ONE_BILLING_ENTITY)
 
     def validate_subscription_at(self, value: str | None) -> Any:
-        return _moment(value)
-
-
-def _moment(value: str | None) -> Any:
-    if not value:
-        return None
-    try:
-        return parse_timestamp(value)
-    except ValueError as exc:
-        raise serializers.ValidationError(str(exc)) from None
+        return moment_input(value)
 
 
 def preview_request(data: dict[str, Any]) -> PreviewRequest:

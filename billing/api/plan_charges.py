@@ -19,7 +19,7 @@ from billing.api.plan_inputs import ChargeInputEnvelope, list_params, read_input
 from billing.api.plan_json import plan_json
 from billing.api.plans import ChargeOutput, current_plan, save_plan
 from billing.models import Charge, Plan
-from config.api import ApiView, not_found, object_id, validation_error
+from config.api import ApiView, not_found, object_id, paginated, validation_error
 from metering.models import BillableMetric
 
 CHARGE_EXISTS = "plan {plan!r} already has a charge for metric {code!r}"
@@ -77,21 +77,8 @@ class PlanChargesView(ApiView):
         plan = current_plan(code)
         if plan is None:
             return not_found("plan")
-        charges = plan_json(plan)["charges"]
         page, per_page = paging
-        pages = max(1, -(-len(charges) // per_page))
-        return Response(
-            {
-                "charges": charges[(page - 1) * per_page : page * per_page],
-                "meta": {
-                    "current_page": page,
-                    "next_page": page + 1 if page < pages else None,
-                    "prev_page": page - 1 if page > 1 else None,
-                    "total_pages": pages,
-                    "total_count": len(charges),
-                },
-            }
-        )
+        return Response(paginated("charges", plan_json(plan)["charges"], page, per_page, lambda charge: charge))
 
     @extend_schema(
         operation_id="create_plan_charge",

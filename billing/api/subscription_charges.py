@@ -31,6 +31,7 @@ from config.api import (
     flat_errors,
     not_found,
     page_numbers,
+    paginated,
     unknown_filters,
     validation_error,
 )
@@ -99,20 +100,20 @@ class SubscriptionChargesView(ApiView):
         if subscription is None:
             return not_found("subscription")
         page, per_page = paging
-        charges = _charges(subscription)
-        pages = max(1, -(-len(charges) // per_page))
-        return Response(
-            {
-                "charges": charges[(page - 1) * per_page : page * per_page],
-                "meta": {
-                    "current_page": page,
-                    "next_page": page + 1 if page < pages else None,
-                    "prev_page": page - 1 if page > 1 else None,
-                    "total_pages": pages,
-                    "total_count": len(charges),
-                },
-            }
-        )
+        return Response(paginated("charges", _charges(subscription), page, per_page, lambda charge: charge))
+
+
+def _charge(request: Request, external_id: str, code: str) -> tuple[Subscription, dict[str, Any]] | Response:
+    """The subscription and one charge of its plan, by the charge's code; or the error answer."""
+    subscription, errors = _subscription(request.query_params, external_id)
+    if errors:
+        return validation_error(errors)
+    if subscription is None:
+        return not_found("subscription")
+    charge = next((c for c in _charges(subscription) if c["code"] == code), None)
+    if charge is None:
+        return not_found("charge")
+    return subscription, charge
 
 
 class SubscriptionChargeView(ApiView):
@@ -123,15 +124,8 @@ class SubscriptionChargeView(ApiView):
         responses={200: dict},
     )
     def get(self, request: Request, external_id: str, code: str) -> Response:
-        subscription, errors = _subscription(request.query_params, external_id)
-        if errors:
-            return validation_error(errors)
-        if subscription is None:
-            return not_found("subscription")
-        charge = next((c for c in _charges(subscription) if c["code"] == code), None)
-        if charge is None:
-            return not_found("charge")
-        return Response({"charge": charge})
+        found = _charge(request, external_id, code)
+        return found if isinstance(found, Response) else Response({"charge": found[1]})
 
     @extend_schema(
         operation_id="update_subscription_charge",
@@ -141,14 +135,10 @@ class SubscriptionChargeView(ApiView):
         responses={200: dict},
     )
     def put(self, request: Request, external_id: str, code: str) -> Response:
-        subscription, errors = _subscription(request.query_params, external_id)
-        if errors:
-            return validation_error(errors)
-        if subscription is None:
-            return not_found("subscription")
-        charge = next((c for c in _charges(subscription) if c["code"] == code), None)
-        if charge is None:
-            return not_found("charge")
+        found = _charge(request, external_id, code)
+        if isinstance(found, Response):
+            return found
+        subscription, charge = found
         envelope = ChargeUpdateEnvelope(data=request.data)
         if not envelope.is_valid():
             return validation_error(flat_errors(envelope_errors(envelope.errors, "charge")))

@@ -13,8 +13,14 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
 from billing.models import BillingTime, SubscriptionStatus
-from config.api import DEFAULT_PER_PAGE, StrictCharField, StrictIntegerField, StrictSerializer, UnsupportedField
-from metering.validation import parse_timestamp
+from config.api import (
+    DEFAULT_PER_PAGE,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+    UnsupportedField,
+    moment_input,
+)
 
 NOT_YET = "not supported yet"
 TAXES_NOT_YET = "not part of this wave: a customer's tax_codes (or the organization's taxes) apply"
@@ -92,19 +98,10 @@ class SubscriptionInput(StrictSerializer):
     activation_rules = UnsupportedField(NOT_YET)
 
     def validate_subscription_at(self, value: str | None) -> Any:
-        return _moment(value)
+        return moment_input(value)
 
     def validate_ending_at(self, value: str | None) -> Any:
-        return _moment(value)
-
-
-def _moment(value: str | None) -> Any:
-    if not value:
-        return None
-    try:
-        return parse_timestamp(value)
-    except ValueError as exc:
-        raise serializers.ValidationError(str(exc)) from None
+        return moment_input(value)
 
 
 class SubscriptionEnvelope(serializers.Serializer[Any]):
@@ -142,10 +139,10 @@ class SubscriptionUpdateInput(StrictSerializer):
     usage_thresholds = UnsupportedField(NOT_YET)
 
     def validate_subscription_at(self, value: str | None) -> Any:
-        return _moment(value)
+        return moment_input(value)
 
     def validate_ending_at(self, value: str | None) -> Any:
-        return _moment(value)
+        return moment_input(value)
 
 
 class SubscriptionUpdateEnvelope(serializers.Serializer[Any]):

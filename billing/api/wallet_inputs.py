@@ -18,8 +18,7 @@ from rest_framework import serializers
 
 from billing.api.metadata import MetadataField
 from billing.api.numbers import DecimalNumberField
-from config.api import StrictCharField, StrictIntegerField, StrictSerializer, UnsupportedField
-from metering.validation import parse_timestamp
+from config.api import StrictCharField, StrictIntegerField, StrictSerializer, UnsupportedField, moment_input
 
 PRIORITY_ONE = "only 1 is supported: a customer has one active wallet per currency"
 ALWAYS_AFTER_PAYMENT = "only false is supported: paid credits are usable once their invoice is paid"
@@ -27,15 +26,6 @@ APPLIES_TO_EVERYTHING = "is not supported: a wallet applies to every fee (only e
 CREATE_ONLY = "cannot change after the wallet is created"
 TOP_UP_ELSEWHERE = "is not read here: top up with POST /api/v1/wallet_transactions"
 NO_LIMITS = "no top-up limits: there is nothing to ignore"
-
-
-def parse_moment(value: str | None) -> Any:
-    if not value:
-        return None
-    try:
-        return parse_timestamp(value)
-    except ValueError as exc:
-        raise serializers.ValidationError(str(exc)) from None
 
 
 class KeyValue(StrictSerializer):
@@ -129,7 +119,7 @@ class WalletInput(StrictSerializer):
         return {**super().get_fields(), **_unsupported()}
 
     def validate_expiration_at(self, value: str | None) -> Any:
-        return parse_moment(value)
+        return moment_input(value)
 
 
 class WalletEnvelope(StrictSerializer):
@@ -170,7 +160,7 @@ class WalletUpdateInput(StrictSerializer):
         return {**super().get_fields(), **_unsupported(), **create_only, **top_up}
 
     def validate_expiration_at(self, value: str | None) -> Any:
-        return parse_moment(value)
+        return moment_input(value)
 
 
 class WalletUpdateEnvelope(StrictSerializer):
