@@ -17,8 +17,10 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from billing.api.alerts import STATUS_PARAMETERS, find_subscription
 from billing.api.plan_json import plan_json
-from billing.models import Subscription, SubscriptionStatus
+from billing.api.subscription_inputs import NOT_YET, OUT_OF_SCOPE, TAXES_NOT_YET
+from billing.models import Subscription
 from billing.selectors.plans import plans_with_charges
 from billing.services.plan_overrides import FIELD, PlanOverrideError
 from billing.services.subscriptions import SubscriptionError, subscription_update
@@ -35,15 +37,6 @@ from config.api import (
     unknown_filters,
     validation_error,
 )
-
-BAD_STATUS = "must be one of: {choices}"
-NOT_YET = "not supported yet"
-OUT_OF_SCOPE = "out of scope for now (DESIGN §6)"
-TAXES_NOT_YET = "not part of this wave: a customer's tax_codes (or the organization's taxes) apply"
-STATUS_PARAMETERS = [
-    OpenApiParameter("subscription_status", str, enum=SubscriptionStatus.values, description="Default active."),
-    OpenApiParameter("status", str, enum=SubscriptionStatus.values, description="Same as subscription_status."),
-]
 
 
 class ChargeUpdateInput(StrictSerializer):
@@ -65,17 +58,6 @@ class ChargeUpdateEnvelope(serializers.Serializer[Any]):
     charge = ChargeUpdateInput()
 
 
-def _subscription(params: Any, external_id: str) -> tuple[Subscription | None, dict[str, list[str]]]:
-    status = params.get("subscription_status") or params.get("status") or SubscriptionStatus.ACTIVE
-    if status not in SubscriptionStatus.values:
-        name = "subscription_status" if params.get("subscription_status") else "status"
-        return None, {name: [BAD_STATUS.format(choices=", ".join(SubscriptionStatus.values))]}
-    found: Subscription | None = (
-        Subscription.objects.filter(external_id=external_id, status=status).order_by("-subscription_at", "-id").first()
-    )
-    return found, {}
-
-
 def _charges(subscription: Subscription) -> list[dict[str, Any]]:
     charges: list[dict[str, Any]] = plan_json(plans_with_charges().get(pk=subscription.plan_id))["charges"]
     return charges
@@ -91,25 +73,21 @@ class SubscriptionChargesView(ApiView):
     def get(self, request: Request, external_id: str) -> Response:
         params = request.query_params
         paging = page_numbers(params)
-        subscription, errors = _subscription(params, external_id)
-        errors |= unknown_filters(params, ("subscription_status", "status"))
-        if isinstance(paging, dict):
-            errors |= paging
-        if errors or isinstance(paging, dict):
-            return validation_error(errors)
-        if subscription is None:
-            return not_found("subscription")
+        errors = unknown_filters(params, ("subscription_status", "status"))
+        if isinstance(paging, dict) or errors:
+            return validation_error(errors | (paging if isinstance(paging, dict) else {}))
+        subscription = find_subscription(request, external_id)
+        if isinstance(subscription, Response):
+            return subscription
         page, per_page = paging
         return Response(paginated("charges", _charges(subscription), page, per_page, lambda charge: charge))
 
 
 def _charge(request: Request, external_id: str, code: str) -> tuple[Subscription, dict[str, Any]] | Response:
     """The subscription and one charge of its plan, by the charge's code; or the error answer."""
-    subscription, errors = _subscription(request.query_params, external_id)
-    if errors:
-        return validation_error(errors)
-    if subscription is None:
-        return not_found("subscription")
+    subscription = find_subscription(request, external_id)
+    if isinstance(subscription, Response):
+        return subscription
     charge = next((c for c in _charges(subscription) if c["code"] == code), None)
     if charge is None:
         return not_found("charge")

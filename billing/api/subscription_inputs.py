@@ -79,7 +79,17 @@ class PlanOverridesInput(StrictSerializer):
     metadata = UnsupportedField(NOT_YET)
 
 
-class SubscriptionInput(StrictSerializer):
+class _Moments(StrictSerializer):
+    """The moments of a subscription's input (ISO 8601 or Unix seconds), parsed."""
+
+    def validate_subscription_at(self, value: str | None) -> Any:
+        return moment_input(value)
+
+    def validate_ending_at(self, value: str | None) -> Any:
+        return moment_input(value)
+
+
+class SubscriptionInput(_Moments):
     external_customer_id = StrictCharField(max_length=255)
     plan_code = StrictCharField(max_length=64)
     external_id = StrictCharField(max_length=255)
@@ -97,18 +107,12 @@ class SubscriptionInput(StrictSerializer):
     purchase_order_number = UnsupportedField(NOT_YET)
     activation_rules = UnsupportedField(NOT_YET)
 
-    def validate_subscription_at(self, value: str | None) -> Any:
-        return moment_input(value)
-
-    def validate_ending_at(self, value: str | None) -> Any:
-        return moment_input(value)
-
 
 class SubscriptionEnvelope(serializers.Serializer[Any]):
     subscription = SubscriptionInput()
 
 
-class SubscriptionUpdateInput(StrictSerializer):
+class SubscriptionUpdateInput(_Moments):
     """What Lago's update takes; the fields of the create input that say which subscription it
     is are accepted when they do not change."""
 
@@ -137,12 +141,6 @@ class SubscriptionUpdateInput(StrictSerializer):
     invoice_custom_section = UnsupportedField(NOT_YET)
     payment_method = UnsupportedField(OUT_OF_SCOPE)
     usage_thresholds = UnsupportedField(NOT_YET)
-
-    def validate_subscription_at(self, value: str | None) -> Any:
-        return moment_input(value)
-
-    def validate_ending_at(self, value: str | None) -> Any:
-        return moment_input(value)
 
 
 class SubscriptionUpdateEnvelope(serializers.Serializer[Any]):
