@@ -7,7 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet, Sum
 
 
@@ -26,6 +27,29 @@ def exact_sum(queryset: QuerySet[Any], field: str) -> Decimal | None:
         if value is not None:
             total = value if total is None else total + value
     return total
+
+
+def prepared_cursor() -> CursorWrapper:
+    """A cursor for a statement run on every request (the event path's read and store): with
+    prepared statements on (DATABASES OPTIONS prepare_threshold, DATABASE_PREPARED_STATEMENTS)
+    a server-side binding cursor, which psycopg prepares after a few runs on a connection, so the
+    statement is planned once per connection instead of each time; else Django's cursor.
+
+    It connects (and health-checks, when that is on) as Django's cursor() does and runs inside
+    Django's wrapper: errors are Django's (a lost connection is closed after the request, as for
+    any query), execute wrappers apply, and the query is logged where queries are. Django's own
+    cursors bind client-side and never prepare.
+    """
+    if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("prepare_threshold") is None:
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor  # imports psycopg: PostgreSQL only
+
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    cursor_class: Any = ServerBindingCursor  # a psycopg cursor; django-stubs type it as Django's wrapper
+    raw = cursor_class(connection.connection)
+    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
 
 
 class FieldCheckConstraint(models.CheckConstraint):

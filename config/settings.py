@@ -132,7 +132,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(_db_file.with_name(f"test-{_db_file.name}"))}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Off by default: a health check is one more round trip (`SELECT 1`) on every request, a
+    # fifth of a single event's cost. Without it a connection the server dropped (a restart)
+    # fails the one request that finds it, cleanly (503 with Retry-After, config.middleware);
+    # Django then closes it at the end of that request and the next request reconnects. On:
+    # that request is spared, every request pays the check.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DATABASE_CONN_HEALTH_CHECKS", False)
+    # The lookup every event needs (billing.selectors.event_owners) runs through a server-side
+    # binding cursor, which psycopg prepares after this many runs on a connection: planned once,
+    # not per request (planning cost five times its execution). Django's own cursors bind
+    # client-side and never prepare. Off behind a pooler that cannot carry prepared statements
+    # (PgBouncer before 1.21 in transaction mode).
+    if env_bool("DATABASE_PREPARED_STATEMENTS", True):
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

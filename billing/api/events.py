@@ -17,6 +17,7 @@ from django.utils import timezone
 from drf_orjson_renderer.renderers import ORJSONRenderer
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
@@ -24,7 +25,7 @@ from rest_framework.response import Response
 
 from billing.engine.vocabulary import SubscriptionStatus
 from billing.models import Subscription
-from billing.selectors.event_owners import active_subscription_ids
+from billing.selectors.event_owners import EventRefs, active_subscription_ids, key_and_event_refs
 from billing.services.events import EventsInvalid, IngestedEvent, events_ingest
 from config.api import (
     ApiView,
@@ -35,6 +36,7 @@ from config.api import (
     not_found,
     validation_error,
 )
+from customers.authentication import ApiKeyAuthentication
 from metering.ingest import EventConflict, StoredEvent
 from metering.models import BillableMetric, Event, EventKey
 
@@ -67,11 +69,13 @@ def event_json(event: StoredEvent, *, external_customer_id: str, fallback_subscr
     }
 
 
-def _ingest(payloads: list[Any], *, single: bool = False) -> list[dict[str, Any]] | Response:
+def _ingest(
+    payloads: list[Any], *, single: bool = False, refs: EventRefs | None = None
+) -> list[dict[str, Any]] | Response:
     """Store the payloads; their JSON, or the error response (errors by index, or by field for
     a single event)."""
     try:
-        ingested = events_ingest(payloads=payloads, now=timezone.now())
+        ingested = events_ingest(payloads=payloads, now=timezone.now(), refs=refs)
     except EventsInvalid as exc:
         return validation_error(exc.errors["0"] if single else exc.errors)
     except EventConflict as exc:
@@ -162,7 +166,35 @@ class FastJsonMixin:
     atomic_writes = False
 
 
+def _single_event(body: Any) -> dict[str, Any] | None:
+    return body["event"] if isinstance(body, dict) and isinstance(body.get("event"), dict) else None
+
+
 class EventCreateView(FastJsonMixin, ApiView):
+    """One event: two round trips, one read (the API key with the event's owner and metric,
+    billing.selectors.event_owners.key_and_event_refs) and the statement that stores it.
+
+    To read the owner with the key, the body is parsed while authenticating; an error in it is
+    kept and raised once the key has been checked, so a request without a valid key is refused
+    with 401 whatever its body, as on every other endpoint.
+    """
+
+    refs: EventRefs | None = None
+    body_error: Exception | None = None
+
+    def get_authenticators(self) -> list[BaseAuthentication]:
+        return [ApiKeyAuthentication(find=self._find_key)]
+
+    def _find_key(self, key_hash: str) -> tuple[Any, ...] | None:
+        try:
+            event = _single_event(self.request.data)
+        except Exception as exc:  # whatever parsing raised, post() raises it: after authentication
+            self.body_error = exc
+            event = None
+        key, refs = key_and_event_refs(key_hash=key_hash, payloads=[] if event is None else [event])
+        self.refs = None if event is None else refs
+        return key
+
     @extend_schema(
         operation_id="create_event",
         summary="Send one usage event",
@@ -174,10 +206,12 @@ class EventCreateView(FastJsonMixin, ApiView):
         ],
     )
     def post(self, request: Request) -> Response:
-        body = request.data
-        if not isinstance(body, dict) or not isinstance(body.get("event"), dict):
+        if self.body_error is not None:
+            raise self.body_error
+        event = _single_event(request.data)
+        if event is None:
             return validation_error({"event": ["is required and must be an object"]})
-        result = _ingest([body["event"]], single=True)
+        result = _ingest([event], single=True, refs=self.refs)
         if isinstance(result, Response):
             return result
         return Response({"event": result[0]})

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 
-from billing.selectors.event_owners import closed_periods, event_owners, metrics_by_code
+from billing.selectors.event_owners import EventRefs, closed_periods, event_refs
 from metering.ingest import StoredEvent, store_events
 from metering.validation import ValidEvent, validate_event
 
@@ -57,14 +57,18 @@ def flag_late(events: list[ValidEvent], closed_until: dict[int, datetime]) -> li
     ]
 
 
-def events_ingest(*, payloads: list[Any], now: datetime) -> list[IngestedEvent]:
+def events_ingest(*, payloads: list[Any], now: datetime, refs: EventRefs | None = None) -> list[IngestedEvent]:
     """Validate and store a batch of event payloads, all or none, in order.
+
+    `refs`: what these payloads name (owners, metrics), when the caller has read it already (the
+    events endpoint reads it with the API key, in one statement); else it is read here.
 
     Raises EventsInvalid (errors by index and field) when any is invalid, and
     metering.ingest.EventConflict when a transaction id was already used for another event.
     """
-    metrics = metrics_by_code(payloads)
-    owners = event_owners(payloads)
+    if refs is None:
+        refs = event_refs(payloads)
+    metrics, owners = refs.metrics, refs.owners
     valid: list[ValidEvent] = []
     errors: dict[str, dict[str, list[str]]] = {}
     for i, payload in enumerate(payloads):
