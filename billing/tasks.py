@@ -7,7 +7,8 @@ from django.utils import timezone
 from billing.services.alerts import check_alerts as check_usage_alerts
 from billing.services.commitments import process_commitments
 from billing.services.invoice_emails import send_due
-from billing.services.period_close import close_periods
+from billing.services.period_close import close_chunk
+from billing.services.period_close_workers import queue_close_chunks
 from billing.services.subscription_clock import subscriptions_watch
 from billing.services.wallets import wallets_expire
 from billing.services.webhooks import deliver_due
@@ -15,8 +16,16 @@ from metering.days import local_date
 
 
 def close_ended_periods() -> str:
-    """Monthly usage invoicing: close every period that has ended (runs hourly; idempotent)."""
-    report = close_periods(now=timezone.now())
+    """Monthly usage invoicing (runs hourly; idempotent): queue one close_period_chunk task per
+    chunk of the subscriptions with periods to close, so the cluster's workers share them."""
+    subscriptions, chunks = queue_close_chunks(now=timezone.now())
+    return f"{subscriptions} subscriptions in {chunks} chunks queued"
+
+
+def close_period_chunk(subscription_ids: list[int]) -> str:
+    """Close the periods of a chunk of subscriptions; one that failed fails the task (after the
+    others were closed), so it shows."""
+    report = close_chunk(subscription_ids, now=timezone.now())
     summary = f"{len(report.created)} created, {len(report.finalized)} finalized, {len(report.errors)} errors"
     if report.errors:
         raise RuntimeError(summary + ": " + "; ".join(report.errors[:10]))

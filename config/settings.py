@@ -200,6 +200,8 @@ SPECTACULAR_SETTINGS = {
 # --- Billing (DESIGN §3–§4) ---------------------------------------------------------------
 # Hours after a period ends during which its invoice stays a recomputable draft.
 BILLING_GRACE_PERIOD_HOURS = env_int("BILLING_GRACE_PERIOD_HOURS", 0, minimum=0, maximum=24 * 31)
+# Worker processes `close_period` closes with (its --workers default; PostgreSQL only).
+BILLING_CLOSE_WORKERS = env_int("BILLING_CLOSE_WORKERS", 2, minimum=1, maximum=64)
 # Events older than this many days are rejected.
 BILLING_EVENT_MAX_AGE_DAYS = env_int("BILLING_EVENT_MAX_AGE_DAYS", 35, minimum=1, maximum=3660)
 # Most events accepted by POST /api/v1/events/batch.

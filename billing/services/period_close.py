@@ -1,8 +1,10 @@
 """Closing periods: invoice every ended period of every subscription, idempotently.
 
 Each subscription is locked while it is closed, so closers running at once (two processes,
-several django-q2 clusters) produce each invoice once; the unique constraint on
-(subscription, type, period) backs the lock up.
+several django-q2 clusters, the workers of one run: billing.services.period_close_workers)
+produce each invoice once; the unique constraint on (subscription, type, period) backs the lock
+up. A chunk passes over the subscriptions another closer holds, then comes back for them
+(close_chunk).
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ from billing.services.invoices import (
 from customers.models import Customer
 
 CHUNK_SIZE = 500  # subscriptions read (with their customers) per query
+
+
+class SubscriptionBusy(Exception):
+    """Raised by a close asked to skip locked rows when another transaction holds the
+    subscription's or its customer's lock (or the row is gone: the blocking retry tells)."""
+
 
 # --- closing periods ------------------------------------------------------------------------
 
@@ -188,7 +196,9 @@ class _Known:
             self.finalized_periods.append((invoice.period_start, invoice.period_end))
 
 
-def _lock_unchanged(subscription_id: int, read: Subscription) -> tuple[bool, bool, bool, bool]:
+def _lock_unchanged(
+    subscription_id: int, read: Subscription, skip_locked: bool = False
+) -> tuple[bool, bool, bool, bool]:
     """Lock the subscription's and its customer's rows; return whether they are as in `read` (by
     their updated_at, which every save() sets), whether the subscription has an active
     commitment, whether the customer has credit to consume (credit notes, coupons, a wallet),
@@ -196,13 +206,16 @@ def _lock_unchanged(subscription_id: int, read: Subscription) -> tuple[bool, boo
 
     The customer is locked as well because finalizing consumes the customer's credit (DESIGN §6:
     under the customer's lock). One lean statement instead of the ORM's locking read with joins:
-    the rows themselves were read beforehand, in a chunk (close_periods).
+    the rows themselves were read beforehand, in a chunk (close_periods). `skip_locked`: a row
+    another transaction holds is not waited for (SubscriptionBusy).
     """
     subscriptions, customers = Subscription._meta.db_table, Customer._meta.db_table
     commitments, notes = Commitment._meta.db_table, CreditNote._meta.db_table
     coupons, wallets = AppliedCoupon._meta.db_table, Wallet._meta.db_table
     own_taxes = CustomerTax._meta.db_table
     lock = " FOR UPDATE OF s, c" if connection.features.has_select_for_update_of else ""
+    if lock and skip_locked and connection.features.has_select_for_update_skip_locked:
+        lock += " SKIP LOCKED"
     stamp = Subscription._meta.get_field("updated_at")
     customer_stamp = Customer._meta.get_field("updated_at")
     with connection.cursor() as cursor:
@@ -228,20 +241,25 @@ def _lock_unchanged(subscription_id: int, read: Subscription) -> tuple[bool, boo
         )
         row = cursor.fetchone()
     if row is None:
+        if skip_locked:
+            raise SubscriptionBusy(subscription_id)
         raise Subscription.DoesNotExist(f"subscription {subscription_id} does not exist")
     return bool(row[0]), bool(row[1]), bool(row[2]), bool(row[3])
 
 
-def _locked_subscription(subscription_id: int, cache: RunCache, read: Subscription | None = None) -> Subscription:
+def _locked_subscription(
+    subscription_id: int, cache: RunCache, read: Subscription | None = None, skip_locked: bool = False
+) -> Subscription:
     """The subscription, locked with its customer, with its promotion and plan (from the run's
     cache), whether it has an active commitment (`has_commitment`) and whether the customer has
     credit to consume (`has_credit`).
 
     `read`: the subscription with its customer and promotion as read shortly before, outside
     the lock; used if neither row has changed since (checked under the lock), else read again.
+    `skip_locked`: raise SubscriptionBusy rather than wait for another transaction's lock.
     """
     if read is not None:
-        unchanged, has_commitment, has_credit, has_own_taxes = _lock_unchanged(subscription_id, read)
+        unchanged, has_commitment, has_credit, has_own_taxes = _lock_unchanged(subscription_id, read, skip_locked)
         if unchanged:
             read.has_commitment = has_commitment  # type: ignore[attr-defined]
             read.has_credit = has_credit  # type: ignore[attr-defined]
@@ -255,18 +273,24 @@ def _locked_subscription(subscription_id: int, cache: RunCache, read: Subscripti
     coupon = AppliedCoupon.objects.filter(customer=OuterRef("customer_id"), status=CouponStatus.ACTIVE)
     wallet = Wallet.objects.filter(customer=OuterRef("customer_id"), status=WalletStatus.ACTIVE, balance__gt=0)
     own_tax = CustomerTax.objects.filter(customer=OuterRef("customer_id"))
-    subscription = (
+    locked = (
         # of=self and customer: the promotion join is nullable, and PostgreSQL cannot lock an
         # outer join's side.
         Subscription.objects.select_related("customer", "promotion")
-        .select_for_update(of=("self", "customer"))
+        .select_for_update(of=("self", "customer"), skip_locked=skip_locked)
         .annotate(
             has_commitment=Exists(active),
             has_credit=Exists(credit) | Exists(coupon) | Exists(wallet),
             has_own_taxes=Exists(own_tax),
         )
-        .get(pk=subscription_id)
+        .filter(pk=subscription_id)
+        .first()
     )
+    if locked is None:
+        if skip_locked:
+            raise SubscriptionBusy(subscription_id)
+        raise Subscription.DoesNotExist(f"subscription {subscription_id} does not exist")
+    subscription = locked
     subscription.plan = cache.plan(subscription.plan_id)
     return subscription
 
@@ -367,6 +391,7 @@ def close_subscription(
     report: CloseReport | None = None,
     cache: RunCache | None = None,
     read: Subscription | None = None,
+    skip_locked: bool = False,
 ) -> CloseReport:
     """Invoice every ended period of one subscription (catching up missed ones); idempotent.
 
@@ -375,7 +400,8 @@ def close_subscription(
     constraint on (subscription, type, period) backs this up. Its invoices are read once, under
     the lock, and kept up to date as this close makes and finalizes them. `read`: the
     subscription with its customer and promotion, read beforehand (used unless either changed
-    before the lock was taken).
+    before the lock was taken). `skip_locked`: if another transaction holds the subscription's
+    or its customer's lock, raise SubscriptionBusy at once, having done nothing.
     """
     report = report if report is not None else CloseReport()
     cache = cache if cache is not None else RunCache()
@@ -383,7 +409,7 @@ def close_subscription(
     # failure (or a connection lost at COMMIT) raises out of the block and it is never added.
     done = CloseReport()
     with transaction.atomic():
-        subscription = _locked_subscription(subscription_id, cache, read)
+        subscription = _locked_subscription(subscription_id, cache, read, skip_locked)
         plan = subscription.plan
         known = _known_invoices(subscription)
 
@@ -535,6 +561,59 @@ def _all_billed(subscriptions: QuerySet[Subscription], now: datetime) -> Iterabl
                 yield pk
 
 
+def close_chunk(
+    subscription_ids: list[int],
+    *,
+    now: datetime,
+    month: tuple[int, int] | None = None,
+    dry_run: bool = False,
+    report: CloseReport | None = None,
+    cache: RunCache | None = None,
+    step: Callable[[CloseReport], None] | None = None,
+) -> CloseReport:
+    """Close a chunk of subscriptions, each in its own transaction; one failure is reported and
+    the others go on.
+
+    Two passes, so closers running at once (workers of one run, another run, an API call that
+    locked a customer) do not queue behind each other: the first takes each subscription with
+    SKIP LOCKED and passes over the ones another transaction holds; the second waits for those,
+    so none is left behind, and finds their invoices already made if another closer made them.
+    Rows are read with their customers in one query (checked again under each one's lock).
+    What it did is added to `report` (a new one if None), which it returns; `step(report)` is
+    called once each subscription is done.
+    """
+    report = report if report is not None else CloseReport()
+    cache = cache if cache is not None else RunCache()
+    read = Subscription.objects.select_related("customer", "promotion").in_bulk(subscription_ids)
+    busy: list[int] = []
+
+    def close_one(subscription_id: int, skip_locked: bool) -> None:
+        try:
+            close_subscription(
+                subscription_id=subscription_id,
+                now=now,
+                month=month,
+                dry_run=dry_run,
+                report=report,
+                cache=cache,
+                read=read.pop(subscription_id, None),
+                skip_locked=skip_locked,
+            )
+        except SubscriptionBusy:
+            busy.append(subscription_id)
+            return
+        except Exception as exc:  # report and continue: one bad subscription must not stop the run
+            report.errors.append(f"subscription {subscription_id}: {exc}")
+        if step is not None:
+            step(report)
+
+    for subscription_id in subscription_ids:
+        close_one(subscription_id, skip_locked=True)
+    for subscription_id in busy:
+        close_one(subscription_id, skip_locked=False)
+    return report
+
+
 def close_periods(
     *,
     now: datetime,
@@ -543,33 +622,24 @@ def close_periods(
     dry_run: bool = False,
     progress: Callable[[int, int, CloseReport], None] | None = None,
 ) -> CloseReport:
-    """Invoice every ended period of every subscription (or one customer's), idempotently.
+    """Invoice every ended period of every subscription (or one customer's), idempotently, in
+    this process (billing.services.period_close_workers fans a close out over processes).
 
-    Each subscription is closed in its own transaction: one failure is reported and the
-    others go on. Memory stays flat: subscriptions are read with their customers a chunk at a
-    time (checked again under each one's lock), and the report keeps only invoice ids.
+    Memory stays flat: subscriptions are read with their customers a chunk at a time, and the
+    report keeps only invoice ids.
     """
     report = CloseReport()
     cache = RunCache()
     ids = list(subscriptions_to_close(customer_external_id=customer_external_id, now=now))
     done = 0
+
+    def step(so_far: CloseReport) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, len(ids), so_far)
+
     for first in range(0, len(ids), CHUNK_SIZE):
         chunk = ids[first : first + CHUNK_SIZE]
-        read = Subscription.objects.select_related("customer", "promotion").in_bulk(chunk)
-        for subscription_id in chunk:
-            done += 1
-            try:
-                close_subscription(
-                    subscription_id=subscription_id,
-                    now=now,
-                    month=month,
-                    dry_run=dry_run,
-                    report=report,
-                    cache=cache,
-                    read=read.pop(subscription_id, None),
-                )
-            except Exception as exc:  # report and continue: one bad subscription must not stop the run
-                report.errors.append(f"subscription {subscription_id}: {exc}")
-            if progress is not None:
-                progress(done, len(ids), report)
+        close_chunk(chunk, now=now, month=month, dry_run=dry_run, report=report, cache=cache, step=step)
     return report

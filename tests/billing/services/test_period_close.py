@@ -19,6 +19,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils.module_loading import import_string
+from django_q.conf import Conf
 from django_q.models import Schedule
 from rest_framework.test import APIClient
 
@@ -516,9 +517,17 @@ def run_command(moment: datetime) -> None:
 
 def run_task(moment: datetime) -> None:
     with travel(moment):
-        close_ended_periods()
+        summary = close_ended_periods()  # the chunk tasks it queues run at once (sync_tasks)
+    assert summary.endswith("subscriptions in 1 chunks queued")
 
 
+@pytest.fixture
+def sync_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """django-q2 runs queued tasks at once, in this process and transaction (its sync mode)."""
+    monkeypatch.setattr(Conf, "SYNC", True)
+
+
+@pytest.mark.usefixtures("sync_tasks")
 @pytest.mark.parametrize("runner", [run_command, run_task], ids=["command", "task"])
 def test_the_django_q2_task_invoices_like_the_command(api: APIClient, runner: Any) -> None:
     with travel(at(2026, 9, 20)):

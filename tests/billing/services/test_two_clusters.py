@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from django.utils import timezone
 from django_q.models import Success
 
 from billing.models import Invoice, InvoiceKind, Plan
+from billing.services.period_close_workers import CHUNK_GROUP
 from billing.services.subscriptions import subscription_create
 from customers.models import Customer
 from metering.ingest import store_events
@@ -117,6 +119,14 @@ def test_two_clusters_on_redis_close_each_period_once() -> None:
         while time.monotonic() < deadline and Success.objects.filter(group="two-clusters").count() < 6:
             time.sleep(0.5)
         assert Success.objects.filter(group="two-clusters").count() == 6
+        # Each run queued the subscriptions due in chunks, one close_period_chunk task each:
+        # wait for all of them too.
+        summaries = Success.objects.filter(group="two-clusters").values_list("result", flat=True)
+        chunks = sum(int(re.fullmatch(r"\d+ subscriptions in (\d+) chunks queued", s).group(1)) for s in summaries)  # type: ignore[union-attr]
+        done = Success.objects.filter(group=CHUNK_GROUP)
+        while time.monotonic() < deadline and done.count() < chunks:
+            time.sleep(0.5)
+        assert done.count() == chunks
         assert all(cluster.poll() is None for cluster in clusters)  # both clusters were up throughout
     finally:
         for cluster in clusters:
