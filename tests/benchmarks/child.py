@@ -5,8 +5,8 @@ Tasks print one JSON object:
 - `setup`: load the shipped catalog and create an API key (billing's own services).
 - `unique`: time metering.selectors.unique_count (the maintained set) and a plain
   COUNT(DISTINCT properties->>'user_id') over the raw events for the same window, each a few
-  times, with the query plans for the record; and events_count (the daily counts) beside a
-  COUNT(*) of the window's events.
+  times, with their CPU (this process's and its backend's) and the query plans for the record;
+  and events_count (the daily counts) beside a COUNT(*) of the window's events.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +35,7 @@ from customers.models import Customer  # noqa: E402
 from customers.services import api_key_create  # noqa: E402
 from metering.models import BillableMetric  # noqa: E402
 from metering.selectors import aggregate, events_count, unique_count, window_events  # noqa: E402
+from tests.benchmarks.cpu import process_cpu  # noqa: E402
 
 RAW_COUNT_DISTINCT = (
     "SELECT COUNT(DISTINCT properties ->> %s) FROM metering_event "
@@ -47,13 +49,47 @@ def setup(args: dict[str, Any]) -> dict[str, Any]:
     return {"api_key": raw_key}
 
 
-def timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, list[float]]:
-    result, runs = None, []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = fn()
-        runs.append(time.perf_counter() - started)
-    return result, runs
+@dataclass
+class Timer:
+    """Wall time of each call, and the CPU of all calls: this process's (the application's) and
+    its database backend's (read from /proc: same host only, else None). A plan with parallel
+    workers spends CPU in them too, which this does not see (the plan says so)."""
+
+    backend_pid: int
+    runs: list[float] = field(default_factory=list)
+    app_cpu_s: float = 0.0
+    db_cpu_s: float | None = 0.0
+
+    def __call__(self, fn: Callable[[], Any], repeats: int, *, min_seconds: float = 1.0) -> Any:
+        """Call fn `repeats` times, and more until `min_seconds` have passed: /proc counts CPU in
+        ticks of 10 ms, coarse beside a query of a few milliseconds."""
+        result = None
+        app, db = time.process_time(), process_cpu(self.backend_pid)
+        until = time.perf_counter() + min_seconds
+        while len(self.runs) < repeats or time.perf_counter() < until:
+            started = time.perf_counter()
+            result = fn()
+            self.runs.append(time.perf_counter() - started)
+        self.app_cpu_s += time.process_time() - app
+        db_after = process_cpu(self.backend_pid)
+        if db is None or db_after is None or self.db_cpu_s is None:
+            self.db_cpu_s = None
+        else:
+            self.db_cpu_s += db_after - db
+        return result
+
+    def figures(self, name: str) -> dict[str, Any]:
+        calls = len(self.runs)
+        figures: dict[str, Any] = {
+            f"{name}_runs_s": [round(r, 4) for r in self.runs[:20]],
+            f"{name}_calls": calls,
+            f"{name}_s": statistics.median(self.runs),
+            f"{name}_app_cpu_ms": round(self.app_cpu_s / calls * 1000, 3),
+        }
+        if self.db_cpu_s is not None:
+            figures[f"{name}_db_cpu_ms"] = round(self.db_cpu_s / calls * 1000, 3)
+            figures[f"{name}_cpu_ms"] = round((self.app_cpu_s + self.db_cpu_s) / calls * 1000, 3)
+        return figures
 
 
 def explain(sql: str, params: Any) -> list[str]:
@@ -68,11 +104,12 @@ def unique(args: dict[str, Any]) -> dict[str, Any]:
     metric = BillableMetric.objects.get(code=args["metric"])
     start, end = datetime.fromisoformat(args["start"]), datetime.fromisoformat(args["end"])
     repeats = args["repeats"]
-    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = int(cursor.fetchone()[0])
 
-    maintained, maintained_runs = timed(
-        lambda: unique_count(customer=customer, metric=metric, start=start, end=end), repeats
-    )
+    maintained = Timer(backend)
+    unique = maintained(lambda: unique_count(customer=customer, metric=metric, start=start, end=end), repeats)
     with CaptureQueriesContext(connection) as queries:
         unique_count(customer=customer, metric=metric, start=start, end=end)
     selector_sql = queries.captured_queries[-1]["sql"]
@@ -84,31 +121,31 @@ def unique(args: dict[str, Any]) -> dict[str, Any]:
             cursor.execute(RAW_COUNT_DISTINCT, params)
             return int(cursor.fetchone()[0])
 
-    raw_count, raw_runs = timed(raw, repeats)
+    raw_timer = Timer(backend)
+    raw_count = raw_timer(raw, repeats)
     events = window_events(customer=customer, metric=metric, start=start, end=end)
-    scanned, scan_runs = timed(events.count, repeats)
-    counted, count_runs = timed(lambda: events_count(customer=customer, metric=metric, start=start, end=end), repeats)
+    scan_timer, count_timer, aggregate_timer = Timer(backend), Timer(backend), Timer(backend)
+    scanned = scan_timer(events.count, repeats)
+    counted = count_timer(lambda: events_count(customer=customer, metric=metric, start=start, end=end), repeats)
     if counted != scanned:
         raise RuntimeError(f"daily event counts say {counted}, the events table {scanned}")
-    _, aggregate_runs = timed(
+    aggregate_timer(
         lambda: aggregate(customer=customer, metric=metric, start=start, end=end, count_events=True), repeats
     )
+    plan = explain(selector_sql, None)
     return {
-        "unique_count": maintained,
+        "customer": customer.external_id,
+        "unique_count": unique,
         "count_distinct": raw_count,
         "events": counted,
-        "unique_count_runs_s": [round(r, 4) for r in maintained_runs],
-        "count_distinct_runs_s": [round(r, 4) for r in raw_runs],
-        "events_count_runs_s": [round(r, 4) for r in count_runs],
-        "events_scan_runs_s": [round(r, 4) for r in scan_runs],
-        "aggregate_with_events_count_runs_s": [round(r, 4) for r in aggregate_runs],
-        "unique_count_s": statistics.median(maintained_runs),
-        "count_distinct_s": statistics.median(raw_runs),
-        "events_count_s": statistics.median(count_runs),
-        "events_scan_s": statistics.median(scan_runs),
-        "aggregate_with_events_count_s": statistics.median(aggregate_runs),
+        **maintained.figures("unique_count"),
+        **raw_timer.figures("count_distinct"),
+        **count_timer.figures("events_count"),
+        **scan_timer.figures("events_scan"),
+        **aggregate_timer.figures("aggregate_with_events_count"),
+        "unique_count_parallel_workers": any("Workers Launched" in line for line in plan),
         "unique_count_sql": selector_sql,
-        "unique_count_plan": explain(selector_sql, None),
+        "unique_count_plan": plan,
         "count_distinct_plan": explain(RAW_COUNT_DISTINCT, params),
     }
 

@@ -14,43 +14,61 @@ from tests.benchmarks.database import BenchDatabase
 
 @dataclass(frozen=True)
 class Sizes:
-    unique_events: int
-    unique_distinct: int
+    unique_events: int  # the unique_count figure's customer (the largest of unique_growth)
+    unique_distinct: int  # distinct users of every unique_growth customer
+    unique_growth: tuple[int, ...]  # events of each growth customer: unique_count and current_usage curves
     usage_events: int
     usage_distinct: int
-    close_customers: tuple[int, ...]  # each run closes this many customers; the last is the figure
+    close_customers: tuple[int, ...]  # growth curve: each run closes this many customers (all of them)
+    close_figure: int  # the run whose time, CPU and RSS are the period-close figures
+    close_workers: int  # close_period --workers (when the command has the flag)
     ingest_seconds: float  # measuring window of each ingestion run
     probe_seconds: float  # measuring window of each server-setting probe
     usage_requests: int  # current_usage GETs for the latency percentiles
+    growth_usage_requests: int  # current_usage GETs at each size of the growth curve
     repeats: int  # runs of each unique_count query (the median is reported)
+
+    def __post_init__(self) -> None:
+        if self.unique_growth[-1] != self.unique_events or self.close_figure not in self.close_customers:
+            raise ValueError("the figure's size must be a size of its growth curve")
+        if list(self.close_customers) != sorted(self.close_customers):
+            raise ValueError("close_customers must grow: each run adds subscribers to the previous ones")
 
 
 QUICK = Sizes(
-    unique_events=500_000,
+    unique_events=1_000_000,
     unique_distinct=100_000,
+    unique_growth=(250_000, 500_000, 1_000_000),
     usage_events=1_000_000,
     usage_distinct=200_000,
-    close_customers=(1_000,),
+    close_customers=(500, 1_000, 2_000),
+    close_figure=1_000,
+    close_workers=2,
     ingest_seconds=8,
     probe_seconds=4,
     usage_requests=200,
+    growth_usage_requests=100,
     repeats=5,
 )
 FULL = Sizes(
-    unique_events=5_000_000,
+    unique_events=20_000_000,
     unique_distinct=1_000_000,
+    unique_growth=(1_000_000, 5_000_000, 20_000_000),
     usage_events=1_000_000,
     usage_distinct=200_000,
-    close_customers=(2_000, 10_000),
+    close_customers=(1_000, 10_000, 50_000),
+    close_figure=10_000,
+    close_workers=2,
     ingest_seconds=20,
     probe_seconds=6,
     usage_requests=1_000,
+    growth_usage_requests=300,
     repeats=3,
 )
 
 INGEST_CUSTOMER = "bench-ingest-000001"
 USAGE_CUSTOMER = "bench-usage-000001"
-UNIQUE_CUSTOMER = "bench-unique-000001"
+UNIQUE_PREFIX = "bench-unique-"  # bench-unique-000001 … one customer per size of unique_growth
 CLOSE_PREFIX = "bench-close-"
 
 
@@ -68,6 +86,12 @@ class Bench:
     started: float = field(default_factory=time.monotonic)
     api_key: str = ""
     results: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def unique_customers(self) -> list[tuple[str, int]]:
+        """(external id, events) of the growth customers, smallest first; the last one is the
+        unique_count figure's."""
+        return [(f"{UNIQUE_PREFIX}{k:06d}", events) for k, events in enumerate(self.sizes.unique_growth, 1)]
 
     @property
     def this_month(self) -> datetime:

@@ -62,10 +62,12 @@ def create_customers(conn: psycopg.Connection[Any], *, prefix: str, first: int, 
         """
         INSERT INTO customers_customer (external_id, name, email, currency, timezone, legal_name,
             tax_identification_number, address_line1, address_line2, city, zipcode, state, country,
-            created_at, updated_at)
+            created_at, updated_at, customer_type, document_locale, firstname, lastname, legal_number,
+            logo_url, metadata, phone, shipping_address, url)
         SELECT %(prefix)s || lpad(k::text, 6, '0'), 'Bench customer ' || k, 'billing' || k || '@example.com',
                'USD', %(tz)s, 'Bench ' || k || ' Inc.', '', k || ' Market Street', '', 'San Francisco',
-               '94103', 'CA', 'US', now(), now()
+               '94103', 'CA', 'US', now(), now(), 'company', 'en', '', '', '', '', '[]'::jsonb, '',
+               '{}'::jsonb, ''
         FROM generate_series(%(first)s::int, %(last)s::int) AS k
         """,
         {"prefix": prefix, "first": first, "last": last, "tz": tz},
@@ -81,9 +83,11 @@ def subscribe(
     cursor = conn.execute(
         """
         INSERT INTO billing_subscription (external_id, subscription_at, billing_time, status, terminated_at,
-            created_at, updated_at, customer_id, plan_id, promotion_id, previous_id, promotion_start)
+            created_at, updated_at, customer_id, plan_id, promotion_id, previous_id, promotion_start, name,
+            historical_usage_amount_cents, next_name, on_termination_credit_note, on_termination_invoice)
         SELECT 'sub-' || c.external_id, %(at)s, 'calendar', 'active', NULL, now(), now(), c.id, %(plan)s,
-               %(promotion)s, NULL, CASE WHEN %(promotion)s::bigint IS NULL THEN NULL ELSE %(at)s END
+               %(promotion)s, NULL, CASE WHEN %(promotion)s::bigint IS NULL THEN NULL ELSE %(at)s END, '',
+               0, '', '', 'generate'
         FROM customers_customer c
         WHERE c.external_id BETWEEN %(lo)s AND %(hi)s
         ORDER BY c.id
