@@ -19,7 +19,7 @@ def close_ended_periods() -> str:
     """Monthly usage invoicing (runs hourly; idempotent): queue one close_period_chunk task per
     chunk of the subscriptions with periods to close, so the cluster's workers share them."""
     subscriptions, chunks = queue_close_chunks(now=timezone.now())
-    return f"{subscriptions} subscriptions in {chunks} chunks queued"
+    return f"{subscriptions} subscriptions in {chunks} chunk{'' if chunks == 1 else 's'} queued"
 
 
 def close_period_chunk(subscription_ids: list[int]) -> str:

@@ -20,7 +20,7 @@ from billing.engine.vocabulary import CouponStatus, InvoiceStatus, PaymentStatus
 from billing.models import AppliedCoupon, Invoice, Subscription, Wallet
 from billing.services.applied_coupons import applied_coupon_terminate
 from billing.services.errors import FieldErrors
-from billing.services.period_close import subscriptions_to_close
+from billing.services.period_close_due import subscriptions_to_close
 from billing.services.wallets import wallet_terminate
 from customers.models import Customer
 from metering.models import Event

@@ -19,14 +19,9 @@ from datetime import datetime
 
 from django.db import connection, connections
 
-from billing.services.period_close import (
-    CHUNK_SIZE,
-    CloseReport,
-    RunCache,
-    close_chunk,
-    close_periods,
-    subscriptions_to_close,
-)
+from billing.services.period_close import CloseReport, close_chunk, close_periods
+from billing.services.period_close_due import CHUNK_SIZE, subscriptions_to_close
+from billing.services.period_close_state import RunCache
 
 CHUNKS_PER_WORKER = 8  # several chunks a worker: one slow chunk does not leave the others idle
 TASK_CHUNK_SIZE = 250  # subscriptions a django-q2 task closes: well within the cluster's timeout

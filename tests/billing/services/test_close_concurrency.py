@@ -26,7 +26,8 @@ from django.db import connection
 from django.utils import timezone
 
 from billing.models import ChargeModel, Invoice, InvoiceStatus, Plan, Subscription
-from billing.services.period_close import CloseReport, close_periods, close_subscription, subscriptions_to_close
+from billing.services.period_close import CloseReport, close_periods, close_subscription
+from billing.services.period_close_due import subscriptions_to_close
 from tests.conftest import using_postgres
 from tests.factories import (
     BillableMetricFactory,

@@ -11,7 +11,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from billing.models import Invoice, InvoiceEmail, InvoiceStatus, Plan, Subscription
-from billing.services.period_close import RunCache, close_periods, close_subscription
+from billing.services.period_close import close_periods, close_subscription
+from billing.services.period_close_state import RunCache
 from billing.services.subscriptions import subscription_terminate
 from tests.factories import BillableMetricFactory, ChargeFactory, CustomerFactory, PlanFactory, SubscriptionFactory
 

@@ -518,7 +518,7 @@ def run_command(moment: datetime) -> None:
 def run_task(moment: datetime) -> None:
     with travel(moment):
         summary = close_ended_periods()  # the chunk tasks it queues run at once (sync_tasks)
-    assert summary.endswith("subscriptions in 1 chunks queued")
+    assert summary.endswith("subscriptions in 1 chunk queued")
 
 
 @pytest.fixture

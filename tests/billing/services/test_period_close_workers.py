@@ -234,7 +234,7 @@ def sync_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_hourly_task_queues_the_close_and_the_queued_task_closes_it() -> None:
     subscribe(3)
     with travel(CLOSE_AT):
-        assert close_ended_periods() == "3 subscriptions in 1 chunks queued"
+        assert close_ended_periods() == "3 subscriptions in 1 chunk queued"
     (chunk,) = Task.objects.filter(func="billing.tasks.close_period_chunk")
     assert (chunk.success, chunk.result) == (True, "3 created, 3 finalized, 0 errors")
     assert_each_period_once_and_numbers_contiguous(3)

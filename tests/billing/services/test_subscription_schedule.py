@@ -14,7 +14,8 @@ from django.test.utils import CaptureQueriesContext
 
 from billing.engine.vocabulary import BillingTime, Interval, OnTerminationInvoice
 from billing.models import Invoice, InvoiceKind, LineKind, Plan, Subscription, SubscriptionStatus
-from billing.services.period_close import close_periods, close_subscription, subscriptions_to_close
+from billing.services.period_close import close_periods, close_subscription
+from billing.services.period_close_due import subscriptions_to_close
 from billing.services.subscription_clock import subscriptions_watch
 from billing.services.subscriptions import (
     NOT_LIVE,
