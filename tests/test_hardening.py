@@ -281,7 +281,7 @@ def test_a_close_reports_only_what_committed(monkeypatch: pytest.MonkeyPatch) ->
     plan = PlanFactory(base_fee="10")
     for i in range(2):
         SubscriptionFactory(plan=plan, external_id=f"c-{i}", subscription_at=datetime(2026, 9, 1, tzinfo=UTC))
-    real = invoice_services.record_consumption
+    real = invoice_services.assign_number
     calls: list[int] = []
 
     def fails_the_second(**kwargs: Any) -> Any:
@@ -290,7 +290,7 @@ def test_a_close_reports_only_what_committed(monkeypatch: pytest.MonkeyPatch) ->
             raise RuntimeError("connection lost")
         return real(**kwargs)
 
-    monkeypatch.setattr(invoice_services, "record_consumption", fails_the_second)
+    monkeypatch.setattr(invoice_services, "assign_number", fails_the_second)
     report = close_periods(now=datetime(2026, 10, 1, 0, 5, tzinfo=UTC))
     assert len(report.errors) == 1
     assert report.created == list(Invoice.objects.values_list("pk", flat=True))

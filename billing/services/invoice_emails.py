@@ -57,7 +57,7 @@ from billing.engine.vocabulary import EmailStatus, InvoiceKind, InvoiceStatus
 from billing.models import Invoice, InvoiceEmail
 from billing.selectors.invoices import invoices_with_relations
 from billing.selectors.receivables import settlements
-from billing.services.outbox import backoff, claim_due, locked_if_current, queue_after_commit
+from billing.services.outbox import backoff, claim_due, insert_row, locked_if_current, queue_after_commit
 
 logger = logging.getLogger(__name__)
 
@@ -93,14 +93,15 @@ class InvoiceEmailError(Exception):
 # --- Queueing (in the finalizing transaction) -----------------------------------------------
 
 
-def invoice_email_queue(*, invoice: Invoice) -> InvoiceEmail | None:
-    """Queue the finalized invoice's email to its customer (none without an email address)."""
+def invoice_email_queue(*, invoice: Invoice) -> bool:
+    """Queue the finalized invoice's email to its customer (none without an email address);
+    returns whether it did. One INSERT (insert_row): it runs in every finalization of a close."""
     to = invoice.customer.email
     if not to:
-        return None
-    email = InvoiceEmail.objects.create(invoice=invoice, to=to, next_attempt_at=timezone.now())
+        return False
+    insert_row(InvoiceEmail(invoice=invoice, to=to, next_attempt_at=timezone.now()))
     _queue_sending()
-    return email
+    return True
 
 
 @transaction.atomic

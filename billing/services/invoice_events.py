@@ -1,8 +1,12 @@
 """What follows an invoice's finalization, in its transaction: the webhook and the email.
 
 Every path that finalizes an invoice (period close, finalize, regenerate, a commitment's
-prepayment) calls `invoice_finalized`, so each finalized invoice is announced once and mailed
-once, with the change it announces.
+prepayment) calls `invoice_finalized`, or its two halves around the number, so each finalized
+invoice is announced once and mailed once, with the change it announces.
+
+The halves exist for the period close: the invoice counter's lock is held from the number until
+the commit (billing.services.numbering), so what does not need the number goes before it. The
+email row does not (the message is rendered when it is sent); the webhook's body does.
 """
 
 from __future__ import annotations
@@ -22,13 +26,24 @@ CREATED_WEBHOOK = {
 
 
 def invoice_finalized(*, invoice: Invoice) -> None:
+    """Both halves, once the invoice is numbered."""
+    invoice_finalizing(invoice=invoice)
+    invoice_numbered(invoice=invoice)
+
+
+def invoice_finalizing(*, invoice: Invoice) -> None:
+    """Before the number, in the finalizing transaction: queue the invoice's email."""
+    invoice_email_queue(invoice=invoice)
+
+
+def invoice_numbered(*, invoice: Invoice) -> None:
+    """After the number, in the same transaction: announce the invoice (its body shows the number)."""
     announce(
         webhook_type=CREATED_WEBHOOK[InvoiceKind(invoice.kind)],
         object_type="invoice",
         obj=invoice,
         object_id=invoice.pk,
     )
-    invoice_email_queue(invoice=invoice)
 
 
 def invoice_announce(*, invoice: Invoice, webhook_type: WebhookType) -> None:

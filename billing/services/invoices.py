@@ -14,7 +14,7 @@ Invoices are drafts until the grace period (BILLING_GRACE_PERIOD_HOURS, or the c
 their period has passed; drafts are recomputed on every close run, finalized ones never change.
 Finalizing happens under the subscription's and the customer's row locks: the credit a
 subscription invoice consumes (step 6) is recomputed then, against the balances available then,
-and moves with it (`record_consumption`).
+and moves with it (`_finalize_stored`).
 
 Voiding (DESIGN §6 "Void and regenerate") takes back what the invoice consumed: its commitment
 drawdown, the credit-note credit it drew (our choice; Lago keeps it consumed), a prepayment's
@@ -32,6 +32,7 @@ from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.db import connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from billing.engine.invoice import invoice_lines
 from billing.engine.lines import Line, total
@@ -51,7 +52,7 @@ from billing.services.credit_notes import (
     credit_note_create,
     note_amounts,
 )
-from billing.services.invoice_events import invoice_announce, invoice_finalized
+from billing.services.invoice_events import invoice_announce, invoice_finalizing, invoice_numbered
 from billing.services.numbering import assign_number
 from billing.services.wallets import wallet_consumption_record, wallet_consumption_reverse
 from customers.models import Customer
@@ -174,14 +175,35 @@ def _lock(invoice: Invoice) -> Invoice:
     return Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
 
 
-def record_consumption(*, invoice: Invoice, lines: list[Line] | None = None) -> None:
-    """At finalization: what the invoice consumes moves (the ledger's drawdown entry, the applied
-    coupons, the credit notes' and the wallet's balances). `lines`: as the caller just stored
-    them, saving reading them back."""
-    drawdown_record(invoice=invoice, lines=lines)
+def _finalize_stored(invoice: Invoice, lines: list[Line] | None, now: datetime) -> None:
+    """Finalize a draft whose lines are written (stored, or only its id reserved: invoice_create),
+    taking the number as late as it can: the invoice counter stays locked from the number until
+    the commit, and every finalization in the database waits for it. What does not need the
+    number goes first (the coupons, credit notes and wallet it consumes, its email's row); after
+    the number come one write of the invoice (its UPDATE, or its INSERT), the commitment's
+    drawdown when there is one (its ledger entry names the number) and the webhook (its body
+    shows the number), which writes nothing when no endpoint listens."""
     coupon_applications_record(invoice=invoice, lines=lines)
     credit_applications_record(invoice=invoice, lines=lines)
     wallet_consumption_record(invoice=invoice, lines=lines)
+    if lines is not None:
+        draws = any(ln.kind == LineKind.COMMITMENT_DRAWDOWN for ln in lines)
+    else:
+        draws = invoice.lines.filter(kind=LineKind.COMMITMENT_DRAWDOWN).exists()
+    invoice_finalizing(invoice=invoice)
+    assign_number(invoice=invoice, now=now)
+    if draws:
+        drawdown_record(invoice=invoice, lines=lines)
+    invoice_numbered(invoice=invoice)
+
+
+def _reserved_id(connection: BaseDatabaseWrapper) -> int:
+    """A new invoice's id from its identity sequence (PostgreSQL), before the invoice is stored."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s))", [Invoice._meta.db_table, Invoice._meta.pk.column]
+        )
+        return int(cursor.fetchone()[0])
 
 
 def invoice_create(
@@ -194,8 +216,8 @@ def invoice_create(
     now: datetime,
     metric_ids: dict[str, int] | None = None,
 ) -> Invoice:
-    """Store a new invoice with its lines (numbered and final at once when `finalize`), in one
-    INSERT each. The caller holds the subscription's lock (and the customer's, to finalize)."""
+    """Store a new invoice with its lines, in one INSERT each (numbered and made final at once
+    when `finalize`). The caller holds the subscription's lock (and the customer's, to finalize)."""
     invoice = Invoice(
         customer=subscription.customer,
         subscription=subscription,
@@ -205,15 +227,18 @@ def invoice_create(
         currency=subscription.plan.currency,
         total=total(lines),
     )
-    if finalize:
-        # Numbered last thing before the INSERTs: the sequence's row stays locked until commit.
-        assign_number(invoice=invoice, now=now)  # saves: the INSERT
+    # Numbered last (_finalize_stored): the invoice counter is not locked while the lines are
+    # written. On PostgreSQL, which checks foreign keys at the commit (Django makes them
+    # deferrable), the invoice's id is reserved and the invoice itself INSERTed right after its
+    # number, final at once; elsewhere it is stored as a draft first, then made final by an UPDATE.
+    connection = connections[router.db_for_write(Invoice)]
+    if finalize and connection.vendor == "postgresql":
+        invoice.pk = _reserved_id(connection)
     else:
         invoice.save()
     insert_lines(invoice, lines, metric_ids_for(lines, metric_ids))
     if finalize:
-        record_consumption(invoice=invoice, lines=lines)
-        invoice_finalized(invoice=invoice)
+        _finalize_stored(invoice, lines, now)
     return invoice
 
 
@@ -234,9 +259,7 @@ def invoice_finalize(*, invoice: Invoice, now: datetime, recompute: bool = True)
         raise InvoiceError(NOT_A_DRAFT.format(invoice=invoice, status=invoice.status))
     if subscription is not None:
         write_draft_lines(invoice, fresh_lines(subscription, invoice, finalizing=True))
-    assign_number(invoice=invoice, now=now)
-    record_consumption(invoice=invoice)
-    invoice_finalized(invoice=invoice)
+    _finalize_stored(invoice, None, now)
     return invoice
 
 

@@ -13,6 +13,21 @@ from billing.selectors.invoices import customer_snapshot
 from customers.models import Customer
 from metering.days import local_date
 
+# What finalizing a stored draft changes: one UPDATE of these, not a save of every column.
+FINALIZED_FIELDS = [
+    "number",
+    "status",
+    "issued_on",
+    "finalized_at",
+    "net_payment_term",
+    "payment_due_date",
+    "payment_status",
+    "paid_at",
+    "customer_snapshot",
+    "seller_name",
+    "updated_at",
+]
+
 
 def net_payment_term(customer: Customer) -> int:
     """The customer's payment term in days, or the default (BILLING_NET_PAYMENT_TERM_DAYS)."""
@@ -21,17 +36,20 @@ def net_payment_term(customer: Customer) -> int:
 
 
 def assign_number(*, invoice: Invoice, now: datetime) -> Invoice:
-    """Number a draft and make it final. Call inside a transaction holding the invoice's row lock.
+    """Number a draft and make it final. Call inside a transaction holding the invoice's row lock
+    (a stored draft), after everything that does not need the number.
 
     django-sequences keeps a row-locked counter per year inside this transaction, so numbers
-    are gap-free (a rollback gives the number back) and two finalizers never share one. The
-    payment terms are the customer's now: due = issuing date + term; an invoice of 0.00 is
-    settled at once (DESIGN §6).
+    are gap-free (a rollback gives the number back) and two finalizers never share one. That
+    lock is held from `get_next_value` until the commit, and every finalization in the database
+    waits for it: so the number is taken last, after the rest is computed, and what follows it
+    is one statement (the INSERT of a new invoice, or one UPDATE of a stored draft's finalized
+    columns). The payment terms are the customer's now: due = issuing date + term; an invoice
+    of 0.00 is settled at once (DESIGN §6).
     """
     # The number's year is the issue date's (the customer's day), so they never disagree.
     invoice.issued_on = local_date(now, invoice.customer.timezone)
     year = invoice.issued_on.year
-    invoice.number = f"INV-{year}-{get_next_value(f'invoice-{year}'):06d}"
     invoice.status = InvoiceStatus.FINALIZED
     invoice.finalized_at = now
     invoice.net_payment_term = net_payment_term(invoice.customer)
@@ -41,5 +59,9 @@ def assign_number(*, invoice: Invoice, now: datetime) -> Invoice:
         invoice.paid_at = now
     invoice.customer_snapshot = customer_snapshot(invoice)
     invoice.seller_name = settings.BILLING_SELLER_NAME
-    invoice.save()
+    invoice.number = f"INV-{year}-{get_next_value(f'invoice-{year}'):06d}"
+    if invoice._state.adding:
+        invoice.save(force_insert=True)  # a new invoice (its id reserved, maybe): the INSERT
+    else:
+        invoice.save(update_fields=FINALIZED_FIELDS)
     return invoice

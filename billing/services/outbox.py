@@ -6,7 +6,8 @@ take different rows), counts its attempt, sets a lease (`claimed_until`) and com
 anything is sent, with no transaction open during the send; `locked_if_current` re-locks it to
 record the outcome, unless a later attempt took it over (the worker outlived its lease).
 `queue_after_commit` asks django-q2 to send soon after a commit (throttled per thread); the
-periodic task sends whatever that missed.
+periodic task sends whatever that missed. `insert_row` writes a row in one plain INSERT, for the
+rows a period close writes once per invoice.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from django.db import models, transaction
+from django.db import connections, models, router, transaction
 from django.db.models import Q
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,24 @@ Row = TypeVar("Row", bound=models.Model)
 def backoff(base_seconds: int, attempt: int) -> timedelta:
     """How long after failed attempt `attempt` (1, 2, …) the next one is due: base × 2^(n − 1)."""
     return timedelta(seconds=base_seconds * 2 ** (attempt - 1))
+
+
+def insert_row(row: models.Model) -> None:
+    """Store a new row (its primary key left to the database) in one INSERT and no more.
+
+    The values are prepared by the fields themselves, as save() prepares them; what save() adds
+    (its signals, reading the new id back) costs as much again as the statement, and this runs
+    inside a finalization, where a period close spends its time. `row.pk` stays None.
+    """
+    model = type(row)
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    connection = connections[router.db_for_write(model)]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(cast(str, f.column)) for f in fields)  # a concrete field has a column
+    placeholders = ", ".join(["%s"] * len(fields))
+    params = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})", params)
 
 
 def claim_due(

@@ -51,11 +51,12 @@ def test_queries_per_subscription_are_few_and_do_not_grow(plan: Plan) -> None:
     Invoice.objects.all().delete()  # closes again from nothing, with twice the subscriptions
     subscribe(plan, 3, first=3)
     six = closing_queries()
-    # Per subscription: lock, its invoices, the usage of its one charge, the invoice number (one
-    # statement on PostgreSQL, a read and a write on SQLite), the invoice, its lines, the
-    # webhook endpoints listening (the outbox) and the invoice email (its customer has an
-    # address), and the transaction's savepoint and release in a test. It used to be ~23.
-    assert (six - three) / 3 <= 11
+    # Per subscription: lock, its invoices, the usage of its one charge, the invoice (stored as
+    # a draft, then made final by one UPDATE after its number: the number is taken last), its
+    # lines, the invoice email (its customer has an address), the invoice number (one statement
+    # on PostgreSQL, a read and a write on SQLite), whether a webhook endpoint exists (the
+    # outbox), and the transaction's savepoint and release in a test. It used to be ~23.
+    assert (six - three) / 3 <= (11 if connection.vendor == "postgresql" else 12)
     assert Invoice.objects.filter(status=InvoiceStatus.FINALIZED).count() == 6
 
 

@@ -29,8 +29,9 @@ from unittest import mock
 import pytest
 from aiosmtpd.controller import Controller
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from pypdf import PdfReader
 
 from billing import tasks
@@ -46,6 +47,7 @@ from billing.services.invoice_emails import (
     RESEND_NO_EMAIL,
     RESEND_VOIDED,
     InvoiceEmailError,
+    invoice_email_queue,
     invoice_email_resend,
     retry_delay,
     send_due,
@@ -413,6 +415,24 @@ def test_a_committed_finalization_queues_the_sending_task(
     ):
         finalized_september()
     queued.assert_called_once_with("billing.tasks.send_invoice_emails", task_name="send invoice emails", group="emails")
+
+
+def test_queueing_an_email_is_one_statement(django_capture_on_commit_callbacks: Any) -> None:
+    invoice = Invoice.objects.select_related("customer").get(pk=finalized_september().pk)
+    InvoiceEmail.objects.all().delete()
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks() as callbacks:
+        assert invoice_email_queue(invoice=invoice) is True
+    assert len(queries.captured_queries) == 1  # the INSERT: it runs in every finalization of a close
+    assert len(callbacks) == 1  # the sending task, queued after the commit
+    email = InvoiceEmail.objects.get()
+    assert (email.invoice, email.to, email.status, email.attempts, email.resend) == (
+        invoice,
+        invoice.customer.email,
+        EmailStatus.PENDING,
+        0,
+        False,
+    )
+    assert email.next_attempt_at == CLOSE and email.created_at == CLOSE
 
 
 def test_one_automatic_email_per_invoice() -> None:

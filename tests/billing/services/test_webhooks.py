@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from billing.api.credit_note_json import credit_note_json, credit_notes_for_json
 from billing.api.invoice_json import invoice_json, invoices_for_json
+from billing.engine.vocabulary import WebhookType
 from billing.models import (
     DeliveryStatus,
     Invoice,
@@ -41,6 +43,7 @@ from billing.services.webhooks import (
     URL_TAKEN,
     DeliveryPending,
     WebhookEndpointError,
+    announce,
     deliver_due,
     delivery_resend,
     retry_delay,
@@ -336,3 +339,32 @@ def test_a_pending_delivery_is_not_resent(receiver: Receiver) -> None:
         delivery_resend(delivery=delivery, now=NOW)
     delivery.refresh_from_db()
     assert (delivery.status, delivery.max_attempts) == (DeliveryStatus.PENDING, 8)
+
+
+# --- announcing without endpoints ----------------------------------------------------------------
+
+
+def test_without_endpoints_an_announcement_is_one_read_renders_nothing_and_writes_nothing() -> None:
+    with CaptureQueriesContext(connection) as queries:
+        # An object no renderer could render: rendering it would raise.
+        written = announce(webhook_type=WebhookType.INVOICE_CREATED, object_type="invoice", obj=None, object_id=1)
+    assert written == 0
+    assert len(queries.captured_queries) == 1
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_an_endpoint_made_a_moment_ago_gets_the_next_announcement(receiver: Receiver) -> None:
+    subscription = SubscriptionFactory(plan=scaled_team_plan(), subscription_at=NOW)
+
+    def started() -> int:
+        return announce(
+            webhook_type=WebhookType.SUBSCRIPTION_STARTED,
+            object_type="subscription",
+            obj=subscription,
+            object_id=subscription.pk,
+        )
+
+    assert started() == 0
+    endpoint(receiver)  # no cache to wait for: the next announcement sees it
+    assert started() == 1
+    assert WebhookDelivery.objects.get().object_id == str(subscription.pk)
