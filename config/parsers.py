@@ -38,9 +38,36 @@ def _field(path: tuple[str | int, ...]) -> str:
     return shown + ".…" if len(path) > PATH_SHOWN else shown or "body"
 
 
+def _within_depth(document: Any, max_depth: int) -> bool:
+    """Whether no object or array lies `max_depth` levels deep (the document itself is level 0).
+
+    Level by level over the containers only, with no path kept: a batch of 1,000 events costs
+    well under a microsecond an event, where the walk below that names the path cost about 2 µs.
+    orjson builds only dict and list containers, so exact type checks suffice.
+    """
+    level = [document] if type(document) is dict or type(document) is list else []
+    depth = 0
+    while level:
+        if depth >= max_depth:
+            return False
+        level = [
+            child
+            for container in level
+            for child in (container.values() if type(container) is dict else container)
+            if type(child) is dict or type(child) is list
+        ]
+        depth += 1
+    return True
+
+
 def check_document(document: Any, *, max_depth: int, check_text: bool) -> None:
     """Refuse (ValidationError naming the path) a document nested deeper than `max_depth`, or,
-    with `check_text`, holding a key or string with a NUL character."""
+    with `check_text`, holding a key or string with a NUL character.
+
+    A document that is shallow enough and needs no text check passes the quick test alone; any
+    other is walked with its paths, which finds and names the first offence."""
+    if not check_text and _within_depth(document, max_depth):
+        return
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(document, ())]
     while stack:
         value, path = stack.pop()

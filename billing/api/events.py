@@ -170,30 +170,56 @@ def _single_event(body: Any) -> dict[str, Any] | None:
     return body["event"] if isinstance(body, dict) and isinstance(body.get("event"), dict) else None
 
 
-class EventCreateView(FastJsonMixin, ApiView):
-    """One event: two round trips, one read (the API key with the event's owner and metric,
-    billing.selectors.event_owners.key_and_event_refs) and the statement that stores it.
+def _batch_events(body: Any) -> list[Any] | None:
+    """The batch's events, if the body holds a list of them no longer than the limit."""
+    events = body.get("events") if isinstance(body, dict) else None
+    if isinstance(events, list) and len(events) <= settings.BILLING_EVENTS_BATCH_MAX:
+        return events
+    return None
 
-    To read the owner with the key, the body is parsed while authenticating; an error in it is
-    kept and raised once the key has been checked, so a request without a valid key is refused
-    with 401 whatever its body, as on every other endpoint.
+
+class KeyWithRefsView(FastJsonMixin, ApiView):
+    """An events endpoint that reads the API key together with what its events name (owners,
+    metrics) in one statement (billing.selectors.event_owners.key_and_event_refs): one round
+    trip instead of three before storing.
+
+    To read the owners with the key, the body is parsed while authenticating; an error in it is
+    kept and raised once the key has been checked (post() calls raise_body_error()), so a
+    request without a valid key is refused with 401 whatever its body, as on every other endpoint.
     """
 
     refs: EventRefs | None = None
     body_error: Exception | None = None
+
+    def payloads(self, body: Any) -> list[Any] | None:
+        """The payloads whose refs to read with the key; None if the body holds none to store."""
+        raise NotImplementedError
 
     def get_authenticators(self) -> list[BaseAuthentication]:
         return [ApiKeyAuthentication(find=self._find_key)]
 
     def _find_key(self, key_hash: str) -> tuple[Any, ...] | None:
         try:
-            event = _single_event(self.request.data)
+            payloads = self.payloads(self.request.data)
         except Exception as exc:  # whatever parsing raised, post() raises it: after authentication
             self.body_error = exc
-            event = None
-        key, refs = key_and_event_refs(key_hash=key_hash, payloads=[] if event is None else [event])
-        self.refs = None if event is None else refs
+            payloads = None
+        key, refs = key_and_event_refs(key_hash=key_hash, payloads=payloads or [])
+        self.refs = None if payloads is None else refs
         return key
+
+    def raise_body_error(self) -> None:
+        if self.body_error is not None:
+            raise self.body_error
+
+
+class EventCreateView(KeyWithRefsView):
+    """One event: two round trips, one read (the API key with the event's owner and metric) and
+    the statement that stores it."""
+
+    def payloads(self, body: Any) -> list[Any] | None:
+        event = _single_event(body)
+        return None if event is None else [event]
 
     @extend_schema(
         operation_id="create_event",
@@ -206,8 +232,7 @@ class EventCreateView(FastJsonMixin, ApiView):
         ],
     )
     def post(self, request: Request) -> Response:
-        if self.body_error is not None:
-            raise self.body_error
+        self.raise_body_error()
         event = _single_event(request.data)
         if event is None:
             return validation_error({"event": ["is required and must be an object"]})
@@ -217,7 +242,13 @@ class EventCreateView(FastJsonMixin, ApiView):
         return Response({"event": result[0]})
 
 
-class EventBatchView(FastJsonMixin, ApiView):
+class EventBatchView(KeyWithRefsView):
+    """Up to BILLING_EVENTS_BATCH_MAX events: one read (the API key with every owner and metric
+    the batch names), then the storing statement and its commit."""
+
+    def payloads(self, body: Any) -> list[Any] | None:
+        return _batch_events(body)
+
     @extend_schema(
         operation_id="create_batch_events",
         summary="Send up to BILLING_EVENTS_BATCH_MAX events; stored all or none",
@@ -235,6 +266,7 @@ class EventBatchView(FastJsonMixin, ApiView):
         ],
     )
     def post(self, request: Request) -> Response:
+        self.raise_body_error()
         body = request.data
         events = body.get("events") if isinstance(body, dict) else None
         if not isinstance(events, list):
@@ -244,7 +276,7 @@ class EventBatchView(FastJsonMixin, ApiView):
         limit = settings.BILLING_EVENTS_BATCH_MAX
         if len(events) > limit:
             return validation_error({"events": [BATCH_TOO_LARGE.format(n=limit)]})
-        result = _ingest(events)
+        result = _ingest(events, refs=self.refs)
         if isinstance(result, Response):
             return result
         return Response({"events": result})

@@ -8,15 +8,14 @@ per (customer, transaction_id) (metering.ingest).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 
 from billing.selectors.event_owners import EventRefs, closed_periods, event_refs
 from metering.ingest import StoredEvent, store_events
-from metering.validation import ValidEvent, validate_event
+from metering.validation import ValidEvent, validate_events
 
 
 class EventsInvalid(Exception):
@@ -27,8 +26,9 @@ class EventsInvalid(Exception):
         super().__init__(f"{len(errors)} invalid event(s)")
 
 
-@dataclass(frozen=True)
-class IngestedEvent:
+class IngestedEvent(NamedTuple):
+    """A stored event with what its echo names (a named tuple: a batch builds 1,000)."""
+
     stored: StoredEvent
     external_customer_id: str
     # The subscription Lago's response names for an event sent by customer: its newest active one.
@@ -50,7 +50,7 @@ def flag_late(events: list[ValidEvent], closed_until: dict[int, datetime]) -> li
     if not closed:
         return events
     return [
-        replace(e, is_late=True)
+        e._replace(is_late=True)
         if any(start <= e.timestamp < end for start, end in closed.get(e.owner.customer_id, ()))
         else e
         for e in events
@@ -68,30 +68,20 @@ def events_ingest(*, payloads: list[Any], now: datetime, refs: EventRefs | None 
     """
     if refs is None:
         refs = event_refs(payloads)
-    metrics, owners = refs.metrics, refs.owners
-    valid: list[ValidEvent] = []
-    errors: dict[str, dict[str, list[str]]] = {}
-    for i, payload in enumerate(payloads):
-        event, event_errors = validate_event(
-            payload,
-            resolve_owner=owners.resolve,
-            metrics=metrics,
-            now=now,
-            max_age_days=settings.BILLING_EVENT_MAX_AGE_DAYS,
-        )
-        if event is None:
-            errors[str(i)] = event_errors
-        else:
-            valid.append(event)
+    owners = refs.owners
+    valid, errors = validate_events(
+        payloads,
+        resolve_owner=owners.resolve,
+        metrics=refs.metrics,
+        now=now,
+        max_age_days=settings.BILLING_EVENT_MAX_AGE_DAYS,
+    )
     if errors:
         raise EventsInvalid(errors)
     valid = flag_late(valid, owners.closed_until)
     stored = store_events(valid, received_at=now)
+    active = owners.active_subscription
     return [
-        IngestedEvent(
-            stored=row,
-            external_customer_id=event.owner.external_customer_id,
-            fallback_subscription_id=owners.active_subscription.get(event.owner.customer_id, ""),
-        )
+        IngestedEvent(row, event.owner.external_customer_id, active.get(event.owner.customer_id, ""))
         for row, event in zip(stored, valid, strict=True)
     ]
