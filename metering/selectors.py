@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TypedDict
 
 from django.db import connections
-from django.db.models import Case, Count, F, IntegerField, Max, QuerySet, Sum, Value, When
+from django.db.models import Case, Count, F, IntegerField, Max, QuerySet, Value, When
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Collate
 
@@ -102,6 +102,66 @@ def _is_day_window(customer: Customer, *moments: datetime) -> bool:
     return all(is_day_start(moment, customer.timezone) for moment in moments)
 
 
+Statement = tuple[str, list[int | date]]  # SQL and its parameters
+
+
+def _unique_count_sql(
+    customer: Customer, metric: BillableMetric, start: datetime, end: datetime, exclude: Window | None
+) -> Statement | None:
+    """The statement counting the distinct values of a window of whole local days (None when no
+    day is left in it).
+
+    Raw SQL: this runs for every subscription at every close, and building the ORM query (a CASE
+    per month) cost more than running it. One row per value within a month, so a single month
+    is a COUNT(*); several months count distinct values.
+    """
+    masks = _masks(customer, start, end, exclude)
+    if not masks:
+        return None
+    what = "COUNT(*)" if len(masks) == 1 else "COUNT(DISTINCT value)"
+    sql = (
+        f"SELECT {what} FROM {DistinctValue._meta.db_table} WHERE customer_id = %s AND metric_id = %s "
+        f"AND month IN ({', '.join(['%s'] * len(masks))})"
+    )
+    params: list[int | date] = [customer.pk, metric.pk, *(m for m, _ in masks)]
+    partial = [(m, mask) for m, mask in masks if mask != _full_month_mask(m)]
+    if partial:  # a value counts when it was seen on some day of the window: its bits meet the mask
+        sql += f" AND (CASE month {' '.join(['WHEN %s THEN days & %s'] * len(masks))} ELSE 0 END) <> 0"
+        for m, mask in masks:
+            params.extend((m, mask))
+    return sql, params
+
+
+def _events_count_sql(
+    customer: Customer, metric: BillableMetric, start: datetime, end: datetime, exclude: Window | None
+) -> Statement:
+    """The statement summing the daily event counts of a window of whole local days.
+
+    Raw SQL, as unique_count's: current usage runs it on every request, and building the ORM
+    aggregate cost more than running it.
+    """
+    tz = customer.timezone
+    sql = (
+        f"SELECT SUM(count) FROM {EventCount._meta.db_table} "
+        "WHERE customer_id = %s AND metric_id = %s AND day >= %s AND day < %s"
+    )
+    params: list[int | date] = [customer.pk, metric.pk, local_date(start, tz), local_date(end, tz)]
+    if exclude is not None:
+        sql += " AND NOT (day >= %s AND day < %s)"
+        params.extend((local_date(exclude[0], tz), local_date(exclude[1], tz)))
+    return sql, params
+
+
+def _scalars(*statements: Statement) -> list[int]:
+    """The single values of statements, read in one round trip: SELECT (s1), (s2) (a NULL sum is
+    0). The metering tables live in one database."""
+    sql = "SELECT " + ", ".join(f"({text})" for text, _ in statements)
+    params = [param for _, part in statements for param in part]
+    with connections[EventCount.objects.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return [int(value or 0) for value in cursor.fetchone()]
+
+
 def unique_count(
     *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, exclude: Window | None = None
 ) -> int:
@@ -109,26 +169,8 @@ def unique_count(
         return 0
     if not _is_day_window(customer, start, end, *(exclude or ())):
         return len(_raw_distinct(customer, metric, start, end, exclude))
-    masks = _masks(customer, start, end, exclude)
-    if not masks:
-        return 0
-    # Raw SQL: this runs for every subscription at every close, and building the ORM query
-    # (a CASE per month) cost more than running it. One row per value within a month, so a
-    # single month is a COUNT(*); several months count distinct values.
-    what = "COUNT(*)" if len(masks) == 1 else "COUNT(DISTINCT value)"
-    sql = (
-        f"SELECT {what} FROM {DistinctValue._meta.db_table} WHERE customer_id = %s AND metric_id = %s "
-        f"AND month IN ({', '.join(['%s'] * len(masks))})"
-    )
-    params: list[int] = [customer.pk, metric.pk, *(m for m, _ in masks)]
-    partial = [(m, mask) for m, mask in masks if mask != _full_month_mask(m)]
-    if partial:  # a value counts when it was seen on some day of the window: its bits meet the mask
-        sql += f" AND (CASE month {' '.join(['WHEN %s THEN days & %s'] * len(masks))} ELSE 0 END) <> 0"
-        for m, mask in masks:
-            params.extend((m, mask))
-    with connections[DistinctValue.objects.db].cursor() as cursor:
-        cursor.execute(sql, params)
-        return int(cursor.fetchone()[0])
+    statement = _unique_count_sql(customer, metric, start, end, exclude)
+    return 0 if statement is None else _scalars(statement)[0]
 
 
 def events_count(
@@ -139,13 +181,19 @@ def events_count(
         return 0
     if not _is_day_window(customer, start, end, *(exclude or ())):
         return window_events(customer=customer, metric=metric, start=start, end=end, exclude=exclude).count()
-    tz = customer.timezone
-    days = EventCount.objects.filter(
-        customer=customer, metric=metric, day__gte=local_date(start, tz), day__lt=local_date(end, tz)
-    )
-    if exclude is not None:
-        days = days.exclude(day__gte=local_date(exclude[0], tz), day__lt=local_date(exclude[1], tz))
-    return days.aggregate(n=Sum("count"))["n"] or 0
+    return _scalars(_events_count_sql(customer, metric, start, end, exclude))[0]
+
+
+def _unique_count_and_events(window: _WindowArgs) -> Usage:
+    """unique_count and events_count of one window; over whole local days (billing periods are) in
+    one statement, as current usage asks for both on every request."""
+    customer, start, end, exclude = window["customer"], window["start"], window["end"], window["exclude"]
+    if start < end and _is_day_window(customer, start, end, *(exclude or ())):
+        distinct = _unique_count_sql(customer, window["metric"], start, end, exclude)
+        if distinct is not None:
+            count, events = _scalars(distinct, _events_count_sql(customer, window["metric"], start, end, exclude))
+            return Usage(Decimal(count), events)
+    return Usage(Decimal(unique_count(**window)), events_count(**window))
 
 
 def distinct_values(
@@ -198,7 +246,7 @@ def aggregate(
         count = events_count(**window)
         return Usage(Decimal(count), count)
     if agg == Aggregation.UNIQUE_COUNT:
-        return Usage(Decimal(unique_count(**window)), events_count(**window) if count_events else 0)
+        return _unique_count_and_events(window) if count_events else Usage(Decimal(unique_count(**window)), 0)
     events = window_events(**window)
     if agg == Aggregation.SUM:
         total = exact_sum(events, "value")

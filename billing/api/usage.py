@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
@@ -30,7 +29,7 @@ from billing.engine.money import ZERO, format_decimal, money_str, quantity_str, 
 from billing.engine.vocabulary import FEE_KINDS, LineKind
 from billing.models import Invoice, InvoiceLine, Subscription, SubscriptionStatus
 from billing.selectors.invoices import issuing_date
-from billing.selectors.plans import plans_with_charges
+from billing.selectors.plans import charges_with_tiers
 from billing.selectors.usage import PeriodUsage, current_usage, past_usage_invoices, projected_charges
 from config.api import (
     ApiView,
@@ -132,24 +131,37 @@ def usage_json(usage: PeriodUsage) -> dict[str, Any]:
 
 
 def subscription_for_usage(
-    customer: Customer, external_subscription_id: str | None
-) -> Subscription | dict[str, list[str]]:
-    subs = Subscription.objects.filter(customer=customer).select_related("customer", "promotion")
-    subs = subs.prefetch_related(Prefetch("plan", queryset=plans_with_charges()))
+    customer_external_id: str, external_subscription_id: str | None
+) -> Subscription | dict[str, list[str]] | None:
+    """The subscription whose usage is asked for, with its customer, promotion, plan, charges and
+    tiers; an error by field; or None when there is no such customer.
+
+    The customer is found through the subscription's join, so the usual call (an
+    external_subscription_id) reads customer, subscription and plan in one query, then the
+    charges and the tiers; the customer alone is looked up only to tell a missing customer (404)
+    from a missing subscription (422).
+    """
+    subs = (
+        Subscription.objects.filter(customer__external_id=customer_external_id, customer__deleted_at__isnull=True)
+        .select_related("customer", "promotion", "plan")
+        .prefetch_related(charges_with_tiers("plan__charges"))
+    )
     if external_subscription_id:
         found = subs.filter(external_id=external_subscription_id).first()
-        if found is None:
-            return {
-                "external_subscription_id": [f"unknown subscription {external_subscription_id!r} for this customer"]
-            }
-        return found
+        if found is not None:
+            return found
+        if not Customer.objects.filter(external_id=customer_external_id).exists():
+            return None
+        return {"external_subscription_id": [f"unknown subscription {external_subscription_id!r} for this customer"]}
     active = list(subs.filter(status=SubscriptionStatus.ACTIVE)[:2])
-    if not active:
-        return {"external_subscription_id": [NO_ACTIVE_SUBSCRIPTION]}
-    if len(active) > 1:
+    if len(active) == 1:
+        return active[0]
+    if active:
         count = subs.filter(status=SubscriptionStatus.ACTIVE).count()
         return {"external_subscription_id": [SUBSCRIPTION_REQUIRED.format(n=count)]}
-    return active[0]
+    if not Customer.objects.filter(external_id=customer_external_id).exists():
+        return None
+    return {"external_subscription_id": [NO_ACTIVE_SUBSCRIPTION]}
 
 
 class CurrentUsageView(ApiView):
@@ -160,10 +172,9 @@ class CurrentUsageView(ApiView):
         responses={200: dict},
     )
     def get(self, request: Request, external_id: str) -> Response:
-        customer = Customer.objects.filter(external_id=external_id).first()
-        if customer is None:
+        found = subscription_for_usage(external_id, request.query_params.get("external_subscription_id"))
+        if found is None:
             return not_found("customer")
-        found = subscription_for_usage(customer, request.query_params.get("external_subscription_id"))
         if isinstance(found, dict):
             return validation_error(found)
         return Response({"customer_usage": usage_json(current_usage(subscription=found, at=timezone.now()))})
@@ -211,10 +222,9 @@ class ProjectedUsageView(ApiView):
             errors["apply_taxes"] = [BAD_CHOICE.format(choices="true, false")]
         if errors:
             return validation_error(errors)
-        customer = Customer.objects.filter(external_id=external_id).first()
-        if customer is None:
+        found = subscription_for_usage(external_id, params.get("external_subscription_id"))
+        if found is None:
             return not_found("customer")
-        found = subscription_for_usage(customer, params.get("external_subscription_id"))
         if isinstance(found, dict):
             return validation_error(found)
         now = timezone.now()

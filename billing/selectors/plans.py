@@ -25,15 +25,20 @@ def charge_spec(charge: Charge) -> ChargeSpec:
     )
 
 
-def plans_with_charges() -> QuerySet[Plan]:
-    return Plan.objects.select_related("promotion").prefetch_related(
-        Prefetch(
-            "charges",
-            queryset=Charge.objects.select_related("metric")
-            .prefetch_related(Prefetch("tiers", queryset=Tier.objects.order_by("position", "id")))
-            .order_by("position", "id"),
-        )
+def charges_with_tiers(lookup: str = "charges") -> Prefetch[str, QuerySet[Charge]]:
+    """The prefetch of a plan's charges (with their metrics) and tiers, in order, at `lookup`:
+    "charges" from plans, "plan__charges" from subscriptions that select_related their plan (one
+    query fewer than prefetching the plan)."""
+    return Prefetch(
+        lookup,
+        queryset=Charge.objects.select_related("metric")
+        .prefetch_related(Prefetch("tiers", queryset=Tier.objects.order_by("position", "id")))
+        .order_by("position", "id"),
     )
+
+
+def plans_with_charges() -> QuerySet[Plan]:
+    return Plan.objects.select_related("promotion").prefetch_related(charges_with_tiers())
 
 
 def plan_spec(plan: Plan) -> PlanSpec:
