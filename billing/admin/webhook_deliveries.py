@@ -28,7 +28,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -65,6 +65,7 @@ OBJECT_PAGES = {
     "subscription": "billing_subscription_change",
     "triggered_alert": "billing_triggeredalert_change",
 }
+KEY_PREFIX_DIGITS = 8  # a search of this many digits or more is also a unique key's start
 LIST_EXCERPT = 60  # characters of the last response on the list
 PAGE_EXCERPT = 300  # characters of each attempt's response on a delivery's page
 FROM_PAGE = "_from_delivery_page"  # posted by the button on a delivery's page: come back to it
@@ -115,11 +116,14 @@ class WebhookDeliveryAdmin(admin.ModelAdmin[WebhookDelivery]):
         self, request: HttpRequest, queryset: QuerySet[WebhookDelivery], search_term: str
     ) -> tuple[QuerySet[WebhookDelivery], bool]:
         """Digits are an object's id, exactly; anything else the unique key or its start. (Searching
-        both, "12" matched every key containing those digits: most of them.)"""
+        both, "12" matched every key containing those digits: most of them.) Digits as long as
+        KEY_PREFIX_DIGITS are also a key's start: one key in forty begins with eight digits."""
         term = search_term.strip()
         if not term:
             return queryset, False
         if term.isdigit():
+            if len(term) >= KEY_PREFIX_DIGITS:
+                return queryset.filter(Q(object_id=term) | Q(unique_key__istartswith=term)), False
             return queryset.filter(object_id=term), False
         return queryset.filter(unique_key__istartswith=term), False
 

@@ -16,6 +16,7 @@ WEBHOOK_MAX_ATTEMPTS 1 so a refused attempt fails the delivery at once:
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -368,6 +369,9 @@ def test_log_filters_by_status_type_and_endpoint_and_searches_keys_and_ids(admin
     assert found(endpoint__id__exact=log.ledger.pk) == {to_ledger.pk}
     assert found(q=str(failed.unique_key)) == {failed.pk}
     assert found(q=str(failed.unique_key)[:8]) == {failed.pk}
+    # One key in forty starts with eight digits: its start is still found.
+    WebhookDelivery.objects.filter(pk=failed.pk).update(unique_key=uuid.UUID("12345678-9abc-4def-8123-456789abcdef"))
+    assert found(q="12345678") == {failed.pk}
     invoice_ids = {d.pk for d in WebhookDelivery.objects.filter(object_type="invoice")}
     assert found(q=str(log.invoice.pk)) == invoice_ids | (
         {failed.pk, to_ledger.pk} if log.note.pk == log.invoice.pk else set()  # ids of two tables may meet
