@@ -56,6 +56,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from billing.models import Commitment, Invoice, Subscription
+from billing.services import invoice_finalization
 from billing.services import invoices as invoice_services
 from billing.services.commitments import CommitmentReport, commitment_create, process_commitments
 from billing.services.period_close import close_periods
@@ -290,7 +291,13 @@ def test_a_close_reports_only_what_committed(monkeypatch: pytest.MonkeyPatch) ->
             raise RuntimeError("connection lost")
         return real(**kwargs)
 
+    def group_fails(invoices: Any) -> None:
+        raise RuntimeError("connection lost")
+
     monkeypatch.setattr(invoice_services, "assign_number", fails_the_second)
+    # On PostgreSQL the two are first closed as one group (one transaction): it fails as a whole,
+    # is rolled back, and the two are closed one by one, the second failing.
+    monkeypatch.setattr(invoice_finalization, "number_all", group_fails)
     report = close_periods(now=datetime(2026, 10, 1, 0, 5, tzinfo=UTC))
     assert len(report.errors) == 1
     assert report.created == list(Invoice.objects.values_list("pk", flat=True))

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any, TypedDict
 
 from django.conf import settings
+from django.db import connections, router
 
 from billing.engine.adjustments import CouponCredit, TaxRate, WalletCredit
 from billing.engine.invoice import AvailableCredit, InvoiceInputs, LatePeriod, Quantities
@@ -32,6 +33,7 @@ from billing.selectors.commitments import commitment_balance
 from billing.selectors.credit_notes import available_credits
 from billing.selectors.plans import plans_with_charges
 from billing.selectors.usage import measure_period, period_of, plan_spec_of, promotion_window
+from metering.models import BillableMetric
 
 PlanGetter = Callable[[int], Plan]
 
@@ -168,23 +170,34 @@ def _quantities(details: dict[str, Any]) -> tuple[Decimal, Decimal | None]:
 
 def billed_quantities(chain_ids: list[int], period_start: datetime, exclude_invoice: int | None) -> Quantities:
     """What the live invoices of the chain billed for the period starting at `period_start`, per
-    metric: the quantities of its latest usage or late_usage line."""
-    lines = (
-        InvoiceLine.objects.filter(
-            invoice__subscription__in=chain_ids,
-            kind__in=[LineKind.USAGE, LineKind.LATE_USAGE],
-            period_start=period_start,
+    metric: the quantities of its latest usage or late_usage line.
+
+    Raw SQL (the details decoded by their field, as the ORM decodes them): a close reads this for
+    every earlier period of every subscription, and the ORM's query building with its two joins
+    cost several times the statement."""
+    connection = connections[router.db_for_read(InvoiceLine)]
+    lines, invoices = InvoiceLine._meta.db_table, Invoice._meta.db_table
+    metrics = BillableMetric._meta.db_table
+    owners = ", ".join(["%s"] * len(chain_ids))
+    start = InvoiceLine._meta.get_field("period_start").get_db_prep_value(period_start, connection)
+    params: list[Any] = [*chain_ids, LineKind.USAGE, LineKind.LATE_USAGE, start, InvoiceStatus.VOIDED]
+    excluded = ""
+    if exclude_invoice is not None:
+        excluded = " AND l.invoice_id <> %s"
+        params.append(exclude_invoice)
+    with connection.cursor() as cursor:
+        cursor.execute(  # table names from _meta, values as parameters
+            f"SELECT m.code, l.details FROM {lines} l INNER JOIN {invoices} i ON i.id = l.invoice_id "
+            f"INNER JOIN {metrics} m ON m.id = l.metric_id "
+            f"WHERE i.subscription_id IN ({owners}) AND l.kind IN (%s, %s) AND l.period_start = %s "
+            f"AND i.status <> %s{excluded} ORDER BY i.created_at, l.invoice_id, l.position",
+            params,
         )
-        .exclude(invoice__status=InvoiceStatus.VOIDED)
-        # None excludes nothing (Django compares with IS NULL); the stubs refuse None for a NOT NULL column.
-        .exclude(invoice_id=exclude_invoice)  # type: ignore[misc]
-        .select_related("metric")
-        .order_by("invoice__created_at", "invoice_id", "position")
-    )
+        rows = cursor.fetchall()
+    details = InvoiceLine._meta.get_field("details")
     billed: Quantities = {}
-    for line in lines:
-        if line.metric is not None:
-            billed[line.metric.code] = _quantities(line.details)  # the latest wins
+    for code, raw in rows:  # the latest wins
+        billed[code] = _quantities(details.from_db_value(raw, None, connection))  # type: ignore[arg-type]
     return billed
 
 

@@ -57,7 +57,14 @@ from billing.engine.vocabulary import EmailStatus, InvoiceKind, InvoiceStatus
 from billing.models import Invoice, InvoiceEmail
 from billing.selectors.invoices import invoices_with_relations
 from billing.selectors.receivables import settlements
-from billing.services.outbox import backoff, claim_due, insert_row, locked_if_current, queue_after_commit
+from billing.services.outbox import (
+    backoff,
+    claim_due,
+    insert_row,
+    insert_rows,
+    locked_if_current,
+    queue_after_commit,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +109,21 @@ def invoice_email_queue(*, invoice: Invoice) -> bool:
     insert_row(InvoiceEmail(invoice=invoice, to=to, next_attempt_at=timezone.now()))
     _queue_sending()
     return True
+
+
+def invoice_emails_queue(*, invoices: list[Invoice]) -> int:
+    """invoice_email_queue for several finalized invoices, in one INSERT (a period close's group);
+    returns how many were queued."""
+    now = timezone.now()
+    rows = [
+        InvoiceEmail(invoice=invoice, to=invoice.customer.email, next_attempt_at=now)
+        for invoice in invoices
+        if invoice.customer.email
+    ]
+    insert_rows(rows)
+    if rows:
+        _queue_sending()
+    return len(rows)
 
 
 @transaction.atomic

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from billing.engine.vocabulary import InvoiceKind, WebhookType
 from billing.models import Invoice
-from billing.services.invoice_emails import invoice_email_queue
-from billing.services.webhooks import announce
+from billing.services.invoice_emails import invoice_email_queue, invoice_emails_queue
+from billing.services.webhooks import announce, any_endpoint
 
 CREATED_WEBHOOK = {
     InvoiceKind.PERIOD: WebhookType.INVOICE_CREATED,
@@ -44,6 +44,20 @@ def invoice_numbered(*, invoice: Invoice) -> None:
         obj=invoice,
         object_id=invoice.pk,
     )
+
+
+def invoices_finalizing(*, invoices: list[Invoice]) -> None:
+    """invoice_finalizing for several invoices (a period close's group): their emails in one INSERT."""
+    invoice_emails_queue(invoices=invoices)
+
+
+def invoices_numbered(*, invoices: list[Invoice]) -> None:
+    """invoice_numbered for several invoices, in the same transaction: whether any endpoint listens
+    is read once for them all (announce reads it again for each when one does)."""
+    if not invoices or not any_endpoint():
+        return
+    for invoice in invoices:
+        invoice_numbered(invoice=invoice)
 
 
 def invoice_announce(*, invoice: Invoice, webhook_type: WebhookType) -> None:

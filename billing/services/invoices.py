@@ -54,6 +54,7 @@ from billing.services.credit_notes import (
 )
 from billing.services.invoice_events import invoice_announce, invoice_finalizing, invoice_numbered
 from billing.services.numbering import assign_number
+from billing.services.outbox import insert_rows
 from billing.services.wallets import wallet_consumption_record, wallet_consumption_reverse
 from customers.models import Customer
 from metering.models import BillableMetric
@@ -100,15 +101,18 @@ def metric_ids_for(lines: list[Line], known: dict[str, int] | None = None) -> di
 
 
 def insert_lines(invoice: Invoice, lines: list[Line], metric_ids: dict[str, int]) -> None:
-    """Store the lines of an invoice that has none, in one INSERT.
+    """Store the lines of an invoice that has none, in one INSERT (insert_lines_of)."""
+    insert_lines_of([(invoice, lines)], metric_ids)
+
+
+def insert_lines_of(invoices: list[tuple[Invoice, list[Line]]], metric_ids: dict[str, int]) -> None:
+    """Store the lines of invoices that have none, in one INSERT.
 
     The values are prepared by the fields themselves, exactly as bulk_create prepares them; the
     statement is a plain multi-row VALUES, which costs a fraction of bulk_create's (on
     PostgreSQL an UNNEST of arrays that the driver quotes in Python): this runs once per
-    invoice of a close.
+    invoice of a close (once per group of invoices on the close's batched path).
     """
-    if not lines:
-        return
     rows = [
         InvoiceLine(
             invoice=invoice,
@@ -127,20 +131,10 @@ def insert_lines(invoice: Invoice, lines: list[Line], metric_ids: dict[str, int]
             period_end=cast(datetime, ln.period_end),
             details=ln.details,
         )
+        for invoice, lines in invoices
         for i, ln in enumerate(lines)
     ]
-    fields = [f for f in InvoiceLine._meta.concrete_fields if not f.primary_key]
-    connection = connections[router.db_for_write(InvoiceLine)]
-    quote = connection.ops.quote_name
-    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    columns = [cast(str, f.column) for f in fields]  # a concrete field has a column
-    sql = (
-        f"INSERT INTO {quote(InvoiceLine._meta.db_table)} ({', '.join(quote(column) for column in columns)}) "
-        f"VALUES {', '.join([placeholders] * len(rows))}"
-    )
-    params = [f.get_db_prep_save(f.pre_save(row, True), connection) for row in rows for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    insert_rows(rows)
 
 
 def write_draft_lines(invoice: Invoice, lines: list[Line], metric_ids: dict[str, int] | None = None) -> bool:

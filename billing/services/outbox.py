@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -42,15 +42,28 @@ def insert_row(row: models.Model) -> None:
     (its signals, reading the new id back) costs as much again as the statement, and this runs
     inside a finalization, where a period close spends its time. `row.pk` stays None.
     """
-    model = type(row)
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    insert_rows([row])
+
+
+def insert_rows(rows: Sequence[models.Model], *, with_pk: bool = False) -> None:
+    """Store new rows of one model in one multi-row INSERT (nothing for none), as insert_row does
+    one: a period close writes a group's invoices, lines and emails this way. `with_pk`: the rows
+    carry their ids (reserved from the sequence beforehand); else the database gives them and
+    the rows' `pk` stays None."""
+    if not rows:
+        return
+    model = type(rows[0])
+    fields = [f for f in model._meta.concrete_fields if with_pk or not f.primary_key]
     connection = connections[router.db_for_write(model)]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(cast(str, f.column)) for f in fields)  # a concrete field has a column
-    placeholders = ", ".join(["%s"] * len(fields))
-    params = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
+    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params = [f.get_db_prep_save(f.pre_save(row, True), connection) for row in rows for f in fields]
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})", params)
+        cursor.execute(
+            f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES {', '.join([placeholders] * len(rows))}",
+            params,
+        )
 
 
 def claim_due(

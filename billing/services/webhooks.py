@@ -93,7 +93,7 @@ def announce(*, webhook_type: WebhookType | str, object_type: str, obj: Any, obj
 
     Without endpoints (a common case: a period close announces every invoice) it costs one
     plain read and renders nothing."""
-    if not _any_endpoint():
+    if not any_endpoint():
         return 0
     endpoints = [e for e in WebhookEndpoint.objects.order_by("id") if e.listens_to(str(webhook_type))]
     if not endpoints:
@@ -120,7 +120,7 @@ def announce(*, webhook_type: WebhookType | str, object_type: str, obj: Any, obj
     return len(endpoints)
 
 
-def _any_endpoint() -> bool:
+def any_endpoint() -> bool:
     """Whether an endpoint exists, read in the change's transaction (no cache: an endpoint made
     a moment ago is seen), in plain SQL: the ORM's query costs several times the statement."""
     connection = connections[router.db_for_write(WebhookEndpoint)]
