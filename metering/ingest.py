@@ -80,10 +80,12 @@ def store_events(events: list[ValidEvent], *, received_at: datetime) -> list[Sto
     or in another customer's part of the batch, takes the whole batch back.
     """
     keys = [(ev.owner.customer_id, ev.transaction_id) for ev in events]
-    first: dict[tuple[int, str], int] = {}
-    for i, key in enumerate(keys):
-        first.setdefault(key, i)
+    # Each key's index: with no key repeated (nearly always) dict() builds it in one C loop.
+    first = dict(zip(keys, range(len(keys)), strict=True))
     if len(first) < len(events):  # a transaction id repeated in the batch: the same event, or a conflict
+        first = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)  # the first occurrence is the one stored
         conflicts = [i for i, key in enumerate(keys) if events[first[key]].payload_hash != events[i].payload_hash]
         if conflicts:
             raise EventConflict(conflicts, [events[i].transaction_id for i in conflicts])
@@ -97,6 +99,8 @@ def store_events(events: list[ValidEvent], *, received_at: datetime) -> list[Sto
             ids = _insert_postgresql(unique, received_at)
         else:
             ids = _insert_portable(unique, received_at)
+        if len(ids) == len(events):  # every event new, none repeated: no lookup of what was stored
+            return _stored_rows(events, keys, ids, received_at)
         stored: dict[tuple[int, str], StoredEvent] = {}
         if len(ids) < len(unique):  # sent before (a retry) or a reused id: what is stored decides
             seen = [ev for ev in unique if (ev.owner.customer_id, ev.transaction_id) not in ids]
@@ -123,6 +127,27 @@ def store_events(events: list[ValidEvent], *, received_at: datetime) -> list[Sto
                     ev.is_late,
                 )
         return [stored[key] for key in keys]
+
+
+def _stored_rows(
+    events: list[ValidEvent], keys: list[tuple[int, str]], ids: dict[tuple[int, str], int], received_at: datetime
+) -> list[StoredEvent]:
+    """The stored rows of a batch whose events were all new, in its order, as store_events
+    builds them one by one otherwise."""
+    return [
+        StoredEvent(
+            ids[key],
+            key[0],
+            ev.transaction_id,
+            ev.metric.code,
+            ev.timestamp,
+            ev.properties,
+            ev.owner.external_subscription_id,
+            received_at,
+            ev.is_late,
+        )
+        for key, ev in zip(keys, events, strict=True)
+    ]
 
 
 def _insert_postgresql(events: list[ValidEvent], received_at: datetime) -> dict[tuple[int, str], int]:

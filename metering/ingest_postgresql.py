@@ -37,16 +37,34 @@ from metering.validation import ValidEvent
 
 # Each data-modifying CTE runs once; the events, sets and counts are written only for the keys
 # the first one inserted (ON CONFLICT DO NOTHING RETURNING). Sorted inserts: concurrent
-# batches lock keys, set rows and count rows in one order.
+# batches lock keys, set rows and count rows in one order. The keys are sorted byte-wise
+# (COLLATE "C"): every writer goes through this statement, so one order is all that deadlock
+# avoidance needs, and it is the order the rows arrive in (Python sorts by code point, which
+# for UTF-8 is byte order), so the sort finds them in order, comparing with memcmp rather than
+# through the database's collation (strcoll).
+#
+# The documents are read by json_to_recordset (the text is walked once, and only `p` is built
+# as jsonb) rather than jsonb_to_recordset (which first builds the whole document as jsonb),
+# and their keys are one letter each: the two together cost about 1 µs of database CPU an
+# event less (measured on 1,000-event documents: 4.9 → 3.9 µs a row to read). What events of
+# one metric and moment share (the metric, the timestamp, its local day, month and bit) comes
+# once, in `groups`, which each row names by its index `k`, when that pays (GROUPED_MIN_EVENTS):
+# a batch's events mostly share a few moments, and reading those fields for each row cost about
+# 1.2 µs of database CPU an event (3.4 → 2.2 µs a row, hash join included). Otherwise (a single
+# event, a small batch, events with moments of their own) each row carries its fields: the
+# join's fixed cost, about 14 µs, would add 6 % to a single event's storing. A customer stored
+# for in both forms keeps two prepared statements on a connection.
+#
+# The sets' pre-check (below) costs a value seen for the first time in its month one more
+# index probe (measured: +1.5 µs an event when every value was new) and saves about 1 µs an
+# event when the values' bits were already set, where concurrent batches also stop waiting on
+# each other's locks of rows neither changes; a metric's values recur within a month (a user
+# sends many events), so the second case is the common one.
 STORE_SQL = """
-WITH batch AS (
-    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS b(
-        transaction_id text, payload_hash text, metric_id bigint, ts timestamptz, properties jsonb,
-        value numeric, subscription text, is_late boolean, local_day date, month int, day_bit int,
-        distinct_value text)
+WITH batch AS ({batch}
 ), keys AS (
     INSERT INTO metering_eventkey (customer_id, transaction_id, payload_hash, metric_id, "timestamp")
-    SELECT {customer}, transaction_id, payload_hash, metric_id, ts FROM batch ORDER BY transaction_id
+    SELECT {customer}, transaction_id, payload_hash, metric_id, ts FROM batch ORDER BY transaction_id COLLATE "C"
     ON CONFLICT (customer_id, transaction_id) DO NOTHING
     RETURNING customer_id, transaction_id
 ), new AS MATERIALIZED (
@@ -60,12 +78,22 @@ WITH batch AS (
     FROM new
     RETURNING id, transaction_id
 ), sets AS (
+    -- Values whose row already holds the batch's day bits are left out before the upsert: it
+    -- would lock each such row (a WAL record) only to find nothing to change. A plain index
+    -- read of the row is cheaper, and bits are only ever set, never cleared, so what the
+    -- snapshot shows set stays set. (A scalar subquery with LIMIT: one index probe a value,
+    -- never a join that could scan the customer's whole set.)
     INSERT INTO metering_distinctvalue AS d (customer_id, metric_id, month, value, days)
-    SELECT {customer}, metric_id, month, distinct_value, bit_or(day_bit)
-    FROM new WHERE distinct_value IS NOT NULL
-    GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
-    -- The WHERE skips rows whose bits are already set: no new row version, no dead tuple (the
-    -- row is still locked until commit, as ON CONFLICT DO UPDATE locks what it compares).
+    SELECT {customer}, g.metric_id, g.month, g.distinct_value, g.days
+    FROM (SELECT metric_id, month, distinct_value, bit_or(day_bit) AS days
+          FROM new WHERE distinct_value IS NOT NULL GROUP BY 1, 2, 3) g
+    WHERE coalesce((SELECT e.days FROM metering_distinctvalue e
+                    WHERE e.customer_id = {customer} AND e.metric_id = g.metric_id AND e.month = g.month
+                      AND e.value = g.distinct_value LIMIT 1), 0) & g.days <> g.days
+    ORDER BY 2, 3, 4
+    -- This WHERE skips rows whose bits a concurrent batch set since the snapshot: no new row
+    -- version, no dead tuple (the row is still locked until commit, as ON CONFLICT DO UPDATE
+    -- locks what it compares).
     ON CONFLICT (customer_id, metric_id, month, value) DO UPDATE SET days = d.days | excluded.days
     WHERE (d.days | excluded.days) <> d.days
 ), counts AS (
@@ -75,6 +103,27 @@ WITH batch AS (
 )
 SELECT id, transaction_id FROM stored
 """
+
+# The batch's rows, each with every field (a single event, a small batch, or one whose events
+# mostly have moments of their own).
+_ROWS = """
+    SELECT t AS transaction_id, h AS payload_hash, m AS metric_id, s AS ts, p AS properties, v AS value,
+           u AS subscription, l AS is_late, d AS local_day, o AS month, b AS day_bit, x AS distinct_value
+    FROM json_to_recordset(%(rows)s::json) AS r(
+        t text, h text, m bigint, s timestamptz, p jsonb, v numeric, u text, l boolean, d date, o int, b int,
+        x text)"""
+# The batch's rows naming their group (metric and moment) by its index k.
+_GROUPED_ROWS = """
+    SELECT r.t AS transaction_id, r.h AS payload_hash, g.m AS metric_id, g.s AS ts, r.p AS properties,
+           r.v AS value, r.u AS subscription, r.l AS is_late, g.d AS local_day, g.o AS month, g.b AS day_bit,
+           r.x AS distinct_value
+    FROM json_to_recordset(%(rows)s::json) AS r(t text, h text, k int, p jsonb, v numeric, u text, l boolean, x text)
+    JOIN json_to_recordset(%(groups)s::json) AS g(k int, m bigint, s timestamptz, d date, o int, b int) USING (k)"""
+STORE_ROWS_SQL = STORE_SQL.replace("{batch}", _ROWS)
+STORE_GROUPED_SQL = STORE_SQL.replace("{batch}", _GROUPED_ROWS)
+# Groups pay from this many events on (the join costs about 14 µs a statement, and saves about
+# 1.2 µs an event), and when there are at most half as many groups as events.
+GROUPED_MIN_EVENTS = 16
 
 # The stored events of keys that were already taken (a retry, or a reused id), with the keys'
 # payload hashes: through the key's metric and timestamp, the events' window index (and their
@@ -95,41 +144,57 @@ def insert_customer_events(
 ) -> dict[str, int]:
     """Insert one customer's events (sorted by transaction id) whose keys are new, with their
     sets and counts; return {transaction_id: event id} of those stored."""
-    days: dict[datetime, tuple[date, int, int]] = {}  # a batch's events often share their timestamp
-    rows: list[dict[str, Any]] = []
+    index: dict[tuple[int, datetime], int] = {}  # (metric, timestamp) → its group's k
+    groups: list[dict[str, Any]] = []
+    ks: list[int] = []
     for ev in events:
-        day = days.get(ev.timestamp)
-        if day is None:
-            local = local_date(ev.timestamp, timezone)
-            day = days[ev.timestamp] = (local, month_key(local), 1 << (local.day - 1))
-        row: dict[str, Any] = {
-            "transaction_id": ev.transaction_id,
-            "payload_hash": ev.payload_hash,
-            "metric_id": ev.metric.id,
-            "ts": ev.timestamp,
-            "properties": ev.properties,
-            "local_day": day[0],
-            "month": day[1],
-            "day_bit": day[2],
-        }
+        group = (ev.metric.id, ev.timestamp)
+        k = index.get(group)
+        if k is None:
+            k = index[group] = len(groups)
+            groups.append(_group(ev.metric.id, ev.timestamp, timezone))
+        ks.append(k)
+    grouped = len(events) >= GROUPED_MIN_EVENTS and 2 * len(groups) <= len(events)
+    rows: list[dict[str, Any]] = []
+    for ev, k in zip(events, ks, strict=True):
+        # One-letter keys: t transaction id, h payload hash, p properties, k group (or the
+        # group's fields, _group); v value, x distinct value, u subscription, l late (absent:
+        # none, none, none, not late).
+        row: dict[str, Any] = {"t": ev.transaction_id, "h": ev.payload_hash, "p": ev.properties}
+        if grouped:
+            row["k"] = k
+        else:
+            row.update(groups[k])
         if ev.value is not None:
-            row["value"] = str(ev.value)  # a string: exact, as numeric reads it
+            row["v"] = str(ev.value)  # a string: exact, as numeric reads it
         if ev.distinct is not None:
-            row["distinct_value"] = ev.distinct
+            row["x"] = ev.distinct
         if ev.owner.external_subscription_id:
-            row["subscription"] = ev.owner.external_subscription_id
+            row["u"] = ev.owner.external_subscription_id
         if ev.is_late:
-            row["is_late"] = True
+            row["l"] = True
         rows.append(row)
-    try:
-        document = orjson.dumps(rows)
-    except orjson.JSONEncodeError:  # e.g. an integer property beyond 64 bits: the standard library takes it
-        document = json.dumps(rows, default=_json_default).encode()
-    sql = STORE_SQL.format(customer=int(customer_id))
-    params: dict[str, Any] = {"rows": document.decode(), "received_at": received_at}
+    params: dict[str, Any] = {"rows": _json(rows), "received_at": received_at}
+    if grouped:
+        params["groups"] = _json([{"k": k, **fields} for k, fields in enumerate(groups)])
+    sql = (STORE_GROUPED_SQL if grouped else STORE_ROWS_SQL).format(customer=int(customer_id))
     with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         return {transaction_id: pk for pk, transaction_id in cursor.fetchall()}
+
+
+def _group(metric_id: int, timestamp: datetime, timezone: str) -> dict[str, Any]:
+    """What events of one metric and moment share: m metric, s timestamp, d local day, o its
+    month (yyyymm), b its bit in the month."""
+    local = local_date(timestamp, timezone)
+    return {"m": metric_id, "s": timestamp, "d": local, "o": month_key(local), "b": 1 << (local.day - 1)}
+
+
+def _json(rows: list[dict[str, Any]]) -> str:
+    try:
+        return orjson.dumps(rows).decode()
+    except orjson.JSONEncodeError:  # e.g. an integer property beyond 64 bits: the standard library takes it
+        return json.dumps(rows, default=_json_default)
 
 
 def _json_default(value: Any) -> str:
