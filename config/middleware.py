@@ -9,6 +9,8 @@
 - answers an exception no view handled with Lago's envelope: 503 with Retry-After when the
   database connection is down (a restart: the next request reconnects), else 500 with the
   request id; the exception is logged with the id. Pages outside /api/ keep Django's behaviour.
+
+`PageCSPMiddleware`: django-csp's Content-Security-Policy on every page, not on the API's JSON.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import uuid
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
+from csp.middleware import CSPMiddleware
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http.response import HttpResponseBase
 
 from config.api import envelope, route_not_found, with_lago_codes
 
@@ -74,3 +78,19 @@ class ApiErrorsMiddleware:
             return response
         logger.exception("request %s: unhandled error on %s %s", request_id, request.method, request.path)
         return envelope(500, "internal_error", SERVER_ERROR, request_id=request_id)
+
+
+class PageCSPMiddleware(CSPMiddleware):
+    """django-csp's middleware, minus the header on the API's JSON answers.
+
+    A Content-Security-Policy tells a browser what a document it renders may load; a JSON answer
+    is never rendered as a document (SecurityMiddleware sends `X-Content-Type-Options: nosniff`,
+    so a browser will not sniff it into HTML), so there the header protects nothing, yet building
+    it (policy and report-only) cost about 40 µs, some 4 % of a single event's application CPU.
+    Every other answer keeps it: pages, the admin, and the HTML under /api/ (the API docs).
+    """
+
+    def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        if request.path.startswith("/api/") and response.get("Content-Type", "").startswith("application/json"):
+            return response
+        return super().process_response(request, response)

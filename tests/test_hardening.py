@@ -363,6 +363,18 @@ def test_pages_carry_a_content_security_policy(client: Client) -> None:
     assert "default-src 'self'" in policy and "object-src 'none'" in policy and "frame-ancestors 'none'" in policy
 
 
+def test_the_api_json_goes_without_a_policy_and_its_html_docs_keep_it(client: Client) -> None:
+    """A JSON answer is never rendered as a document (nosniff), so the policy is left off it; the
+    API's HTML (its docs) is a page like any other."""
+    answer = client.get("/api/v1/plans", HTTP_AUTHORIZATION="Bearer nobody")
+    assert answer["Content-Type"].startswith("application/json")
+    assert "Content-Security-Policy" not in answer
+    assert answer["X-Content-Type-Options"] == "nosniff"
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200 and docs["Content-Type"].startswith("text/html")
+    assert "default-src 'self'" in docs["Content-Security-Policy"]
+
+
 # --- strict types at the edge --------------------------------------------------------------------
 
 
