@@ -16,13 +16,15 @@ notes, applied coupons and wallet it may consume are locked too (their balances 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db import connections, router
+from django.utils import timezone
 
 from billing.engine.adjustments import CouponCredit, TaxRate, WalletCredit
 from billing.engine.invoice import AvailableCredit, InvoiceInputs, LatePeriod, Quantities
@@ -32,8 +34,15 @@ from billing.selectors.adjustments import coupon_credits, tax_rates, wallet_cred
 from billing.selectors.commitments import commitment_balance
 from billing.selectors.credit_notes import available_credits
 from billing.selectors.plans import plans_with_charges
-from billing.selectors.usage import measure_period, period_of, plan_spec_of, promotion_window
+from billing.selectors.usage import (
+    measure_period,
+    period_of,
+    period_usage_requests,
+    plan_spec_of,
+    promotion_window,
+)
 from metering.models import BillableMetric
+from metering.selectors import Request, WindowKey, quantities_of
 
 PlanGetter = Callable[[int], Plan]
 
@@ -60,17 +69,20 @@ def period_invoice_inputs(
     lock_credits: bool = False,
     taxes: tuple[TaxRate, ...] | None = None,
     plans: PlanGetter = _plan_by_id,
+    read_ahead: ReadAhead | None = None,
 ) -> InvoiceInputs:
     """Inputs of the period invoice of `period`: base fee in arrears, usage, late usage, drawdown,
-    credit-note credit."""
-    measured = measure_period(subscription, plan, period, count_events=False)
+    credit-note credit. `read_ahead`: what was read beforehand for several subscriptions at once
+    (read_ahead: a period close's group)."""
+    quantities = read_ahead.quantities if read_ahead is not None else None
+    measured = measure_period(subscription, plan, period, count_events=False, quantities=quantities)
     return InvoiceInputs(
         plan=plan_spec_of(plan),
         period=period,
         fee_period=None if plan.pay_in_advance else fee_period_ending_with(subscription, plan, period),
         promotion=promotion_window(subscription),
         usage=tuple(m for _, m, _ in measured),
-        late=tuple(late_periods(subscription, plan, period, exclude_invoice, finalized_periods, plans)),
+        late=tuple(late_periods(subscription, plan, period, exclude_invoice, finalized_periods, plans, read_ahead)),
         commitment=commitment_balance(subscription, period.start) if may_draw_commitment else None,
         taxes=taxes if taxes is not None else tax_rates(subscription.customer_id),
         **_customer_credit(subscription, plan, may_use_credit, lock_credits),
@@ -208,10 +220,12 @@ def late_periods(
     exclude_invoice: int | None,
     finalized_periods: Sequence[tuple[datetime, datetime]] | None,
     plans: PlanGetter,
+    read_ahead: ReadAhead | None = None,
 ) -> list[LatePeriod]:
     """Earlier finalized periods (of the subscription and those it replaced) that can still
-    receive events, oldest first, as the lines of one invoice read."""
-    horizon = period.start - timedelta(days=settings.BILLING_EVENT_MAX_AGE_DAYS + 1)
+    receive events, oldest first, as the lines of one invoice read; what `read_ahead` holds of
+    them is not read again."""
+    horizon = _horizon(period)
     chain = _replaced_chain(subscription, plan, horizon, plans)
     # Lines for an old period may sit on any invoice of the chain (late lines go on the newest).
     chain_ids = [owner.pk for owner, _ in chain]
@@ -228,9 +242,108 @@ def late_periods(
                     promotion=promotion_window(owner),
                     measured={
                         m.metric_code: (m.quantity, m.quantity_outside_promotion)
-                        for _, m, _ in measure_period(owner, owner_plan, old_period, count_events=False)
+                        for _, m, _ in measure_period(
+                            owner,
+                            owner_plan,
+                            old_period,
+                            count_events=False,
+                            quantities=read_ahead.quantities if read_ahead is not None else None,
+                        )
                     },
-                    billed=billed_quantities(chain_ids, old_start, exclude_invoice),
+                    billed=_billed(read_ahead, chain_ids, old_start, exclude_invoice),
                 )
             )
     return found
+
+
+def _horizon(period: Period) -> datetime:
+    """Periods that ended after this can still receive events when `period` is invoiced."""
+    return period.start - timedelta(days=settings.BILLING_EVENT_MAX_AGE_DAYS + 1)
+
+
+# --- read ahead for a group of subscriptions (a period close's close_group) -------------------
+
+LateKey = tuple[int, datetime]  # a subscription's id, the start of one of its earlier periods
+
+
+@dataclass(frozen=True)
+class ReadAhead:
+    """What the period invoices of several subscriptions read, read beforehand in a few statements
+    for them all: their periods' and earlier periods' usage (quantities), and what was billed for
+    those earlier periods (billed, by subscription and period start; every key read is present,
+    empty when nothing was billed). Whatever is missing is read as usual."""
+
+    quantities: Mapping[WindowKey, Decimal]
+    billed: Mapping[LateKey, Quantities]
+
+
+def _billed(read_ahead: ReadAhead | None, chain_ids: list[int], start: datetime, exclude: int | None) -> Quantities:
+    if read_ahead is not None and exclude is None and len(chain_ids) == 1:
+        found = read_ahead.billed.get((chain_ids[0], start))
+        if found is not None:
+            return found
+    return billed_quantities(chain_ids, start, exclude)
+
+
+def read_ahead(items: Sequence[tuple[Subscription, Plan, Period, Sequence[tuple[datetime, datetime]]]]) -> ReadAhead:
+    """Read ahead for the new period invoices of several locked subscriptions (subscription, plan,
+    period, its finalized periods): their usage in one statement, and what was billed for their
+    earlier periods that can still receive events in another (none when there are none). A
+    subscription that replaced another is left to read its chain's late usage itself.
+
+    A close's group made two or three statements per subscription here, one round trip each."""
+    requests: list[Request] = []
+    late: list[LateKey] = []
+    for subscription, plan, period, finalized in items:
+        requests += period_usage_requests(subscription, plan, period)
+        if subscription.previous_id is not None:
+            continue
+        for old_start in _earlier_finalized_starts(subscription, period, _horizon(period), finalized):
+            requests += period_usage_requests(subscription, plan, period_of(subscription, at=old_start))
+            late.append((subscription.pk, old_start))
+    return ReadAhead(quantities=quantities_of(requests), billed=billed_quantities_of(late))
+
+
+def _aware(value: datetime | str, connection: Any) -> datetime:
+    """A timestamp from a raw cursor as the ORM would give it: aware (SQLite returns naive UTC)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if timezone.is_aware(value) else timezone.make_aware(value, connection.timezone)
+
+
+def billed_quantities_of(keys: list[LateKey]) -> dict[LateKey, Quantities]:
+    """billed_quantities of several subscriptions' earlier periods, none of them excluding an
+    invoice and each its own chain (it replaced no other), in one statement: every key is in
+    the result. Rows beyond the keys (another subscription's period start) are left out."""
+    if not keys:
+        return {}
+    billed: dict[LateKey, Quantities] = {key: {} for key in keys}
+    connection = connections[router.db_for_read(InvoiceLine)]
+    lines, invoices = InvoiceLine._meta.db_table, Invoice._meta.db_table
+    metrics = BillableMetric._meta.db_table
+    owners = sorted({owner for owner, _ in keys})
+    starts = sorted({start for _, start in keys})
+    start_field = InvoiceLine._meta.get_field("period_start")
+    params: list[Any] = [
+        *owners,
+        LineKind.USAGE,
+        LineKind.LATE_USAGE,
+        *(start_field.get_db_prep_value(start, connection) for start in starts),
+        InvoiceStatus.VOIDED,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(  # table names from _meta, values as parameters
+            f"SELECT i.subscription_id, l.period_start, m.code, l.details FROM {lines} l "
+            f"INNER JOIN {invoices} i ON i.id = l.invoice_id INNER JOIN {metrics} m ON m.id = l.metric_id "
+            f"WHERE i.subscription_id IN ({', '.join(['%s'] * len(owners))}) AND l.kind IN (%s, %s) "
+            f"AND l.period_start IN ({', '.join(['%s'] * len(starts))}) AND i.status <> %s "
+            "ORDER BY i.created_at, l.invoice_id, l.position",
+            params,
+        )
+        rows = cursor.fetchall()
+    details = InvoiceLine._meta.get_field("details")
+    for owner, start, code, raw in rows:  # the latest wins, as in billed_quantities
+        found = billed.get((owner, _aware(start, connection)))
+        if found is not None:
+            found[code] = _quantities(details.from_db_value(raw, None, connection))  # type: ignore[arg-type]
+    return billed

@@ -8,6 +8,7 @@ bills it; `projected_charges` projects it to the period's end (Lago's projected 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -24,7 +25,8 @@ from billing.selectors.adjustments import PreviewAdjustments, preview_adjustment
 from billing.selectors.plans import plan_spec
 from customers.models import Customer
 from metering.days import day_start, local_date
-from metering.selectors import aggregate
+from metering.models import Aggregation, BillableMetric
+from metering.selectors import Request, Usage, Window, WindowKey, aggregate, window_key
 
 
 @dataclass(frozen=True)
@@ -96,33 +98,28 @@ def plan_spec_of(plan: Plan) -> PlanSpec:
 
 
 def measure_period(
-    subscription: Subscription, plan: Plan, period: Period, *, count_events: bool = True
+    subscription: Subscription,
+    plan: Plan,
+    period: Period,
+    *,
+    count_events: bool = True,
+    quantities: Mapping[WindowKey, Decimal] | None = None,
 ) -> list[tuple[int, MeasuredCharge, int]]:
     """(charge id, measured quantities, events count) for each charge of the plan over the period.
 
-    Invoicing passes count_events=False: counting a large period's events costs a scan.
+    Invoicing passes count_events=False: counting a large period's events costs a scan. With it,
+    `quantities` may hold windows read beforehand for several subscriptions at once
+    (period_usage_requests, metering.selectors.quantities_of); the others are read here.
     """
     customer = subscription.customer
-    tz = customer.timezone
-    promotion = promotion_window(subscription)
-    outside: tuple[datetime, datetime] | None = None
-    if promotion is not None and promotion.applies_to == AppliesTo.PLAN and promotion_touches(promotion, period):
-        outside = (day_start(promotion.start_day, tz), day_start(promotion.end_day, tz))
+    outside = _outside_promotion(subscription, period)
+    known = quantities if quantities is not None and not count_events else {}
     measured = []
     for charge, spec in zip(plan.charges.all(), plan_spec_of(plan).charges, strict=True):
-        usage = aggregate(
-            customer=customer, metric=charge.metric, start=period.start, end=period.end, count_events=count_events
-        )
+        usage = _usage(known, customer, charge.metric, period, None, count_events)
         q_out = None
         if outside is not None:
-            q_out = aggregate(
-                customer=customer,
-                metric=charge.metric,
-                start=period.start,
-                end=period.end,
-                exclude=outside,
-                count_events=False,
-            ).quantity
+            q_out = _usage(known, customer, charge.metric, period, outside, False).quantity
         measured.append(
             (
                 charge.pk,
@@ -249,3 +246,52 @@ def past_usage_invoices(*, customer: Customer, external_subscription_id: str) ->
         )
         .order_by("-period_start", "-id")
     )
+
+
+# --- a period's usage, read for several subscriptions at once (measure_period) ----------------
+
+
+def _outside_promotion(subscription: Subscription, period: Period) -> Window | None:
+    """The window of a plan-wide promotion within the period (its usage is measured without it
+    too), or None."""
+    promotion = promotion_window(subscription)
+    if promotion is None or promotion.applies_to != AppliesTo.PLAN or not promotion_touches(promotion, period):
+        return None
+    tz = subscription.customer.timezone
+    return (day_start(promotion.start_day, tz), day_start(promotion.end_day, tz))
+
+
+def _usage(
+    known: Mapping[WindowKey, Decimal],
+    customer: Customer,
+    metric: BillableMetric,
+    period: Period,
+    exclude: Window | None,
+    count_events: bool,
+) -> Usage:
+    """A window's usage: read beforehand (quantities only: count_events is False then; a count
+    metric's events are its quantity) or now."""
+    quantity = known.get(window_key(customer, metric, period.start, period.end, exclude))
+    if quantity is not None:
+        return Usage(quantity, int(quantity) if metric.aggregation == Aggregation.COUNT else 0)
+    return aggregate(
+        customer=customer,
+        metric=metric,
+        start=period.start,
+        end=period.end,
+        exclude=exclude,
+        count_events=count_events,
+    )
+
+
+def period_usage_requests(subscription: Subscription, plan: Plan, period: Period) -> list[Request]:
+    """The windows measure_period reads for the subscription's period, to read them beforehand
+    with other subscriptions' in one round trip (metering.selectors.quantities_of)."""
+    customer = subscription.customer
+    outside = _outside_promotion(subscription, period)
+    requests: list[Request] = []
+    for charge in plan.charges.all():
+        requests.append((customer, charge.metric, period.start, period.end, None))
+        if outside is not None:
+            requests.append((customer, charge.metric, period.start, period.end, outside))
+    return requests

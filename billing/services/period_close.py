@@ -30,7 +30,7 @@ from billing.models import (
     InvoiceStatus,
     Subscription,
 )
-from billing.selectors.invoice_inputs import advance_invoice_inputs, period_invoice_inputs
+from billing.selectors.invoice_inputs import ReadAhead, advance_invoice_inputs, period_invoice_inputs, read_ahead
 from billing.services.invoice_finalization import NewInvoice, invoices_create_final
 from billing.services.invoices import (
     invoice_create,
@@ -311,6 +311,57 @@ class GroupClose:
         return len(self.closed)
 
 
+_DUE = -1  # in GroupClose.closed while close_group builds it: an invoice is to be made
+
+
+def _simple_leading(
+    leading: list[Subscription],
+    known: dict[int, Known],
+    now: datetime,
+    month: tuple[int, int] | None,
+    cache: RunCache,
+    result: GroupClose,
+) -> list[tuple[Subscription, Period]]:
+    """Of the locked leading subscriptions, those up to the first that is not simple
+    (_simple_close) go into `result.closed` (_DUE for those that make an invoice); returns
+    these with the period each invoices."""
+    due = []
+    for subscription in leading:
+        subscription.plan = cache.plan(subscription.plan_id)
+        simple, period = _simple_close(subscription, known[subscription.pk], now, month)
+        if not simple:
+            break
+        result.closed.append((subscription.pk, None if period is None else _DUE))
+        if period is not None:
+            due.append((subscription, period))
+    return due
+
+
+def _group_lines(
+    subscription: Subscription,
+    period: Period,
+    known: Known,
+    cache: RunCache,
+    ahead: ReadAhead,
+) -> list[Line]:
+    """The lines of a simple subscription's period invoice (no credit or commitment to consume),
+    its usage and late usage read beforehand with the group's."""
+    return invoice_lines(
+        period_invoice_inputs(
+            subscription,
+            subscription.plan,
+            period,
+            finalized_periods=list(known.finalized_periods),
+            may_draw_commitment=False,
+            may_use_credit=False,
+            lock_credits=True,
+            taxes=cache.taxes(subscription),
+            plans=cache.plan,
+            read_ahead=ahead,
+        )
+    )
+
+
 def close_group(
     subscription_ids: list[int],
     read: dict[int, Subscription],
@@ -321,10 +372,10 @@ def close_group(
 ) -> GroupClose:
     """Close the leading simple subscriptions of a group in one transaction and a few statements
     for them all (PostgreSQL): one lock (SKIP LOCKED: never waits, so cannot deadlock), one read
-    of their invoices (after the lock), each one's usage (under the lock, as one by one), then
-    their invoices made final together (invoices_create_final: numbers in this order, gap-free,
-    taken last), one COMMIT. If anything fails the group is rolled back (`failed`): the one-by-one
-    path then closes them all and reports the failing subscription alone."""
+    of their invoices (after the lock), their usage and late usage in two (read_ahead, under the
+    lock), then their invoices made final together (invoices_create_final: numbers in this order,
+    gap-free, taken last), one COMMIT. If anything fails the group is rolled back (`failed`): the
+    one-by-one path then closes them all and reports the failing subscription alone."""
     result = GroupClose()
     try:
         with transaction.atomic():
@@ -335,32 +386,20 @@ def close_group(
                     break
                 leading.append(locked[subscription_id])
             known = known_invoices_of(leading)
-            new: list[NewInvoice] = []
-            due: list[int] = []  # of `closed`, the positions that make an invoice
-            for subscription in leading:
-                subscription.plan = cache.plan(subscription.plan_id)
-                simple, period = _simple_close(subscription, known[subscription.pk], now, month)
-                if not simple:
-                    break
-                result.closed.append((subscription.pk, None))
-                if period is None:
-                    continue
-                lines = invoice_lines(
-                    period_invoice_inputs(
-                        subscription,
-                        subscription.plan,
-                        period,
-                        finalized_periods=list(known[subscription.pk].finalized_periods),
-                        may_draw_commitment=False,
-                        may_use_credit=False,
-                        lock_credits=True,
-                        taxes=cache.taxes(subscription),
-                        plans=cache.plan,
-                    )
+            due = _simple_leading(leading, known, now, month, cache, result)
+            # The group's usage and late usage in two statements (under its lock, as one by one).
+            ahead = read_ahead([(s, s.plan, period, known[s.pk].finalized_periods) for s, period in due])
+            new = [
+                NewInvoice(
+                    subscription,
+                    InvoiceKind.PERIOD,
+                    period,
+                    _group_lines(subscription, period, known[subscription.pk], cache, ahead),
                 )
-                due.append(len(result.closed) - 1)
-                new.append(NewInvoice(subscription, InvoiceKind.PERIOD, period, lines))
-            for position, invoice in zip(due, invoices_create_final(new, now, cache.metric_ids), strict=True):
+                for subscription, period in due
+            ]
+            positions = [position for position, (_, invoice_id) in enumerate(result.closed) if invoice_id == _DUE]
+            for position, invoice in zip(positions, invoices_create_final(new, now, cache.metric_ids), strict=True):
                 result.closed[position] = (result.closed[position][0], invoice.pk)
     except Exception:  # rolled back: the one-by-one path closes them and reports a failure alone
         logger.warning(
