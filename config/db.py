@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet, Sum
+from django.utils import timezone
 
 
 def exact_sum(queryset: QuerySet[Any], field: str) -> Decimal | None:
@@ -27,6 +29,14 @@ def exact_sum(queryset: QuerySet[Any], field: str) -> Decimal | None:
         if value is not None:
             total = value if total is None else total + value
     return total
+
+
+def raw_timestamp(value: datetime | str, using: str = DEFAULT_DB_ALIAS) -> datetime:
+    """A timestamp from a raw cursor as the ORM would give it: aware. SQLite returns naive UTC,
+    and an aggregate's (a subquery's max()) as text."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if timezone.is_aware(value) else timezone.make_aware(value, connections[using].timezone)
 
 
 def prepared_cursor() -> CursorWrapper:

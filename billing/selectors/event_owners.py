@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
 
 from billing.models import Invoice, InvoiceKind, InvoiceStatus, Subscription, SubscriptionStatus
-from config.db import prepared_cursor
+from config.db import prepared_cursor, raw_timestamp
 from customers.authentication import ACTIVE_KEY_FIELDS, ACTIVE_KEY_TABLE, active_key_condition
 from customers.models import Customer
 from metering.models import BillableMetric
@@ -80,12 +80,6 @@ def _placeholders(values: Iterable[Any]) -> str:
     return ", ".join(["%s"] * len(list(values)))
 
 
-def _aware(value: datetime | str) -> datetime:
-    """SQLite returns the subquery's max(period_end) as text."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 @dataclass(frozen=True)
 class Owners:
     """The owners of a batch's events, and per customer what the response and late flag need."""
@@ -137,13 +131,13 @@ def _owners(customer_rows: Iterable[tuple[Any, ...]], subscription_rows: Iterabl
         if active_sub is not None:
             active[pk] = active_sub
         if closed_end is not None:
-            closed[pk] = _aware(closed_end)
+            closed[pk] = raw_timestamp(closed_end)
     for sub_id, pk, external_id, tz, active_sub, closed_end in subscription_rows:
         subscriptions[sub_id] = Owner(pk, tz, external_id, sub_id)
         if active_sub is not None:
             active[pk] = active_sub
         if closed_end is not None:
-            closed[pk] = _aware(closed_end)
+            closed[pk] = raw_timestamp(closed_end)
 
     def resolve(customer_ref: str | None, subscription_ref: str | None) -> tuple[Owner | None, dict[str, str]]:
         if subscription_ref is not None:

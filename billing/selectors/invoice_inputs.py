@@ -24,7 +24,6 @@ from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db import connections, router
-from django.utils import timezone
 
 from billing.engine.adjustments import CouponCredit, TaxRate, WalletCredit
 from billing.engine.invoice import AvailableCredit, InvoiceInputs, LatePeriod, Quantities
@@ -41,6 +40,7 @@ from billing.selectors.usage import (
     plan_spec_of,
     promotion_window,
 )
+from config.db import raw_timestamp
 from metering.models import BillableMetric
 from metering.selectors import Request, WindowKey, quantities_of
 
@@ -304,13 +304,6 @@ def read_ahead(items: Sequence[tuple[Subscription, Plan, Period, Sequence[tuple[
     return ReadAhead(quantities=quantities_of(requests), billed=billed_quantities_of(late))
 
 
-def _aware(value: datetime | str, connection: Any) -> datetime:
-    """A timestamp from a raw cursor as the ORM would give it: aware (SQLite returns naive UTC)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if timezone.is_aware(value) else timezone.make_aware(value, connection.timezone)
-
-
 def billed_quantities_of(keys: list[LateKey]) -> dict[LateKey, Quantities]:
     """billed_quantities of several subscriptions' earlier periods, none of them excluding an
     invoice and each its own chain (it replaced no other), in one statement: every key is in
@@ -343,7 +336,7 @@ def billed_quantities_of(keys: list[LateKey]) -> dict[LateKey, Quantities]:
         rows = cursor.fetchall()
     details = InvoiceLine._meta.get_field("details")
     for owner, start, code, raw in rows:  # the latest wins, as in billed_quantities
-        found = billed.get((owner, _aware(start, connection)))
+        found = billed.get((owner, raw_timestamp(start, connection.alias)))
         if found is not None:
             found[code] = _quantities(details.from_db_value(raw, None, connection))  # type: ignore[arg-type]
     return billed

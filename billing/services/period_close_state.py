@@ -10,7 +10,6 @@ from datetime import datetime
 
 from django.db import connection
 from django.db.models import Exists, OuterRef
-from django.utils import timezone
 
 from billing.engine.adjustments import TaxRate
 from billing.models import (
@@ -31,6 +30,7 @@ from billing.models import (
 )
 from billing.selectors.adjustments import tax_rates
 from billing.selectors.plans import plans_with_charges
+from config.db import raw_timestamp
 from customers.models import Customer
 
 
@@ -102,6 +102,26 @@ class Known:
             self.finalized_periods.append((invoice.period_start, invoice.period_end))
 
 
+def _close_flags() -> tuple[str, list[str]]:
+    """The columns a close reads with its lock, over the subscription `s` and its customer `c`:
+    whether the subscription has an active commitment, whether the customer has credit to
+    consume (credit notes, coupons, a wallet), whether it has tax codes of its own; and their
+    parameters."""
+    commitments, notes = Commitment._meta.db_table, CreditNote._meta.db_table
+    coupons, wallets = AppliedCoupon._meta.db_table, Wallet._meta.db_table
+    own_taxes = CustomerTax._meta.db_table
+    sql = (  # table names from _meta, values as parameters
+        f"EXISTS (SELECT 1 FROM {commitments} m WHERE m.subscription_id = s.id AND m.status = %s), "
+        f"EXISTS (SELECT 1 FROM {notes} n WHERE n.customer_id = c.id AND n.credit_status = %s "
+        f"AND n.balance_amount > 0) "
+        f"OR EXISTS (SELECT 1 FROM {coupons} a WHERE a.customer_id = c.id AND a.status = %s) "
+        f"OR EXISTS (SELECT 1 FROM {wallets} w WHERE w.customer_id = c.id AND w.status = %s "
+        f"AND w.balance > 0), "
+        f"EXISTS (SELECT 1 FROM {own_taxes} t WHERE t.customer_id = c.id)"
+    )
+    return sql, [CommitmentStatus.ACTIVE, CreditStatus.AVAILABLE, CouponStatus.ACTIVE, WalletStatus.ACTIVE]
+
+
 def lock_unchanged(
     subscription_id: int, read: Subscription, skip_locked: bool = False
 ) -> tuple[bool, bool, bool, bool]:
@@ -116,9 +136,7 @@ def lock_unchanged(
     another transaction holds is not waited for (SubscriptionBusy).
     """
     subscriptions, customers = Subscription._meta.db_table, Customer._meta.db_table
-    commitments, notes = Commitment._meta.db_table, CreditNote._meta.db_table
-    coupons, wallets = AppliedCoupon._meta.db_table, Wallet._meta.db_table
-    own_taxes = CustomerTax._meta.db_table
+    flags, flag_params = _close_flags()
     lock = " FOR UPDATE OF s, c" if connection.features.has_select_for_update_of else ""
     if lock and skip_locked and connection.features.has_select_for_update_skip_locked:
         lock += " SKIP LOCKED"
@@ -126,22 +144,12 @@ def lock_unchanged(
     customer_stamp = Customer._meta.get_field("updated_at")
     with connection.cursor() as cursor:
         cursor.execute(  # table names from _meta, values as parameters
-            f"SELECT s.updated_at = %s AND c.updated_at = %s, "
-            f"EXISTS (SELECT 1 FROM {commitments} m WHERE m.subscription_id = s.id AND m.status = %s), "
-            f"EXISTS (SELECT 1 FROM {notes} n WHERE n.customer_id = c.id AND n.credit_status = %s "
-            f"AND n.balance_amount > 0) "
-            f"OR EXISTS (SELECT 1 FROM {coupons} a WHERE a.customer_id = c.id AND a.status = %s) "
-            f"OR EXISTS (SELECT 1 FROM {wallets} w WHERE w.customer_id = c.id AND w.status = %s "
-            f"AND w.balance > 0), "
-            f"EXISTS (SELECT 1 FROM {own_taxes} t WHERE t.customer_id = c.id) "
+            f"SELECT s.updated_at = %s AND c.updated_at = %s, {flags} "
             f"FROM {subscriptions} s INNER JOIN {customers} c ON c.id = s.customer_id WHERE s.id = %s{lock}",
             [
                 stamp.get_db_prep_value(read.updated_at, connection),
                 customer_stamp.get_db_prep_value(read.customer.updated_at, connection),
-                CommitmentStatus.ACTIVE,
-                CreditStatus.AVAILABLE,
-                CouponStatus.ACTIVE,
-                WalletStatus.ACTIVE,
+                *flag_params,
                 subscription_id,
             ],
         )
@@ -160,28 +168,13 @@ def lock_group(subscription_ids: list[int], read: dict[int, Subscription]) -> di
     has_commitment, has_credit and has_own_taxes set as locked_subscription sets them; the others
     (held elsewhere, changed, gone) are left to the one-by-one path."""
     subscriptions, customers = Subscription._meta.db_table, Customer._meta.db_table
-    commitments, notes = Commitment._meta.db_table, CreditNote._meta.db_table
-    coupons, wallets = AppliedCoupon._meta.db_table, Wallet._meta.db_table
-    own_taxes = CustomerTax._meta.db_table
+    flags, flag_params = _close_flags()
     with connection.cursor() as cursor:
         cursor.execute(  # table names from _meta, values as parameters
-            f"SELECT s.id, s.updated_at, c.updated_at, "
-            f"EXISTS (SELECT 1 FROM {commitments} m WHERE m.subscription_id = s.id AND m.status = %s), "
-            f"EXISTS (SELECT 1 FROM {notes} n WHERE n.customer_id = c.id AND n.credit_status = %s "
-            f"AND n.balance_amount > 0) "
-            f"OR EXISTS (SELECT 1 FROM {coupons} a WHERE a.customer_id = c.id AND a.status = %s) "
-            f"OR EXISTS (SELECT 1 FROM {wallets} w WHERE w.customer_id = c.id AND w.status = %s "
-            f"AND w.balance > 0), "
-            f"EXISTS (SELECT 1 FROM {own_taxes} t WHERE t.customer_id = c.id) "
+            f"SELECT s.id, s.updated_at, c.updated_at, {flags} "
             f"FROM {subscriptions} s INNER JOIN {customers} c ON c.id = s.customer_id WHERE s.id = ANY(%s) "
             f"FOR UPDATE OF s, c SKIP LOCKED",
-            [
-                CommitmentStatus.ACTIVE,
-                CreditStatus.AVAILABLE,
-                CouponStatus.ACTIVE,
-                WalletStatus.ACTIVE,
-                list(subscription_ids),
-            ],
+            [*flag_params, list(subscription_ids)],
         )
         rows = cursor.fetchall()
     locked: dict[int, Subscription] = {}
@@ -246,13 +239,6 @@ def locked_subscription(
     return subscription
 
 
-def moment(value: datetime | str) -> datetime:
-    """A timestamp from a raw cursor as the ORM would give it: aware (SQLite returns naive UTC)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if timezone.is_aware(value) else timezone.make_aware(value, connection.timezone)
-
-
 def known_invoices(subscription: Subscription) -> Known:
     """The subscription's period and advance invoices, read after its lock was taken (so a
     closer that held it before has committed its invoices). Raw SQL: on the hot path of a run,
@@ -283,5 +269,5 @@ def known_invoices_of(subscriptions: list[Subscription]) -> dict[int, Known]:
         )
         rows = cursor.fetchall()
     for subscription_id, pk, kind, start, end, status in rows:
-        known[subscription_id].add(pk, kind, moment(start), moment(end), status)
+        known[subscription_id].add(pk, kind, raw_timestamp(start), raw_timestamp(end), status)
     return known
