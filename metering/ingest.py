@@ -113,41 +113,30 @@ def store_events(events: list[ValidEvent], *, received_at: datetime) -> list[Sto
             key = keys[i]
             pk = ids.get(key)
             if pk is not None:
-                ev = events[i]
-                owner = ev.owner
-                stored[key] = StoredEvent(
-                    pk,
-                    owner.customer_id,
-                    ev.transaction_id,
-                    ev.metric.code,
-                    ev.timestamp,
-                    ev.properties,
-                    owner.external_subscription_id,
-                    received_at,
-                    ev.is_late,
-                )
+                stored[key] = _new_row(pk, events[i], received_at)
         return [stored[key] for key in keys]
 
 
 def _stored_rows(
     events: list[ValidEvent], keys: list[tuple[int, str]], ids: dict[tuple[int, str], int], received_at: datetime
 ) -> list[StoredEvent]:
-    """The stored rows of a batch whose events were all new, in its order, as store_events
-    builds them one by one otherwise."""
-    return [
-        StoredEvent(
-            ids[key],
-            key[0],
-            ev.transaction_id,
-            ev.metric.code,
-            ev.timestamp,
-            ev.properties,
-            ev.owner.external_subscription_id,
-            received_at,
-            ev.is_late,
-        )
-        for key, ev in zip(keys, events, strict=True)
-    ]
+    """The stored rows of a batch whose events were all new, in its order."""
+    return [_new_row(ids[key], ev, received_at) for key, ev in zip(keys, events, strict=True)]
+
+
+def _new_row(pk: int, ev: ValidEvent, received_at: datetime) -> StoredEvent:
+    """The stored row of an event this request inserted (id `pk`)."""
+    return StoredEvent(
+        pk,
+        ev.owner.customer_id,
+        ev.transaction_id,
+        ev.metric.code,
+        ev.timestamp,
+        ev.properties,
+        ev.owner.external_subscription_id,
+        received_at,
+        ev.is_late,
+    )
 
 
 def _insert_postgresql(events: list[ValidEvent], received_at: datetime) -> dict[tuple[int, str], int]:
