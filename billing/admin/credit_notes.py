@@ -23,6 +23,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 
 from billing.admin.shared import CustomerFilter, action_page, admin_link, admin_url, report_refusals, viewable_object
@@ -254,7 +255,7 @@ class CreditNoteAdmin(admin.ModelAdmin[CreditNote]):
         if not applications:
             return "—"
         return format_html_join(
-            format_html("<br>"),
+            mark_safe("<br>"),  # a constant: format_html without arguments is deprecated (Django 6.0)
             "{}: {}{}",
             (
                 (
