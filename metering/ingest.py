@@ -19,7 +19,7 @@ from django.db import connection, transaction
 
 from metering.days import local_date, month_key
 from metering.ingest_postgresql import STORED_SQL, insert_customer_events
-from metering.models import DistinctValue, Event, EventCount, EventKey
+from metering.models import DistinctCount, DistinctValue, Event, EventCount, EventKey
 from metering.validation import ValidEvent
 
 
@@ -271,7 +271,8 @@ def _fetch_events(keys: Iterable[EventKey]) -> dict[tuple[int, str], StoredEvent
 
 
 def _add_distinct_values(items: Iterable[tuple[int, str, int, datetime, str]]) -> None:
-    """OR each value's day bit into its (customer, metric, local month) row, creating it if new."""
+    """OR each value's day bit into its (customer, metric, local month) row, creating it if new,
+    and add the rows created to their set's size (DistinctCount)."""
     merged: dict[tuple[int, int, int, str], int] = {}
     for customer_id, tz, metric_id, timestamp, value in items:
         day = local_date(timestamp, tz)
@@ -281,17 +282,54 @@ def _add_distinct_values(items: Iterable[tuple[int, str, int, datetime, str]]) -
         return
     table = DistinctValue._meta.db_table
     rows = sorted(merged.items())
+    added: dict[tuple[int, int, int], int] = {}  # (customer, metric, month) → rows inserted
     for start in range(0, len(rows), 500):
         chunk = rows[start : start + 500]
         placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
         params: list[Any] = []
         for (customer_id, metric_id, month, value), days in chunk:
             params.extend((customer_id, metric_id, month, value, days))
-        # The WHERE skips rows whose bits are already set: no write, no dead tuple, no lock wait.
+        values = f"INSERT INTO {table} (customer_id, metric_id, month, value, days) VALUES {placeholders} "
+        with connection.cursor() as cursor:
+            # Two statements, because an upsert's RETURNING cannot tell an inserted row from an
+            # updated one: the rows this one returns are the values new to their set, which the
+            # second then finds with their bits set and leaves alone. A concurrent writer of the
+            # same new value waits for this transaction, then finds it there: counted once.
+            cursor.execute(
+                values + "ON CONFLICT (customer_id, metric_id, month, value) DO NOTHING "
+                "RETURNING customer_id, metric_id, month",
+                params,
+            )
+            returned = cursor.fetchall()
+            for customer_id, metric_id, month in returned:
+                month_set = (int(customer_id), int(metric_id), int(month))
+                added[month_set] = added.get(month_set, 0) + 1
+            if len(returned) < len(chunk):  # some values were there already: OR their bits in
+                # The WHERE skips rows whose bits are already set: no write, no dead tuple, no lock wait.
+                cursor.execute(
+                    values + "ON CONFLICT (customer_id, metric_id, month, value) "
+                    f"DO UPDATE SET days = {table}.days | excluded.days "
+                    f"WHERE ({table}.days | excluded.days) <> {table}.days",
+                    params,
+                )
+    _add_distinct_counts(added)
+
+
+def _add_distinct_counts(added: dict[tuple[int, int, int], int]) -> None:
+    """Add newly inserted set rows to their (customer, metric, month) sizes."""
+    if not added:
+        return
+    table = DistinctCount._meta.db_table
+    rows = sorted(added.items())  # one lock order for concurrent writers of the same months
+    for start in range(0, len(rows), 500):
+        chunk = rows[start : start + 500]
+        params: list[Any] = []
+        for (customer_id, metric_id, month), n in chunk:
+            params.extend((customer_id, metric_id, month, n))
+        placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
         sql = (
-            f"INSERT INTO {table} (customer_id, metric_id, month, value, days) VALUES {placeholders} "
-            f"ON CONFLICT (customer_id, metric_id, month, value) DO UPDATE SET days = {table}.days | excluded.days "
-            f"WHERE ({table}.days | excluded.days) <> {table}.days"
+            f"INSERT INTO {table} (customer_id, metric_id, month, count) VALUES {placeholders} "
+            f"ON CONFLICT (customer_id, metric_id, month) DO UPDATE SET count = {table}.count + excluded.count"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)

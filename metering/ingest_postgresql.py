@@ -96,6 +96,15 @@ WITH batch AS ({batch}
     -- locks what it compares).
     ON CONFLICT (customer_id, metric_id, month, value) DO UPDATE SET days = d.days | excluded.days
     WHERE (d.days | excluded.days) <> d.days
+    -- A row this statement inserted has no xmax; one it updated carries the lock ON CONFLICT took
+    -- on it. Of two batches inserting the same new value at once, the second waits for the
+    -- first, then updates (or skips) the row: the value is counted once, by its inserter.
+    RETURNING d.xmax = 0 AS inserted, d.metric_id, d.month
+), set_sizes AS (
+    -- The sets' sizes (DistinctCount) grow by the rows inserted, sorted as the other writes.
+    INSERT INTO metering_distinctcount AS z (customer_id, metric_id, month, count)
+    SELECT {customer}, metric_id, month, count(*) FROM sets WHERE inserted GROUP BY 2, 3 ORDER BY 2, 3
+    ON CONFLICT (customer_id, metric_id, month) DO UPDATE SET count = z.count + excluded.count
 ), counts AS (
     INSERT INTO metering_eventcount AS n (customer_id, metric_id, day, count)
     SELECT {customer}, metric_id, local_day, count(*) FROM new GROUP BY 2, 3 ORDER BY 2, 3

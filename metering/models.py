@@ -5,7 +5,7 @@ from django.db import models
 
 from metering.vocabulary import Aggregation
 
-__all__ = ["Aggregation", "BillableMetric", "DistinctValue", "Event", "EventCount", "EventKey"]
+__all__ = ["Aggregation", "BillableMetric", "DistinctCount", "DistinctValue", "Event", "EventCount", "EventKey"]
 
 
 FIELD_REQUIRED = "This aggregation needs the property (field) it aggregates."
@@ -150,6 +150,34 @@ class DistinctValue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.value} ({self.month})"
+
+
+class DistinctCount(models.Model):
+    """How many values a (customer, metric, local month) set holds: COUNT(*) of its DistinctValue rows.
+
+    Current usage asks for the open month's unique_count on every request, and counting a set of
+    200,000 values cost about 10 ms of database CPU each time. Ingestion adds the rows it newly
+    inserted to the set, in the same statement (PostgreSQL) or transaction (SQLite), so it always
+    equals the count; a window of exactly one whole local month reads it instead of counting.
+    Set rows are never deleted (only bits are ever set), so nothing ever takes from it.
+    """
+
+    pk = models.CompositePrimaryKey("customer_id", "metric_id", "month")
+    # The primary key's index leads with customer and metric; no separate indexes needed.
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    metric = models.ForeignKey(
+        BillableMetric, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    month = models.PositiveIntegerField(help_text="yyyymm in the customer's time zone.")
+    count = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = "distinct value count"
+
+    def __str__(self) -> str:
+        return f"{self.month}: {self.count}"
 
 
 class EventCount(models.Model):

@@ -24,7 +24,7 @@ from django.db.models.functions import Collate
 from config.db import exact_sum
 from customers.models import Customer
 from metering.days import is_day_start, local_date, month_key
-from metering.models import Aggregation, BillableMetric, DistinctValue, Event, EventCount
+from metering.models import Aggregation, BillableMetric, DistinctCount, DistinctValue, Event, EventCount
 from metering.validation import distinct_property
 
 ZERO = Decimal(0)
@@ -113,11 +113,19 @@ def _unique_count_sql(
 
     Raw SQL: this runs for every subscription at every close, and building the ORM query (a CASE
     per month) cost more than running it. One row per value within a month, so a single month
-    is a COUNT(*); several months count distinct values.
+    is a COUNT(*); several months count distinct values. A single whole month (a monthly billing
+    period, so every current usage request) reads the set's maintained size instead: counting a
+    set of 200,000 values cost about 10 ms of database CPU.
     """
     masks = _masks(customer, start, end, exclude)
     if not masks:
         return None
+    if len(masks) == 1 and masks[0][1] == _full_month_mask(masks[0][0]):  # every row of the month counts
+        return (
+            f"SELECT count FROM {DistinctCount._meta.db_table} "
+            "WHERE customer_id = %s AND metric_id = %s AND month = %s",
+            [customer.pk, metric.pk, masks[0][0]],
+        )
     what = "COUNT(*)" if len(masks) == 1 else "COUNT(DISTINCT value)"
     sql = (
         f"SELECT {what} FROM {DistinctValue._meta.db_table} WHERE customer_id = %s AND metric_id = %s "

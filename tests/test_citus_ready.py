@@ -1,10 +1,11 @@
 """Ready for Citus in fact (issue 18, item 5): every statement that ingestion, current usage and
 the period close send to the tables the README says are distributed by customer
-(`metering_event`, `metering_eventkey`, `metering_distinctvalue`, `metering_eventcount`) names
-one customer: an equality (or IN list) on `customer_id`, so Citus routes it to one shard (or a
-few). Inserts carry the column in every row. The SQL is captured on PostgreSQL, where it is the
-SQL production runs. Ingestion sends one storing statement per customer, the customer written
-into it (metering/ingest_postgresql.py), with or without prepared statements."""
+(`metering_event`, `metering_eventkey`, `metering_distinctvalue`, `metering_distinctcount`,
+`metering_eventcount`) names one customer: an equality (or IN list) on `customer_id`, so Citus
+routes it to one shard (or a few). Inserts carry the column in every row. The SQL is captured on
+PostgreSQL, where it is the SQL production runs. Ingestion sends one storing statement per
+customer, the customer written into it (metering/ingest_postgresql.py), with or without prepared
+statements."""
 
 from __future__ import annotations
 
@@ -27,7 +28,13 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.django_db
 
-DISTRIBUTED = ("metering_event", "metering_eventkey", "metering_distinctvalue", "metering_eventcount")
+DISTRIBUTED = (
+    "metering_event",
+    "metering_eventkey",
+    "metering_distinctvalue",
+    "metering_distinctcount",
+    "metering_eventcount",
+)
 TABLE = re.compile(r'\b(?:FROM|JOIN|UPDATE|INTO)\s+"?(' + "|".join(DISTRIBUTED) + r')"?\b', re.IGNORECASE)
 # A value, not a join: `"customer_id" = 42` or `customer_id IN (42, 43)` (the SQL as sent, with
 # its parameters in it). A join condition (`customer_id = "customers_customer"."id"`) does not count.

@@ -2,8 +2,9 @@
 
 Events are made with INSERT … SELECT generate_series (millions of rows in seconds), their
 idempotency keys (EventKey) with one INSERT … SELECT, and their DistinctValue rows with one
-INSERT … SELECT … GROUP BY: the end state ingestion maintains (one row per customer, metric,
-local month and value; bit d-1 of `days` set for each local day d the value was seen).
+INSERT … SELECT … GROUP BY (the sets' sizes, DistinctCount, with another): the end state
+ingestion maintains (one row per customer, metric, local month and value; bit d-1 of `days` set
+for each local day d the value was seen).
 Customers and subscriptions are rows like the services write.
 
 While a load runs, `bulk_load` drops the indexes and constraints of the big tables and builds
@@ -167,7 +168,8 @@ def add_events_close(
 
 
 def add_distinct_values(conn: psycopg.Connection[Any], *, customer_ids_sql: str, params: dict[str, Any]) -> int:
-    """The DistinctValue rows of these customers' unique_count events, from their events.
+    """The DistinctValue rows of these customers' unique_count events, from their events, and
+    the sets' sizes (DistinctCount).
 
     Local month and day in each customer's time zone; one row per value and month, with the
     OR of the day bits, exactly as metering.ingest._add_distinct_values maintains them.
@@ -192,7 +194,19 @@ def add_distinct_values(conn: psycopg.Connection[Any], *, customer_ids_sql: str,
         """,
         params,
     )
-    return cursor.rowcount
+    rows = cursor.rowcount
+    # The sets' sizes (DistinctCount), as ingestion maintains them beside the rows.
+    conn.execute(
+        f"""
+        INSERT INTO metering_distinctcount (customer_id, metric_id, month, count)
+        SELECT customer_id, metric_id, month, count(*) FROM metering_distinctvalue
+        WHERE customer_id IN ({customer_ids_sql})
+        GROUP BY 1, 2, 3
+        ON CONFLICT (customer_id, metric_id, month) DO UPDATE SET count = excluded.count
+        """,
+        params,
+    )
+    return rows
 
 
 def add_event_counts(conn: psycopg.Connection[Any], *, customer_ids_sql: str, params: dict[str, Any]) -> int:
