@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
@@ -50,16 +50,19 @@ def prepared_cursor() -> CursorWrapper:
     any query), execute wrappers apply, and the query is logged where queries are. Django's own
     cursors bind client-side and never prepare.
     """
-    if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("prepare_threshold") is None:
-        return connection.cursor()
+    # The connection itself, looked up once: each attribute of django.db.connection (a proxy)
+    # looks it up again, in a task-local store, and this function read eight of them.
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or db.settings_dict["OPTIONS"].get("prepare_threshold") is None:
+        return db.cursor()
     from django.db.backends.postgresql.base import ServerBindingCursor  # imports psycopg: PostgreSQL only
 
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
     cursor_class: Any = ServerBindingCursor  # a psycopg cursor; django-stubs type it as Django's wrapper
-    raw = cursor_class(connection.connection)
-    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    raw = cursor_class(db.connection)
+    return db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
 
 
 class FieldCheckConstraint(models.CheckConstraint):

@@ -11,6 +11,10 @@
   request id; the exception is logged with the id. Pages outside /api/ keep Django's behaviour.
 
 `PageCSPMiddleware`: django-csp's Content-Security-Policy on every page, not on the API's JSON.
+
+`NotOnEventPaths` and its subclasses: the middleware that serves pages (static files, sessions,
+the admin's user and messages, the history's request) on every path but the two event
+endpoints, which a client calls thousands of times a second and which use none of it.
 """
 
 from __future__ import annotations
@@ -19,12 +23,19 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from csp.middleware import CSPMiddleware
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.http.response import HttpResponseBase
+from django.urls import reverse
+from simple_history.middleware import HistoryRequestMiddleware
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 from config.api import envelope, route_not_found, with_lago_codes
 
@@ -94,3 +105,69 @@ class PageCSPMiddleware(CSPMiddleware):
         if request.path.startswith("/api/") and response.get("Content-Type", "").startswith("application/json"):
             return response
         return super().process_response(request, response)
+
+
+_event_paths: frozenset[str] | None = None
+
+
+def on_event_path(request: HttpRequest) -> bool:
+    """Whether the request is for POST /api/v1/events or /api/v1/events/batch (any method)."""
+    global _event_paths
+    if _event_paths is None:
+        # Resolved on the first request, with the script prefix as request.path has it: the
+        # URLconf may not be importable yet while the handler loads its middleware.
+        _event_paths = frozenset({reverse("events"), reverse("events-batch")})
+    return request.path in _event_paths
+
+
+class NotOnEventPaths:
+    """Mixed into a page middleware: the event endpoints skip it.
+
+    POST /api/v1/events and /api/v1/events/batch authenticate with an API key and answer JSON:
+    they read no session, user or message, serve no static file and write no history. Running
+    that middleware anyway cost about a sixth of a single event's application CPU. Every other
+    path, the rest of /api/ included, runs it as before; the security headers
+    (SecurityMiddleware, XFrameOptionsMiddleware), the Host check (CommonMiddleware), CSRF
+    (their views are exempt; Django's deploy check wants its middleware by name) and the API's
+    errors run everywhere. The classes below subclass Django's, so the admin's checks
+    (admin.E408–E410) still find them.
+    """
+
+    get_response: Any  # the middleware's own (sync or async, in Django's stubs)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if on_event_path(request):
+            skipped: HttpResponseBase = self.get_response(request)
+            return skipped
+        response: HttpResponseBase = super().__call__(request)  # type: ignore[misc]
+        return response
+
+
+class PageWhiteNoiseMiddleware(NotOnEventPaths, WhiteNoiseMiddleware):  # type: ignore[misc]
+    """whitenoise is untyped (hence the ignore): its files are served on every other path."""
+
+
+class PageSessionMiddleware(NotOnEventPaths, SessionMiddleware):
+    pass
+
+
+class PageAuthenticationMiddleware(NotOnEventPaths, AuthenticationMiddleware):
+    pass
+
+
+class PageMessageMiddleware(NotOnEventPaths, MessageMiddleware):
+    pass
+
+
+class PageHistoryRequestMiddleware:
+    """simple_history's middleware (a function, so not a subclass), skipped on the event paths."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+        self.history = HistoryRequestMiddleware(get_response)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if on_event_path(request):
+            return self.get_response(request)
+        response: HttpResponseBase = self.history(request)
+        return response

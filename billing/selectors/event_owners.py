@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from django.db import connection
@@ -238,6 +239,27 @@ _SUBSCRIPTION_BRANCH = _branch(
 _KEY_COLUMNS = ", ".join(f"k.{name}" for name in ACTIVE_KEY_FIELDS)
 
 
+@lru_cache(maxsize=256)
+def _key_and_refs_sql(codes: int, customers: int, subscriptions: int) -> str:
+    """key_and_event_refs's statement for so many metric codes, customer and subscription ids,
+    their parameters in that order, then the key's hash. Built once per shape: a single event
+    always has the same one, and building it cost a third of the selector's own CPU."""
+    branches = [
+        f"{branch}{column} IN ({', '.join(['%s'] * count)})"
+        for branch, column, count in (
+            (_METRIC_BRANCH, "m.code", codes),
+            (_CUSTOMER_BRANCH, "c.external_id", customers),
+            (_SUBSCRIPTION_BRANCH, "sub.external_id", subscriptions),
+        )
+        if count
+    ]
+    refs_sql = ""
+    if branches:
+        refs_sql = f" LEFT JOIN ({' UNION ALL '.join(branches)}) o ON 1 = 1"
+    columns = _KEY_COLUMNS + (f", {_REF_COLUMNS}" if branches else "")
+    return f"SELECT {columns} FROM {ACTIVE_KEY_TABLE} k{refs_sql} WHERE {active_key_condition('k')}"
+
+
 def key_and_event_refs(*, key_hash: str, payloads: list[Any]) -> tuple[tuple[Any, ...] | None, EventRefs]:
     """The active API key with this hash (customers.authentication's row, or None) and what the
     payloads name, in one statement: the read that POST /api/v1/events needs before storing.
@@ -246,29 +268,17 @@ def key_and_event_refs(*, key_hash: str, payloads: list[Any]) -> tuple[tuple[Any
     to four; with no key, nothing the payloads name is returned.
     """
     codes, customer_refs, subscription_refs = _refs_named(payloads)
-    branches: list[str] = []
-    params: list[Any] = []
-    for branch, column, refs in (
-        (_METRIC_BRANCH, "m.code", codes),
-        (_CUSTOMER_BRANCH, "c.external_id", customer_refs),
-        (_SUBSCRIPTION_BRANCH, "sub.external_id", subscription_refs),
-    ):
-        if refs:
-            branches.append(f"{branch}{column} IN ({_placeholders(refs)})")
-            params.extend(refs)
-    refs_sql = ""
-    if branches:
-        refs_sql = f" LEFT JOIN ({' UNION ALL '.join(branches)}) o ON 1 = 1"
-    columns = _KEY_COLUMNS + (f", {_REF_COLUMNS}" if branches else "")
-    sql = f"SELECT {columns} FROM {ACTIVE_KEY_TABLE} k{refs_sql} WHERE {active_key_condition('k')}"
-    rows = _prepared_rows(sql, [*params, key_hash])
+    rows = _prepared_rows(
+        _key_and_refs_sql(len(codes), len(customer_refs), len(subscription_refs)),
+        [*codes, *customer_refs, *subscription_refs, key_hash],
+    )
     if not rows:
         return None, EventRefs(_owners((), ()), {})
     width = len(ACTIVE_KEY_FIELDS)
     metrics: dict[str, BillableMetric] = {}
     customer_rows: list[tuple[Any, ...]] = []
     subscription_rows: list[tuple[Any, ...]] = []
-    for row in rows if branches else ():
+    for row in rows if codes or customer_refs or subscription_refs else ():
         kind, m_id, code, name, aggregation, field, sub_id, sub_at, sub_pk, *customer = row[width:]
         if kind == "m":
             metrics[code] = BillableMetric(id=m_id, code=code, name=name, aggregation=aggregation, field=field)
