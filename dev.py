@@ -77,6 +77,22 @@ def install() -> None:
     print(f"Dependencies installed in {time.monotonic() - started:.0f} s.", flush=True)
 
 
+def parallel(extra: list[str]) -> list[str]:
+    """pytest-xdist's options: a worker a CPU core, each with its own test database.
+
+    The suite is CPU-bound (Django, the pricing engine, PostgreSQL or SQLite on the same
+    machine), so a worker a core divides its time by about the number of cores. pytest-django
+    gives each worker its own test database (test_<name>_gw0, _gw1, …; test-db.sqlite3_gw0, …),
+    and every test that starts processes or a server names them after that database or a free
+    port. The caller's own `-n` comes later on the line and wins (`-n 0`: one process, no
+    workers; `--pdb` alone does the same). With `-p no:xdist` the plugin is off and its options
+    would not parse, so none are given.
+    """
+    if "no:xdist" in extra or "-pno:xdist" in extra:
+        return []
+    return ["-n", "auto"]
+
+
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test"}:
         sys.exit(__doc__)
@@ -86,7 +102,7 @@ def main() -> None:
     args = {
         "run": [str(PYTHON), "manage.py", "start", *extra],
         # -rs: the summary says why each skipped test was skipped.
-        "test": [str(PYTHON), "-m", "pytest", "-rs", *extra],
+        "test": [str(PYTHON), "-m", "pytest", "-rs", *parallel(extra), *extra],
     }[command]
     # exec: Ctrl-C and the exit code go straight to the app or pytest.
     os.execv(str(PYTHON), args)
