@@ -317,22 +317,7 @@ def _add_distinct_values(items: Iterable[tuple[int, str, int, datetime, str]]) -
 
 def _add_distinct_counts(added: dict[tuple[int, int, int], int]) -> None:
     """Add newly inserted set rows to their (customer, metric, month) sizes."""
-    if not added:
-        return
-    table = DistinctCount._meta.db_table
-    rows = sorted(added.items())  # one lock order for concurrent writers of the same months
-    for start in range(0, len(rows), 500):
-        chunk = rows[start : start + 500]
-        params: list[Any] = []
-        for (customer_id, metric_id, month), n in chunk:
-            params.extend((customer_id, metric_id, month, n))
-        placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
-        sql = (
-            f"INSERT INTO {table} (customer_id, metric_id, month, count) VALUES {placeholders} "
-            f"ON CONFLICT (customer_id, metric_id, month) DO UPDATE SET count = {table}.count + excluded.count"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+    _add_counts(DistinctCount._meta.db_table, "month", sorted(added.items()))
 
 
 def _add_event_counts(events: list[ValidEvent]) -> None:
@@ -341,20 +326,23 @@ def _add_event_counts(events: list[ValidEvent]) -> None:
     for ev in events:
         key = (ev.owner.customer_id, ev.metric.pk, local_date(ev.timestamp, ev.owner.timezone))
         counts[key] = counts.get(key, 0) + 1
-    if not counts:
-        return
-    table = EventCount._meta.db_table
     adapt = connection.ops.adapt_datefield_value
-    rows = sorted(counts.items())  # one lock order for concurrent writers of the same days
+    rows = [((customer_id, metric_id, adapt(day)), n) for (customer_id, metric_id, day), n in sorted(counts.items())]
+    _add_counts(EventCount._meta.db_table, "day", rows)
+
+
+def _add_counts(table: str, column: str, rows: list[tuple[tuple[int, int, Any], int]]) -> None:
+    """Add n to the count of each (customer, metric, month or day) row, creating it if new; the
+    rows come sorted, one lock order for concurrent writers of the same counts."""
     for start in range(0, len(rows), 500):
         chunk = rows[start : start + 500]
         params: list[Any] = []
-        for (customer_id, metric_id, day), n in chunk:
-            params.extend((customer_id, metric_id, adapt(day), n))
+        for (customer_id, metric_id, key), n in chunk:
+            params.extend((customer_id, metric_id, key, n))
         placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
         sql = (
-            f"INSERT INTO {table} (customer_id, metric_id, day, count) VALUES {placeholders} "
-            f"ON CONFLICT (customer_id, metric_id, day) DO UPDATE SET count = {table}.count + excluded.count"
+            f"INSERT INTO {table} (customer_id, metric_id, {column}, count) VALUES {placeholders} "
+            f"ON CONFLICT (customer_id, metric_id, {column}) DO UPDATE SET count = {table}.count + excluded.count"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
