@@ -17,9 +17,10 @@ from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 
+from customers.models import Customer
 from metering.days import local_date, month_key
-from metering.ingest_postgresql import STORED_SQL, insert_customer_events
-from metering.models import DistinctCount, DistinctValue, Event, EventCount, EventKey
+from metering.ingest_postgresql import STORED_SQL, OwnersGone, insert_customer_events
+from metering.models import BillableMetric, DistinctCount, DistinctValue, Event, EventCount, EventKey
 from metering.validation import ValidEvent
 
 
@@ -65,7 +66,8 @@ def store_events(events: list[ValidEvent], *, received_at: datetime) -> list[Sto
     """Store a batch whole, once per (customer, transaction_id); return the stored rows in order.
 
     Raises EventConflict (and stores nothing) if a transaction id was already used, in the
-    database or earlier in the batch, for a different event.
+    database or earlier in the batch, for a different event; OwnersGone (and stores nothing) if
+    a customer or a metric of the batch was deleted since it was validated.
 
     The idempotency key goes in first (EventKey, INSERT … ON CONFLICT DO NOTHING RETURNING):
     only events whose key was new are stored, and only they are added to the unique_count sets
@@ -154,6 +156,7 @@ def _insert_postgresql(events: list[ValidEvent], received_at: datetime) -> dict[
 def _insert_portable(events: list[ValidEvent], received_at: datetime) -> dict[tuple[int, str], int]:
     """The same as _insert_postgresql in several statements, for SQLite."""
     inserted = _insert_keys(events)
+    _check_owners(events)
     new = [ev for ev in events if (ev.owner.customer_id, ev.transaction_id) in inserted]
     rows = Event.objects.bulk_create(
         [
@@ -180,6 +183,20 @@ def _insert_portable(events: list[ValidEvent], received_at: datetime) -> dict[tu
     )
     _add_event_counts(new)
     return {(ev.owner.customer_id, ev.transaction_id): row.pk for ev, row in zip(new, rows, strict=True)}
+
+
+def _check_owners(events: list[ValidEvent]) -> None:
+    """OwnersGone if a customer (deleted, soft or not) or a metric of the events is gone, as
+    PostgreSQL's storing statement checks. SQLite's transactions here begin IMMEDIATE (settings),
+    holding the database's one write lock: no deletion commits between this and the commit."""
+    customers = {ev.owner.customer_id for ev in events}
+    metrics = {ev.metric.pk for ev in events}
+    live_customers = set(Customer.objects.filter(pk__in=customers).values_list("pk", flat=True))
+    live_metrics = set(BillableMetric.objects.filter(pk__in=metrics).values_list("pk", flat=True))
+    for customer_id in sorted(customers):
+        ids = sorted({ev.metric.pk for ev in events if ev.owner.customer_id == customer_id})
+        if customer_id not in live_customers or not live_metrics.issuperset(ids):
+            raise OwnersGone(customer_id, ids)
 
 
 def _insert_keys(events: list[ValidEvent]) -> set[tuple[int, str]]:

@@ -13,9 +13,12 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 
-from billing.selectors.event_owners import EventRefs, closed_periods, event_refs
+from billing.selectors.event_owners import UNKNOWN_CUSTOMER, EventRefs, closed_periods, event_refs
+from customers.models import Customer
 from metering.ingest import StoredEvent, store_events
-from metering.validation import ValidEvent, validate_events
+from metering.ingest_postgresql import OwnersGone
+from metering.models import BillableMetric
+from metering.validation import UNKNOWN_METRIC, ValidEvent, validate_events
 
 
 class EventsInvalid(Exception):
@@ -63,8 +66,9 @@ def events_ingest(*, payloads: list[Any], now: datetime, refs: EventRefs | None 
     `refs`: what these payloads name (owners, metrics), when the caller has read it already (the
     events endpoint reads it with the API key, in one statement); else it is read here.
 
-    Raises EventsInvalid (errors by index and field) when any is invalid, and
-    metering.ingest.EventConflict when a transaction id was already used for another event.
+    Raises EventsInvalid (errors by index and field) when any is invalid (a customer or metric
+    deleted while the batch was being stored included), and metering.ingest.EventConflict when
+    a transaction id was already used for another event.
     """
     if refs is None:
         refs = event_refs(payloads)
@@ -79,9 +83,33 @@ def events_ingest(*, payloads: list[Any], now: datetime, refs: EventRefs | None 
     if errors:
         raise EventsInvalid(errors)
     valid = flag_late(valid, owners.closed_until)
-    stored = store_events(valid, received_at=now)
+    try:
+        stored = store_events(valid, received_at=now)
+    except OwnersGone as exc:  # deleted since validation: refused as if it had been gone then
+        raise EventsInvalid(_gone_errors(valid, exc)) from None
     active = owners.active_subscription
     return [
         IngestedEvent(row, event.owner.external_customer_id, active.get(event.owner.customer_id, ""))
         for row, event in zip(stored, valid, strict=True)
     ]
+
+
+def _gone_errors(events: list[ValidEvent], gone: OwnersGone) -> dict[str, dict[str, list[str]]]:
+    """The errors validation gives for an unknown customer or metric, on the events of the one
+    storage found deleted (every payload was valid, so event i is payload i)."""
+    live_customer = Customer.objects.filter(pk=gone.customer_id).exists()
+    live_metrics = set(BillableMetric.objects.filter(pk__in=gone.metric_ids).values_list("pk", flat=True))
+    errors: dict[str, dict[str, list[str]]] = {}
+    for i, event in enumerate(events):
+        if event.owner.customer_id != gone.customer_id:
+            continue
+        found: dict[str, list[str]] = {}
+        if not live_customer:
+            found["external_customer_id"] = [UNKNOWN_CUSTOMER.format(ref=event.owner.external_customer_id)]
+        if event.metric.pk not in live_metrics:
+            found["code"] = [UNKNOWN_METRIC.format(code=event.metric.code)]
+        if found:
+            errors[str(i)] = found
+    if not errors:  # nothing found deleted now: not a state deletions can leave
+        raise gone
+    return errors

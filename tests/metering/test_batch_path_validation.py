@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.exceptions import ValidationError
 
@@ -25,6 +25,9 @@ METRICS = {
     "storage": BillableMetric(id=2, code="storage", name="Storage", aggregation="sum", field="gb"),
     "calls": BillableMetric(id=3, code="calls", name="Calls", aggregation="count", field=""),
 }
+
+# Two test workers share two cores with the database: generation may be slow, not wrong.
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def resolve(customer_ref: str | None, subscription_ref: str | None) -> tuple[Owner | None, dict[str, str]]:
@@ -71,7 +74,7 @@ payloads = st.one_of(
 )
 
 
-@settings(max_examples=300)
+@SETTINGS
 @given(batch=st.lists(payloads, max_size=6))
 def test_a_batch_is_checked_as_each_of_its_events(batch: list[Any]) -> None:
     valid, errors = validate_events(batch, resolve_owner=resolve, metrics=METRICS, now=NOW, max_age_days=35)
@@ -112,7 +115,7 @@ json_documents = st.recursive(
 )
 
 
-@settings(max_examples=300)
+@SETTINGS
 @given(document=json_documents, max_depth=st.integers(1, 6))
 def test_the_quick_depth_test_agrees_with_the_walk(document: Any, max_depth: int) -> None:
     try:
