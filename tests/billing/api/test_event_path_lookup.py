@@ -64,14 +64,12 @@ def event(tx: str, **overrides: Any) -> dict[str, Any]:
 
 
 def lookups(captured: CaptureQueriesContext) -> list[str]:
-    """The statements that read the key, owners or metrics: not the storing statement, which
-    locks the customer and metrics it stores for (metering.ingest_postgresql) but reads nothing
-    the request has not read already."""
-    return [
-        q["sql"]
-        for q in captured.captured_queries
-        if any(t in q["sql"] for t in READ_TABLES) and "INSERT INTO metering_eventkey" not in q["sql"]
-    ]
+    """The statements that read the key, owners or metrics before the events are stored: storage
+    checks the customer and metrics again, under lock, as it writes (metering.ingest), and reads
+    nothing else the request needs."""
+    sql = [q["sql"] for q in captured.captured_queries]
+    storing = next((i for i, text in enumerate(sql) if "INSERT INTO metering_eventkey" in text), len(sql))
+    return [text for text in sql[:storing] if any(t in text for t in READ_TABLES)]
 
 
 def post_event(api: APIClient, body: dict[str, Any]) -> Any:
