@@ -7,7 +7,7 @@
 2. Build the data with SQL: millions of events and their DistinctValue rows (a customer per
    size of the growth curve), thousands of customers with subscriptions and last month's usage.
 3. Measure, each section printing progress, CPU beside wall time: unique_count beside
-   COUNT(DISTINCT) at each size; HTTP ingestion against gunicorn (settings probed) beside raw
+   COUNT(DISTINCT) at each size; HTTP ingestion against granian (settings probed) beside raw
    COPY; current_usage latency under ingestion load at each size; closing last month for a
    growing number of customers in a child process with workers (time, CPU, peak RSS).
 4. Print the table (figure, value, target, met?) and the growth curves, write

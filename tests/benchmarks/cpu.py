@@ -37,7 +37,7 @@ def process_cpu(pid: int) -> float | None:
 
 
 def children_cpu(parent: int) -> dict[int, float]:
-    """CPU seconds of each child process of `parent` (gunicorn's workers)."""
+    """CPU seconds of each child process of `parent` (the web server's workers)."""
     found = {}
     for entry in PROC.iterdir():
         if entry.name.isdigit():

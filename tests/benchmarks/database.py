@@ -1,7 +1,7 @@
 """The benchmark's own database: `<name>_bench` on the server of DATABASE_URL.
 
 It is created empty, migrated by `manage.py migrate` in a child process, filled, and dropped at
-the end. Every child process (gunicorn, load generators, the period closer) gets DATABASE_URL of
+the end. Every child process (the web server, load generators, the period closer) gets DATABASE_URL of
 this database in its environment; the benchmark command itself reaches it only with psycopg,
 never through Django's default connection, so real data cannot be touched.
 """

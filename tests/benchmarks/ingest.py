@@ -1,7 +1,8 @@
-"""Sections `ingest` and `usage`: HTTP against a real gunicorn, and raw COPY for comparison.
+"""Sections `ingest` and `usage`: HTTP against the real web server (granian), and raw COPY for
+comparison.
 
-1. Probe a few gunicorn settings with short single-event and batch-of-100 loads; keep the
-   cheapest in CPU (the figures of every probe are reported).
+1. Probe a few web server settings (workers × threads) with short single-event and batch-of-100
+   loads; keep the cheapest in CPU (the figures of every probe are reported).
 2. With that setting: single events (req/s), batches of 100 and of 1,000 (events/s); check
    that every accepted event was stored once.
 3. COPY as many rows as the 1,000-batch run stored, of the same shape, into
@@ -25,10 +26,10 @@ from tests.benchmarks.server import Server, ServerConfig
 from tests.benchmarks.usage import usage_latency
 
 CANDIDATES = (
-    ServerConfig("sync", 3),
-    ServerConfig("sync", 4),
-    ServerConfig("gthread", 2, 4),
-    ServerConfig("gthread", 4, 2),
+    ServerConfig(2, 4),  # manage.py start's default
+    ServerConfig(2, 8),
+    ServerConfig(3, 4),
+    ServerConfig(4, 2),
 )
 
 
@@ -199,7 +200,7 @@ def copy_rows(bench: Bench, rows: int) -> None:
 
 def run(bench: Bench, sections: set[str]) -> None:
     if "ingest" in sections:
-        bench.log("probing gunicorn settings …")
+        bench.log("probing web server settings …")
         config = probe(bench)
         bench.log(f"server setting: {config.label}")
     else:

@@ -56,8 +56,7 @@ class Reply:
 
 
 class Client:
-    """One keep-alive HTTP/1.1 connection (re-opened when the server closes it, as gunicorn's
-    sync workers do after each response)."""
+    """One keep-alive HTTP/1.1 connection (re-opened when the server closes it)."""
 
     def __init__(self, url: str, key: str) -> None:
         parts = urlsplit(url)

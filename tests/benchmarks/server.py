@@ -1,11 +1,11 @@
-"""A real gunicorn serving config.wsgi against the bench database, on a free loopback port."""
+"""The real web server (granian, as `manage.py start` runs it) serving config.wsgi against the bench
+database, on a free loopback port."""
 
 from __future__ import annotations
 
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -15,20 +15,18 @@ from typing import Any
 
 import httpx
 
+from billing.management.commands.start import web_server_command
 from tests.benchmarks.database import ROOT, BenchDatabase, BenchmarkError
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    worker_class: str  # "sync" or "gthread"
     workers: int
-    threads: int = 1
+    threads: int
 
     @property
     def label(self) -> str:
-        if self.worker_class == "gthread":
-            return f"gthread {self.workers}x{self.threads}"
-        return f"sync {self.workers}"
+        return f"granian {self.workers}x{self.threads}"
 
     @property
     def concurrency(self) -> int:
@@ -42,7 +40,7 @@ def free_port() -> int:
 
 
 class Server:
-    """`with Server(db, config) as server:` starts gunicorn, waits until it answers, stops it."""
+    """`with Server(db, config) as server:` starts the web server, waits until it answers, stops it."""
 
     def __init__(self, db: BenchDatabase, config: ServerConfig) -> None:
         self.db = db
@@ -53,28 +51,11 @@ class Server:
         self.log: Any = None
 
     def __enter__(self) -> Server:
-        cmd = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--workers",
-            str(self.config.workers),
-            "--worker-class",
-            self.config.worker_class,
-            "--threads",
-            str(self.config.threads),
-            "--backlog",
-            "1024",
-            "--timeout",
-            "120",
-            "--log-level",
-            "warning",
-        ]
+        # As `manage.py start` runs it, without the access log (a line a request: the load's, not the app's).
+        cmd = web_server_command("127.0.0.1", self.port, self.config.workers, self.config.threads, access_log=False)
+        cmd += ["--log-level", "warning"]
         # The server's own log goes to a file (shown if it fails), not between the progress lines.
-        self.log = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-web-", suffix=".log", delete=False)
         # Connections live for the whole run (not recycled each minute): the CPU meter reads the
         # database's per-connection CPU, which a recycled connection would take with it.
         env = self.db.child_env(DATABASE_CONN_MAX_AGE="3600")
@@ -84,7 +65,7 @@ class Server:
             if self.process.poll() is not None:
                 tail = self.log_tail()
                 self.stop()
-                raise BenchmarkError(f"gunicorn ({self.config.label}) exited with {self.process.returncode}:\n{tail}")
+                raise BenchmarkError(f"{self.config.label} exited with {self.process.returncode}:\n{tail}")
             try:
                 # No key: a 401 means Django is up and routing.
                 if httpx.get(f"{self.url}/api/v1/customers", timeout=2).status_code in {200, 401, 403}:
@@ -93,7 +74,7 @@ class Server:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise BenchmarkError(f"gunicorn ({self.config.label}) did not answer within 60 s")
+        raise BenchmarkError(f"{self.config.label} did not answer within 60 s")
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
