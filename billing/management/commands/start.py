@@ -43,9 +43,9 @@ def web_server_command(host: str, port: int, workers: int, threads: int, *, acce
     """granian serving config.wsgi: the HTTP protocol in Rust, Django in `threads` threads of each
     of `workers` processes. Threads, as gunicorn's gthread had them: one serves while another
     waits on the database, and each holds a database connection (workers × threads in all).
-    In four alternating runs of one single-event load, its workers spent 0.6 to 1.2 ms of CPU an
-    event less than gunicorn's gthread workers with as many processes and threads (gunicorn
-    parses HTTP in Python), and batches of 1,000 cost about a fifth less."""
+    In seven alternating pairs of one single-event load, its workers spent less CPU a request than
+    gunicorn's gthread workers with as many processes and threads every time, by 0.05 to 1.2 ms
+    (median 0.8; gunicorn parses HTTP in Python), and batches of 1,000 cost less in both pairs."""
     return [
         str(Path(sys.executable).with_name("granian")),
         "--interface",
