@@ -116,17 +116,33 @@ def in_thread(task: Callable[[], Any], outcome: dict[str, Any]) -> threading.Thr
     return thread
 
 
-def holding(work: Callable[[], Any], held: threading.Event, release: threading.Event) -> Callable[[], Any]:
-    """work() in a transaction that stays open (its locks held) until `release`."""
+def race(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """first() in a transaction kept open (its locks held) while second() starts and must wait
+    for a lock; then first commits. Their outcomes (result or error), in that order."""
+    held, release = threading.Event(), threading.Event()
 
-    def task() -> Any:
+    def holding() -> Any:
         with transaction.atomic():
-            result = work()
+            result = first()
             held.set()
             assert release.wait(30)
             return result
 
-    return task
+    one: dict[str, Any] = {}
+    two: dict[str, Any] = {}
+    first_thread = in_thread(holding, one)
+    assert held.wait(30)
+    second_thread = in_thread(second, two)
+    waited = waiting_for_a_lock(second_thread)
+    release.set()
+    first_thread.join(30)
+    second_thread.join(30)
+    assert waited, "the second did not wait for the first's locks"
+    return one, two
+
+
+def destroy_mtu() -> None:
+    metric_destroy(metric=BillableMetric.objects.get(code="mtu"))
 
 
 @on_postgresql
@@ -135,18 +151,7 @@ def holding(work: Callable[[], Any], held: threading.Event, release: threading.E
 def test_events_stored_while_their_metric_is_being_deleted_wait_then_are_refused(world: None, size: int) -> None:
     payloads = [payload(f"t-{i}") for i in range(size)]
     refs = event_refs(payloads)
-    held, release = threading.Event(), threading.Event()
-    deletion: dict[str, Any] = {}
-    deleter = in_thread(
-        holding(lambda: metric_destroy(metric=BillableMetric.objects.get(code="mtu")), held, release), deletion
-    )
-    assert held.wait(30)
-    ingestion: dict[str, Any] = {}
-    ingester = in_thread(lambda: events_ingest(payloads=payloads, now=datetime.now(UTC), refs=refs), ingestion)
-    assert waiting_for_a_lock(ingester), "the events did not wait for the metric's deletion"
-    release.set()
-    deleter.join(30)
-    ingester.join(30)
+    deletion, ingestion = race(destroy_mtu, lambda: events_ingest(payloads=payloads, now=datetime.now(UTC), refs=refs))
     assert "error" not in deletion
     assert isinstance(ingestion.get("error"), EventsInvalid)
     assert ingestion["error"].errors["0"] == {"code": ["unknown billable metric code 'mtu'"]}
@@ -159,18 +164,7 @@ def test_events_stored_while_their_metric_is_being_deleted_wait_then_are_refused
 @pytest.mark.parametrize("size", [1, 3])
 def test_a_metric_deleted_while_its_first_events_are_stored_waits_then_is_refused(world: None, size: int) -> None:
     payloads = [payload(f"t-{i}") for i in range(size)]
-    held, release = threading.Event(), threading.Event()
-    ingestion: dict[str, Any] = {}
-    ingester = in_thread(
-        holding(lambda: events_ingest(payloads=payloads, now=datetime.now(UTC)), held, release), ingestion
-    )
-    assert held.wait(30)
-    deletion: dict[str, Any] = {}
-    deleter = in_thread(lambda: metric_destroy(metric=BillableMetric.objects.get(code="mtu")), deletion)
-    assert waiting_for_a_lock(deleter), "the deletion did not wait for the events"
-    release.set()
-    ingester.join(30)
-    deleter.join(30)
+    ingestion, deletion = race(lambda: events_ingest(payloads=payloads, now=datetime.now(UTC)), destroy_mtu)
     assert "error" not in ingestion
     assert isinstance(deletion.get("error"), CatalogError)
     assert EventKey.objects.count() == Event.objects.count() == size
