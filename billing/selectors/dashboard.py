@@ -35,7 +35,7 @@ from billing.selectors.plans import plans_with_charges
 from billing.selectors.usage import current_usage
 from customers.models import Customer
 from metering.days import local_date, month_key
-from metering.models import BillableMetric, DistinctValue
+from metering.models import BillableMetric, DistinctCount
 
 # Active subscriptions whose open period is previewed (see the module docstring for the cost).
 PREVIEWED_SUBSCRIPTIONS = 50
@@ -74,7 +74,7 @@ def grouped_sums(
 
 
 def month_condition(now: datetime) -> Q:
-    """DistinctValue rows of the month containing `now`, in each customer's own time zone.
+    """The maintained sets' rows of the month containing `now`, in each customer's own time zone.
 
     Customers' zones are few; when they all are in the same month (all but a few hours a
     month) the condition is a plain `month = yyyymm`, without a join to customers.
@@ -85,7 +85,7 @@ def month_condition(now: datetime) -> Q:
         by_month[month_key(local_date(now, tz))].append(tz)
     if len(by_month) <= 1:
         return Q(month=next(iter(by_month), month_key(now.date())))
-    condition = Q(pk__in=[])
+    condition = Q(month__in=[])
     for key, tzs in by_month.items():
         condition |= Q(month=key, customer__timezone__in=tzs)
     return condition
@@ -154,19 +154,16 @@ MonthCounts = dict[tuple[int, int], int]  # (customer id, metric id) → distinc
 
 
 def month_counts(condition: Q, metric_ids: Iterable[int]) -> MonthCounts:
-    """Distinct values this month per customer and unique_count metric: one GROUP BY.
+    """Distinct values this month per customer and unique_count metric: one query.
 
-    The one scan of the month's maintained sets (a row per customer, metric and value) that the
-    open-period ranking, the top customers and the upgrade list share. It reads every row of the
-    month: ≈0.1 s per 300,000 distinct values on PostgreSQL.
+    Read from the sets' maintained sizes (DistinctCount: one row per customer, metric and local
+    month, kept equal to the set's row count by ingestion), which the open-period ranking, the top
+    customers and the upgrade list share; its cost grows with the customers, not their values.
     """
-    rows = (
-        DistinctValue.objects.filter(condition, metric_id__in=list(metric_ids))
-        .values_list("customer_id", "metric_id")
-        .annotate(values=Count("value"))
-        .order_by()
+    rows = DistinctCount.objects.filter(condition, metric_id__in=list(metric_ids)).values_list(
+        "customer_id", "metric_id", "count"
     )
-    return {(customer_id, metric_id): values for customer_id, metric_id, values in rows}
+    return {(customer_id, metric_id): count for customer_id, metric_id, count in rows if count}
 
 
 @dataclass(frozen=True)

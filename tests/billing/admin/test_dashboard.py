@@ -196,6 +196,26 @@ def test_dashboard_shows_the_known_figures(admin_client: Client, world: dict[str
     assert "<script" not in content.split('id="content-main"')[1]
 
 
+def test_month_counts_are_each_customers_local_month_from_the_maintained_sizes() -> None:
+    """At 23:30 UTC on November 30, Tokyo is in December: each customer counts its own month,
+    read from the sets' maintained sizes (one row per customer and month)."""
+    mtu = BillableMetricFactory()
+    london = CustomerFactory(external_id="london", timezone="Europe/London")
+    tokyo = CustomerFactory(external_id="tokyo", timezone="Asia/Tokyo")
+    late_november = datetime(2026, 11, 30, 20, tzinfo=UTC)  # Tokyo: December 1, 05:00
+    store_users(london, range(30), late_november, "a", mtu)
+    store_users(tokyo, range(7), late_november, "a", mtu)
+    store_users(tokyo, range(5, 12), datetime(2026, 11, 20, tzinfo=UTC), "b", mtu)  # Tokyo's November
+    store_users(london, range(30), datetime(2026, 10, 20, tzinfo=UTC), "c", mtu)  # London's October
+
+    at = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)
+    condition = dashboard_figures.month_condition(at)
+    assert dashboard_figures.month_counts(condition, [mtu.pk]) == {(london.pk, mtu.pk): 30, (tokyo.pk, mtu.pk): 7}
+    # A moment later London is in December too, and nobody has values there yet but Tokyo.
+    december = dashboard_figures.month_condition(datetime(2026, 12, 1, 0, 30, tzinfo=UTC))
+    assert dashboard_figures.month_counts(december, [mtu.pk]) == {(tokyo.pk, mtu.pk): 7}
+
+
 def test_dashboard_shows_overdue_totals_and_links_the_aging_report(admin_client: Client, world: dict[str, Any]) -> None:
     # bigco's $355.00 was due on November 2 (13 days ago), euroco's €100.00 is due on the 20th.
     Invoice.objects.filter(subscription=world["bigco"], status=InvoiceStatus.FINALIZED).update(
