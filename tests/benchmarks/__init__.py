@@ -5,7 +5,7 @@ It measures the figures the design promises at scale, on a throw-away PostgreSQL
 touches real data. Beside each wall-clock figure it gives the CPU behind it (per request, per
 event, per customer), since the machine may be shared, and at several sizes the growth curve:
 
-- `ingest`: HTTP ingestion against the real web server (granian) (single events, batches of 100 and
+- `ingest`: HTTP ingestion against the real web server, granian (single events, batches of 100 and
   1,000) beside a raw PostgreSQL COPY of as many rows into a table of the same shape.
 - `unique`: unique_count over the maintained DistinctValue set beside COUNT(DISTINCT …) over
   the raw events, for one customer-month of millions of events, at three sizes.
